@@ -65,6 +65,11 @@ struct listener {
 	char			 key[PATH_MAX];
 	int			 fd;		/* bound socket, or -1 */
 	int			 lineno;
+	/* PEM bytes, read by the parent, held by the serving role only */
+	char			*tls_cert;
+	size_t			 tls_certlen;
+	char			*tls_key;	/* freezero() it */
+	size_t			 tls_keylen;
 };
 TAILQ_HEAD(listenerlist, listener);
 
