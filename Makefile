@@ -30,7 +30,8 @@ CTL_OBJS=	$(CTL_SRCS:%.c=$(BUILD)/%.o)
 
 MANS=		man/posternd.8 man/posternctl.8 man/postern.conf.5
 
-.PHONY: all deps run test unit fuzz proto lint-man bench clean install
+.PHONY: all deps run test unit unit-bins fuzz fuzz-bins proto asan \
+		lint-man bench clean install
 
 all: $(BUILD)/posternd $(BUILD)/posternctl
 
@@ -60,9 +61,61 @@ run: deps
 	@$(MAKE) all
 	@sh mk/run.sh
 
+# Tests: see regress/README.md.  `make test` runs them all and ends
+# with one "N passed, N failed" line.
+UNIT_SRCS=	$(wildcard regress/unit/test_*.c)
+UNIT_BINS=	$(UNIT_SRCS:regress/unit/%.c=$(BUILD)/regress/unit/%)
+FUZZ_SRCS=	$(wildcard regress/fuzz/fuzz_*.c)
+FUZZ_BINS=	$(FUZZ_SRCS:regress/fuzz/%.c=$(BUILD)/regress/fuzz/%)
+FUZZ_CC?=	clang
+FUZZ_CFLAGS=	-g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+		-D_GNU_SOURCE -Ilib $(PKG_CFLAGS)
+FUZZ_SAN=	address,undefined -fno-sanitize-recover=all
+FUZZ_LIB_OBJS=	$(LIB_SRCS:%.c=$(BUILD)/fuzzobj/%.o)
+# What a fuzz target links besides lib/: fuzz_config needs the parser.
+FUZZ_EXTRA_fuzz_config=	$(BUILD)/parent/parse.c
+FUZZ_TIME?=	15
+
 test: deps
 	@$(MAKE) all
-	@sh mk/test.sh
+	@BUILD=$(BUILD) sh mk/test.sh
+
+unit-bins: $(UNIT_BINS)
+
+unit: unit-bins
+	@BUILD=$(BUILD) sh mk/test.sh unit
+
+$(BUILD)/regress/unit/%: regress/unit/%.c regress/unit/unit.h $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iregress/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) \
+	    $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: fuzz-bins
+	@sh regress/fuzz/run.sh $(BUILD)/regress/fuzz $(FUZZ_TIME)
+
+$(BUILD)/fuzzobj/%.o: %.c $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) \
+	    -c -o $@ $<
+
+.SECONDEXPANSION:
+$(BUILD)/regress/fuzz/%: regress/fuzz/%.c $(FUZZ_LIB_OBJS) $$(FUZZ_EXTRA_$$*)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iparent -Wno-sign-compare \
+	    -Wno-unused-but-set-variable -fsanitize=fuzzer,$(FUZZ_SAN) \
+	    -o $@ $< $(FUZZ_EXTRA_$*) $(FUZZ_LIB_OBJS) $(LDLIBS)
+
+proto: all
+	POSTERN_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q \
+	    -p no:cacheprovider regress/proto
+
+# AddressSanitizer and UBSan build of the daemon and unit tests.
+asan:
+	$(MAKE) BUILD=build-asan \
+	    SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+	    all unit-bins
 
 bench: deps
 	@$(MAKE) all
