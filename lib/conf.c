@@ -13,6 +13,9 @@
 #include "imsg_types.h"
 #include "log.h"
 #include "proc.h"
+#include "tls_conf.h"
+
+#define CONF_TLS_CHUNK	8192	/* certificate and key bytes per message */
 
 #define K	1024LL
 #define M	(1024LL * 1024)
@@ -157,6 +160,9 @@ conf_free(struct postern_conf *conf)
 		TAILQ_REMOVE(&conf->listeners, l, entry);
 		if (l->fd != -1)
 			close(l->fd);
+		free(l->tls_cert);
+		if (l->tls_key != NULL)
+			freezero(l->tls_key, l->tls_keylen);
 		free(l);
 	}
 	while ((d = TAILQ_FIRST(&conf->domains)) != NULL) {
@@ -167,8 +173,31 @@ conf_free(struct postern_conf *conf)
 }
 
 /*
+ * A listener's certificate or key, in chunks that follow its LISTENER
+ * message: each carries the total length and the next bytes.
+ */
+static int
+conf_send_tls(struct imsgbuf *ib, uint32_t type, const char *buf,
+    size_t len)
+{
+	struct msg_out	 m;
+	size_t		 off, n;
+
+	for (off = 0; off < len; off += n) {
+		n = len - off < CONF_TLS_CHUNK ? len - off : CONF_TLS_CHUNK;
+		msg_create(&m, type, 0, -1);
+		msg_add_u64(&m, len);
+		msg_add_data(&m, buf + off, n);
+		if (msg_close(&m, ib) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
  * Sends the config to one role: scalars, domains, listeners (with the
- * bound socket for the role that serves it when with_fds is set).
+ * bound socket and the TLS certificate and key for the role that
+ * serves it when with_fds is set, i.e. at start-up).
  */
 int
 conf_send(struct imsgbuf *ib, struct postern_conf *conf, enum proc_id to,
@@ -215,6 +244,14 @@ conf_send(struct imsgbuf *ib, struct postern_conf *conf, enum proc_id to,
 		msg_add_string(&m, l->key);
 		if (msg_close(&m, ib) == -1)
 			return -1;
+		if (!with_fds || listener_proc(l->kind) != to ||
+		    l->tls_cert == NULL || l->tls_key == NULL)
+			continue;
+		if (conf_send_tls(ib, IMSG_CONF_TLS_CERT, l->tls_cert,
+		    l->tls_certlen) == -1 ||
+		    conf_send_tls(ib, IMSG_CONF_TLS_KEY, l->tls_key,
+		    l->tls_keylen) == -1)
+			return -1;
 	}
 	return imsg_compose(ib, IMSG_CONF_END, 0, -1, NULL, 0);
 }
@@ -224,6 +261,66 @@ conf_copy(char *dst, size_t dstlen, const char *src)
 {
 	if (strlcpy(dst, src, dstlen) >= dstlen)
 		fatalx("config from parent: value too long");
+}
+
+/* Total lengths announced for the last listener's TLS bytes. */
+static size_t	conf_tls_want[2];
+
+static void
+conf_tls_check(struct postern_conf *conf)
+{
+	struct listener	*l;
+
+	if ((l = TAILQ_LAST(&conf->listeners, listenerlist)) == NULL)
+		return;
+	if (l->tls_certlen != conf_tls_want[0] ||
+	    l->tls_keylen != conf_tls_want[1])
+		fatalx("config: incomplete TLS certificate or key");
+	conf_tls_want[0] = conf_tls_want[1] = 0;
+}
+
+/* Appends one chunk to the last listener's certificate or key. */
+static void
+conf_recv_tls(struct postern_conf *conf, struct imsg *imsg)
+{
+	struct msg_in	 m;
+	struct listener	*l;
+	const void	*p;
+	size_t		 n, *lenp, max;
+	uint64_t	 total;
+	char		**bufp;
+	int		 k;
+
+	if (conf == NULL ||
+	    (l = TAILQ_LAST(&conf->listeners, listenerlist)) == NULL)
+		fatalx("config: TLS bytes before any listener");
+	if (imsg->hdr.type == IMSG_CONF_TLS_CERT) {
+		k = 0;
+		bufp = &l->tls_cert;
+		lenp = &l->tls_certlen;
+		max = TLS_CERT_FILE_MAX;
+	} else {
+		k = 1;
+		bufp = &l->tls_key;
+		lenp = &l->tls_keylen;
+		max = TLS_KEY_FILE_MAX;
+	}
+	msg_read(&m, imsg);
+	msg_get_u64(&m, &total);
+	msg_get_data(&m, &p, &n);
+	if (msg_end(&m) == -1 || total == 0 || total > max || n == 0)
+		fatalx("config: bad %s", imsg_type_name(imsg->hdr.type));
+	if (*bufp == NULL) {
+		/* One byte more: PEM as a C string, for whoever wants it. */
+		if ((*bufp = calloc(1, total + 1)) == NULL)
+			fatal("%s", __func__);
+		conf_tls_want[k] = total;
+	}
+	if (total != conf_tls_want[k] || n > total - *lenp)
+		fatalx("config: %s does not add up",
+		    imsg_type_name(imsg->hdr.type));
+	memcpy(*bufp + *lenp, p, n);
+	*lenp += n;
 }
 
 /*
@@ -286,6 +383,7 @@ conf_recv(struct postern_conf **confp, struct imsg *imsg)
 	case IMSG_CONF_LISTENER:
 		if (conf == NULL)
 			fatalx("config: LISTENER outside a config");
+		conf_tls_check(conf);
 		msg_get_u32(&m, &kind);
 		msg_get_data(&m, &ss, &sslen);
 		msg_get_string(&m, &s[0]);
@@ -309,9 +407,14 @@ conf_recv(struct postern_conf **confp, struct imsg *imsg)
 		l->fd = imsg->fd;
 		TAILQ_INSERT_TAIL(&conf->listeners, l, entry);
 		return 0;
+	case IMSG_CONF_TLS_CERT:
+	case IMSG_CONF_TLS_KEY:
+		conf_recv_tls(conf, imsg);
+		return 0;
 	case IMSG_CONF_END:
 		if (conf == NULL)
 			fatalx("config: END outside a config");
+		conf_tls_check(conf);
 		return 1;
 	default:
 		fatalx("config: unexpected %s",

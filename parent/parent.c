@@ -26,6 +26,7 @@
 #include "imsg_types.h"
 #include "log.h"
 #include "parent.h"
+#include "tls_conf.h"
 
 #define PARENT_KILL_GRACE_MS	1200	/* SIGTERM, then SIGKILL */
 
@@ -641,6 +642,7 @@ parent_sig(int sig, short event, void *arg)
 void
 parent_main(const char *conffile, int debug, int verbose, char *argv[])
 {
+	char	 err[1024];
 	int	 control_fd;
 
 	opt_debug = debug;
@@ -655,6 +657,8 @@ parent_main(const char *conffile, int debug, int verbose, char *argv[])
 	parent_find_self(argv[0]);
 	parent_check_users(conf);
 	parent_check_dirs(conf);
+	if (tls_conf_load(conf, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	parent_bind(conf);
 	control_fd = parent_control_socket(conf->control_path);
 
@@ -681,6 +685,8 @@ parent_main(const char *conffile, int debug, int verbose, char *argv[])
 	parent_fork_roles(control_fd);
 
 	parent_send_conf(1);
+	/* Each role has its TLS bytes; the parent needs them no more. */
+	tls_conf_unload(conf);
 	/* A child may have died before the handlers were in place. */
 	parent_reap();
 	event_dispatch();
