@@ -38,6 +38,7 @@
 #define PARSE_DOMAINS_MAX	1024
 #define PARSE_ERRORS_MAX	100	/* then give up on the file */
 #define PARSE_ERROR_MAX		1024	/* bytes of the kept first error */
+#define PARSE_NOTE_MAX		40	/* bytes of a token quoted in errors */
 #define DOMAIN_LABEL_MAX	63
 #define DOMAIN_NAME_MAX		253	/* RFC 1035, without the root dot */
 
@@ -103,6 +104,7 @@ static struct parse_state {
 	const char		*mtext;		/* macro being expanded */
 	size_t			 mpos;
 	int			 unget;		/* pushed back byte, or -1 */
+	char			 lasttok[PARSE_NOTE_MAX + 8];
 	struct macro		 macros[PARSE_MACROS_MAX];
 	int			 nmacros;
 	struct token_string	*strings;
@@ -160,7 +162,7 @@ grammar		: /* empty */
 		| grammar '\n'
 		| grammar main '\n'
 		| grammar varset '\n'
-		| grammar error '\n'
+		| grammar error '\n'	{ yyerrok; }
 		;
 
 varset		: STRING '=' STRING	{ set_macro($1, $3); }
@@ -307,6 +309,8 @@ yyerror(const char *fmt, ...)
 		if (ps->quiet_syntax)
 			return;
 		ps->quiet_syntax = 1;
+		parse_error(ps->lineno, "syntax error at %s", ps->lasttok);
+		return;
 	}
 	va_start(ap, fmt);
 	vparse_error(ps->lineno, fmt, ap);
@@ -459,6 +463,18 @@ next_is_equals(void)
 	return 0;
 }
 
+/* Remembers the token for "syntax error at ...". */
+static void
+lex_note(const char *text, size_t len)
+{
+	if (len > PARSE_NOTE_MAX)
+		snprintf(ps->lasttok, sizeof(ps->lasttok), "\"%.*s...\"",
+		    PARSE_NOTE_MAX, text);
+	else
+		snprintf(ps->lasttok, sizeof(ps->lasttok), "\"%.*s\"",
+		    (int)len, text);
+}
+
 int
 yylex(void)
 {
@@ -491,6 +507,7 @@ yylex(void)
 	}
 	if (c == -1) {
 		ps->need_reset = 1;
+		strlcpy(ps->lasttok, "end of line", sizeof(ps->lasttok));
 		return '\n';
 	}
 	start = ps->at_start;
@@ -542,6 +559,7 @@ yylex(void)
 			buf[len++] = c;
 		}
 		yylval.v.string = token_string(buf, len);
+		lex_note(buf, len);
 		return STRING;
 	}
 
@@ -555,6 +573,7 @@ yylex(void)
 		} while ((c = lgetc()) != -1 && word_char(c));
 		lungetc(c);
 		buf[len] = '\0';
+		lex_note(buf, len);
 		if ((token = keyword_lookup(buf)) != -1)
 			return token;
 		if (start && !next_is_equals())
@@ -563,8 +582,10 @@ yylex(void)
 		return STRING;
 	}
 
-	if (c == '=')
+	if (c == '=') {
+		lex_note("=", 1);
 		return c;
+	}
 	if (isprint(c))
 		return lex_error("unexpected character '%c'", c);
 	return lex_error("unexpected character 0x%02x", c);
