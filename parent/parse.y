@@ -432,7 +432,7 @@ token_strings_free(void)
 static int
 word_char(int c)
 {
-	return isalnum(c) || strchr("-_.:/*@+%", c) != NULL;
+	return isalnum(c) || (c != '\0' && strchr("-_.:/*@+%", c) != NULL);
 }
 
 static const char *
