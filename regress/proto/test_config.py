@@ -243,3 +243,15 @@ def test_binary_garbage_is_refused(tmp_path):
     rc, out = check(path)
     assert rc == 1
     assert "%s:1: unexpected character 0x00" % path in out
+
+
+def test_shipped_example_is_valid(tmp_path, tls):
+    """etc/postern.conf, with this host's test certificate, parses."""
+    crt, key = tls
+    with open(os.path.join(conftest.ROOT, "etc", "postern.conf")) as f:
+        text = f.read()
+    assert 'certificate "/etc/ssl/mail.example.org.crt"' in text
+    text = text.replace("/etc/ssl/mail.example.org.crt", crt)
+    text = text.replace("/etc/ssl/private/mail.example.org.key", key)
+    rc, out = check(write(tmp_path, text))
+    assert (rc, out.strip()) == (0, "configuration OK")
