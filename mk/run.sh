@@ -102,18 +102,30 @@ ctl() {
 }
 
 pid=
-stop() {
-	trap - INT TERM HUP
-	if [ -n "$pid" ]; then
-		say "stopping posternd"
-		kill -TERM "$pid" 2>/dev/null || true
-		rc=0
-		wait "$pid" || rc=$?
-		exit "$rc"
-	fi
-	exit 1
+# Stops posternd, if it runs, and waits for it; sets rc to its status.
+stop_posternd() {
+	rc=0
+	[ -n "$pid" ] || return 0
+	say "stopping posternd"
+	kill -TERM "$pid" 2>/dev/null || true
+	wait "$pid" || rc=$?
+	pid=
 }
-trap stop INT TERM HUP
+# Ctrl-C, SIGTERM or a hangup: stop posternd and exit with its status.
+on_signal() {
+	trap - INT TERM HUP
+	stop_posternd
+	exit "$rc"
+}
+# A step that failed after the start must not leave posternd behind.
+on_exit() {
+	status=$?
+	trap - EXIT
+	stop_posternd
+	exit "$status"
+}
+trap on_exit EXIT
+trap on_signal INT TERM HUP
 
 # posternd gets its own session, so a Ctrl-C reaches only this script,
 # which asks the parent to stop, rather than every role at once.
@@ -129,7 +141,7 @@ until ctl show status >/dev/null 2>&1; do
 		die "posternd exited with status $rc while starting"
 	}
 	[ "$waited" -lt $((START_TIMEOUT * 10)) ] ||
-	    { say "posternd did not answer on $SOCK"; stop; }
+	    die "posternd did not answer on $SOCK"
 	sleep 0.1
 	waited=$((waited + 1))
 done
@@ -141,16 +153,28 @@ if ! ctl account show "$DEMO" >/dev/null 2>&1; then
 		password=$(head -c 48 /dev/urandom | base64 | tr -d '+/=\n' |
 		    cut -c 1-16)
 	fi
-	if ! printf '%s\n' "$password" | ctl account add "$DEMO" >/dev/null; then
-		say "could not create $DEMO"
-		stop
-	fi
+	printf '%s\n' "$password" | ctl account add "$DEMO" >/dev/null ||
+	    die "could not create $DEMO"
 	(umask 077 && printf '%s\n' "$password" >"$SECRET.tmp")
 	mv "$SECRET.tmp" "$SECRET"
 	say "created account $DEMO"
 fi
-chmod 0600 "$SECRET"
-password=$(cat "$SECRET")
+if [ -f "$SECRET" ]; then
+	chmod 0600 "$SECRET"
+	password=$(cat "$SECRET")
+else
+	password="unknown: $SECRET is gone (remove $RUN to start afresh)"
+fi
+
+# What listens, as the config says: "listen on ADDR port N KIND".
+listeners=$(awk '$1 == "listen" && $2 == "on" && $4 == "port" {
+	how = ""
+	if ($6 == "submission") how = " (STARTTLS)"
+	if ($6 == "submissions") how = " (TLS)"
+	printf "  %-12s %s port %s%s\n", $6, $3, $5, how
+}' "$CONF")
+SUBMISSION_PORT=$(awk '$1 == "listen" && $6 == "submission" {
+	print $5; exit }' "$CONF")
 
 cat <<EOF
 
@@ -161,9 +185,7 @@ Postern demo is running (posternd pid $pid).  Ctrl-C stops it.
   password     $password
                (kept in $SECRET)
 
-  smtp         127.0.0.1 port $SMTP_PORT
-  submission   127.0.0.1 port $SUBMISSION_PORT (STARTTLS)
-  submissions  127.0.0.1 port $SUBMISSIONS_PORT (TLS)
+$listeners
   certificate  $RUN/server.crt (self-signed)
 
   Send yourself a message:
@@ -177,8 +199,8 @@ EOF
 
 rc=0
 wait "$pid" || rc=$?
-# Back from wait: a trapped signal runs stop(), which exits; here
-# posternd stopped by itself.
+# Back from wait without a signal (on_signal exits): posternd stopped
+# by itself, through posternctl stop or because a role died.
 pid=
 say "posternd exited with status $rc"
 exit "$rc"
