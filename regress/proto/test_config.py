@@ -2,6 +2,8 @@
 "configuration OK" and refuses bad ones with "file:line: message" and
 exit status 1, whatever else is on the line."""
 import os
+import signal
+import socket
 import subprocess
 
 import pytest
@@ -255,3 +257,43 @@ def test_shipped_example_is_valid(tmp_path, tls):
     text = text.replace("/etc/ssl/private/mail.example.org.key", key)
     rc, out = check(write(tmp_path, text))
     assert (rc, out.strip()) == (0, "configuration OK")
+
+
+def accepts(port):
+    """The daemon bound the port the config named (the SMTP dialogue
+    itself is test_smtp*'s business)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10):
+        return True
+
+
+def test_daemon_refuses_bad_config(tmp_path):
+    """Without -n, a bad file stops start-up with the same error."""
+    path = write(tmp_path, HEAD + "listen port 0 smtp\n")
+    r = subprocess.run([POSTERND, "-d", "-f", str(path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "%s:3: port 0 is too small (use 1 to 65535)" % path in r.stderr
+
+
+def test_daemon_serves_configured_listener(postern_factory):
+    """Macros and limits reach a running daemon; the listener answers."""
+    port = conftest.free_port()
+    p = postern_factory(listeners=[], config_extra=(
+        'loop = "127.0.0.1"\n'
+        "listen on $loop port %d smtp\n"
+        "limit message-size 20M\nlimit idle-timeout 2m\n" % port))
+    assert accepts(port)
+
+
+def test_reload_with_bad_config_keeps_running(postern_factory):
+    p = postern_factory()
+    port = p.ports["smtp"]
+    good = p.config_text()
+    p.write_config(text=good + "limit recipients 0\n")
+    bad_line = good.count("\n") + 1
+    os.kill(p.proc.pid, signal.SIGHUP)
+    p.wait_log("%s:%d: limit recipients 0 out of range (1 to 100000)"
+               % (p.conf, bad_line))
+    p.wait_log("keeping the running configuration")
+    assert p.proc.poll() is None
+    assert accepts(port)
