@@ -276,6 +276,10 @@ conf_tls_check(struct postern_conf *conf)
 	if (l->tls_certlen != conf_tls_want[0] ||
 	    l->tls_keylen != conf_tls_want[1])
 		fatalx("config: incomplete TLS certificate or key");
+	if (l->tls_certlen)
+		log_debug("%s %s port %u: TLS certificate and key received "
+		    "(%zu and %zu bytes)", listener_kind_names[l->kind],
+		    l->addr, l->port, l->tls_certlen, l->tls_keylen);
 	conf_tls_want[0] = conf_tls_want[1] = 0;
 }
 
