@@ -122,7 +122,6 @@ typedef struct {
 	union {
 		char	*string;
 	} v;
-	int lineno;
 } YYSTYPE;
 #define YYSTYPE_IS_DECLARED 1
 
@@ -512,7 +511,6 @@ yylex(void)
 	}
 	start = ps->at_start;
 	ps->at_start = 0;
-	yylval.lineno = ps->lineno;
 
 	if (c == '$') {
 		if (ps->mtext != NULL)
@@ -791,13 +789,46 @@ add_domain(const char *name)
 	ps->ndomains++;
 }
 
+/* What a limit's suffix multiplies by; 0 when it is not one of its unit. */
+static long long
+limit_multiplier(enum limit_unit unit, const char *suffix)
+{
+	if (*suffix == '\0')
+		return 1;
+	if (suffix[1] != '\0')
+		return 0;
+	if (unit == LIMIT_BYTES) {
+		switch (*suffix) {
+		case 'K':
+		case 'k':
+			return 1024LL;
+		case 'M':
+		case 'm':
+			return 1024LL * 1024;
+		case 'G':
+		case 'g':
+			return 1024LL * 1024 * 1024;
+		}
+	} else if (unit == LIMIT_SECONDS) {
+		switch (*suffix) {
+		case 's':
+			return 1;
+		case 'm':
+			return 60;
+		case 'h':
+			return 3600;
+		}
+	}
+	return 0;
+}
+
 static void
 set_limit(const char *name, const char *value)
 {
 	const struct limit_def	*def;
-	const char		*suffix, *errstr;
+	const char		*suffix, *errstr = NULL;
 	char			 digits[32];
-	long long		 n, mult = 1;
+	long long		 n = 0, mult;
 	size_t			 len;
 	int			 id;
 
@@ -813,46 +844,29 @@ set_limit(const char *name, const char *value)
 	def = &limit_defs[id];
 	len = strspn(value, "0123456789");
 	suffix = value + len;
-	if (len == 0 || len >= sizeof(digits)) {
+	if (len == 0) {
 		yyerror("limit %s: invalid value \"%s\"", name, value);
 		return;
 	}
-	memcpy(digits, value, len);
-	digits[len] = '\0';
-	if (*suffix != '\0') {
-		if (suffix[1] != '\0')
-			mult = 0;
-		else if (def->unit == LIMIT_BYTES)
-			switch (*suffix) {
-			case 'K': case 'k': mult = 1024; break;
-			case 'M': case 'm': mult = 1024 * 1024; break;
-			case 'G': case 'g': mult = 1024 * 1024 * 1024; break;
-			default: mult = 0;
-			}
+	if ((mult = limit_multiplier(def->unit, suffix)) == 0) {
+		if (def->unit == LIMIT_BYTES)
+			yyerror("limit %s: bad size suffix \"%s\" "
+			    "(use K, M or G)", name, suffix);
 		else if (def->unit == LIMIT_SECONDS)
-			switch (*suffix) {
-			case 's': mult = 1; break;
-			case 'm': mult = 60; break;
-			case 'h': mult = 3600; break;
-			default: mult = 0;
-			}
+			yyerror("limit %s: bad time suffix \"%s\" "
+			    "(use s, m or h)", name, suffix);
 		else
-			mult = 0;
-		if (mult == 0) {
-			if (def->unit == LIMIT_BYTES)
-				yyerror("limit %s: bad size suffix \"%s\" "
-				    "(use K, M or G)", name, suffix);
-			else if (def->unit == LIMIT_SECONDS)
-				yyerror("limit %s: bad time suffix \"%s\" "
-				    "(use s, m or h)", name, suffix);
-			else
-				yyerror("limit %s takes a plain number, "
-				    "not \"%s\"", name, value);
-			return;
-		}
+			yyerror("limit %s takes a plain number, not \"%s\"",
+			    name, value);
+		return;
 	}
-	n = strtonum(digits, 0, LLONG_MAX, &errstr);
-	if (errstr != NULL || n > def->max / mult || n * mult < def->min) {
+	if (len < sizeof(digits)) {
+		memcpy(digits, value, len);
+		digits[len] = '\0';
+		n = strtonum(digits, 0, LLONG_MAX, &errstr);
+	}
+	if (len >= sizeof(digits) || errstr != NULL || n > def->max / mult ||
+	    n * mult < def->min) {
 		yyerror("limit %s %s out of range (%lld to %lld)", name,
 		    value, def->min, def->max);
 		return;
