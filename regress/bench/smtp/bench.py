@@ -1,0 +1,944 @@
+"""SMTP benchmark: Postern against Postfix and OpenSMTPD on loopback.
+
+For every cell of the matrix (sessions x message size) each server is
+started fresh as a private instance on its own 127.0.0.1 port with its
+own spool under one temp dir, loaded by smtpload (kept sessions, one
+command at a time), and then watched until its mailboxes hold every
+message it acknowledged.  The table gives accepted and delivered
+messages per second, each peer against Postern, and peak memory.
+
+Run it through ./run (or `make bench`) as root.  See ../README.md.
+"""
+import argparse
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+ADDR = "127.0.0.1"
+DOMAIN = "bench.test"
+MAIL_USER = "_benchmail"	# owns the peers' mailboxes
+POSTERN_USER = "_postern"
+POSTERN_STORAGE_USER = "_posterns"
+# Debian builds smtpd with these user names (upstream: _smtpd, _smtpq).
+OPENSMTPD_USERS = ("opensmtpd", "opensmtpq")
+PEERS = ("postern", "postfix", "opensmtpd")
+GOAL_CELL = (50, 4096)
+GOAL_RATIO = 1.5
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def say(msg):
+    print("bench: %s" % msg, file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def on_signal(signo, frame):
+    raise Interrupted("signal %d" % signo)
+
+
+def run(cmd, check=True, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise BenchError("%s failed (%d): %s%s" % (" ".join(cmd),
+                         r.returncode, r.stdout, r.stderr))
+    return r
+
+
+# ---- setup: packages, users, load generator -------------------------
+
+def dpkg_installed(pkg):
+    r = run(["dpkg-query", "-W", "-f=${Status}", pkg], check=False)
+    return r.returncode == 0 and "install ok installed" in r.stdout
+
+
+def install_postfix():
+    """Postfix from Debian, with debconf's "No configuration" so that
+    the package neither writes /etc/postfix/main.cf nor starts a system
+    instance; ours run with their own config directories."""
+    if dpkg_installed("postfix"):
+        return
+    say("installing postfix (No configuration: no system instance)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["debconf-set-selections"], check=True, text=True,
+                   input="postfix postfix/main_mailer_type select "
+                   "No configuration\n")
+    if run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+            "postfix"], check=False, env=env).returncode != 0:
+        run(["apt-get", "update", "-q"], env=env)
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+             "postfix"], env=env)
+    # Should the package have started one anyway, leave it alone: ours
+    # use their own queue directories and ports.
+
+
+def fetch_opensmtpd(cache):
+    """OpenSMTPD conflicts with postfix as a package (both provide
+    mail-transport-agent), so its .deb is only unpacked into a private
+    tree; its shared libraries are ordinary packages."""
+    tree = os.path.join(cache, "opensmtpd-root")
+    smtpd = os.path.join(tree, "usr", "sbin", "smtpd")
+    if os.path.exists(smtpd):
+        return tree
+    os.makedirs(cache, exist_ok=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    libs = ["libevent-2.1-7", "libssl3", "libdb5.3", "libpam0g",
+            "zlib1g", "libcrypt1"]
+    missing = [p for p in libs if not dpkg_installed(p)]
+    debs = [f for f in os.listdir(cache) if f.startswith("opensmtpd_")
+            and f.endswith(".deb")]
+    if missing or not debs:
+        say("fetching opensmtpd from Debian's archive")
+        run(["apt-get", "update", "-q"], env=env, check=False)
+    if missing:
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends"]
+            + missing, env=env)
+    if not debs:
+        # _apt cannot write into a root-only temp dir: download as root.
+        run(["apt-get", "download", "-q", "opensmtpd"], cwd=cache,
+            env=env)
+        debs = [f for f in os.listdir(cache)
+                if f.startswith("opensmtpd_") and f.endswith(".deb")]
+        if not debs:
+            raise BenchError("apt-get download opensmtpd gave no .deb")
+    tmp = tree + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    run(["dpkg-deb", "-x", os.path.join(cache, sorted(debs)[-1]), tmp])
+    os.rename(tmp, tree)
+    return tree
+
+
+def ensure_user(name, home="/nonexistent"):
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    say("creating system user %s" % name)
+    run(["useradd", "--system", "--no-create-home", "--home-dir", home,
+         "--shell", "/usr/sbin/nologin", name])
+    return pwd.getpwnam(name)
+
+
+def build_smtpload(outdir):
+    src = os.path.join(HERE, "smtpload.c")
+    exe = os.path.join(outdir, "smtpload")
+    cc = os.environ.get("CC", "cc")
+    run([cc, "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o", exe,
+         src])
+    return exe
+
+
+# ---- process helpers -------------------------------------------------
+
+def children_map():
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def process_tree(pid):
+    kids = children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def vmhwm_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_hwm_kb(pid, name=None):
+    """Sum of VmHWM over pid and its descendants (only those whose
+    command line starts with name, when given)."""
+    total = 0
+    for p in process_tree(pid):
+        if name is not None:
+            try:
+                with open("/proc/%d/cmdline" % p, "rb") as f:
+                    cmd = f.read().split(b"\0")[0].decode("utf-8",
+                                                           "replace")
+            except OSError:
+                continue
+            if not os.path.basename(cmd.split(" ")[0]).startswith(name) \
+                    and not cmd.startswith(name):
+                continue
+        total += vmhwm_kb(p)
+    return total
+
+
+def kill_tree(pid):
+    for p in reversed(process_tree(pid)):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_banner(smtpload, port, proc, timeout, logpath):
+    deadline = time.time() + timeout
+    last = ""
+    while time.time() < deadline:
+        r = run([smtpload, "-P", "-p", str(port), ADDR], check=False)
+        if r.returncode == 0:
+            return True, r.stdout.strip()
+        last = r.stdout.strip()
+        if proc is not None and proc.poll() is not None:
+            raise BenchError("exited (%s) while starting: %s" %
+                             (proc.returncode, tail(logpath)))
+        time.sleep(0.2)
+    return False, last
+
+
+def tail(path, lines=8):
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no log)"
+    return " | ".join(text.strip().splitlines()[-lines:])
+
+
+def count_maildir(base):
+    """Messages in every Maildir under base (new/ and cur/)."""
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(base):
+        leaf = os.path.basename(dirpath)
+        if leaf in ("new", "cur"):
+            n += len(filenames)
+            dirnames[:] = []
+    return n
+
+
+# ---- the servers -----------------------------------------------------
+
+class Server:
+    name = "?"
+
+    def __init__(self, bench, workdir):
+        self.bench = bench
+        self.dir = workdir
+        self.port = None
+        self.proc = None
+        self.log = None
+        self.logpath = os.path.join(workdir, "server.log")
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self):
+        raise NotImplementedError
+
+    def delivered(self):
+        raise NotImplementedError
+
+    def peak_memory_kb(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        return tree_hwm_kb(self.proc.pid)
+
+    def stop_proc(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                say("%s did not stop on SIGTERM: killing it" % self.name)
+        # Leave nothing behind, whatever happened.
+        kill_tree(self.proc.pid)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def popen(self, cmd, **kw):
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log,
+                                     stderr=subprocess.STDOUT,
+                                     start_new_session=True, **kw)
+
+
+class Postern(Server):
+    """The daemon under test, from the tree's build directory."""
+    name = "postern"
+
+    def start(self):
+        b = self.bench
+        if not os.access(b.posternd, os.X_OK):
+            raise BenchError("%s missing: build first" % b.posternd)
+        ensure_user(POSTERN_USER)
+        self.storage_pw = ensure_user(POSTERN_STORAGE_USER)
+        self.state = os.path.join(self.dir, "state")
+        empty = os.path.join(self.dir, "empty")
+        os.makedirs(empty, exist_ok=True)
+        os.chmod(empty, 0o755)
+        self.sock = os.path.join(self.dir, "postern.sock")
+        self.port = b.free_port()
+        conf = os.path.join(self.dir, "postern.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                'hostname "bench-postern.test"',
+                'state directory "%s"' % self.state,
+                'empty directory "%s"' % empty,
+                'control socket "%s"' % self.sock,
+                'user "%s"' % POSTERN_USER,
+                'storage user "%s"' % POSTERN_STORAGE_USER,
+                'certificate "%s"' % b.cert,
+                'key "%s"' % b.key,
+                'domain "%s"' % DOMAIN,
+                "listen on %s port %d smtp" % (ADDR, self.port),
+                # Every load session comes from 127.0.0.1.
+                "limit sessions-per-client %d" % (b.max_sessions + 50),
+                "limit sessions %d" % (b.max_sessions + 100),
+                ""]))
+        self.popen([b.posternd, "-d", "-f", conf])
+        deadline = time.time() + START_TIMEOUT
+        while "startup complete" not in tail(self.logpath, 1000):
+            if self.proc.poll() is not None:
+                raise BenchError("posternd exited (%d) while starting: %s"
+                                 % (self.proc.returncode,
+                                    tail(self.logpath)))
+            if time.time() > deadline:
+                raise BenchError("no \"startup complete\" from posternd "
+                                 "in %ds: %s" % (START_TIMEOUT,
+                                                 tail(self.logpath)))
+            time.sleep(0.05)
+        ok, why = wait_banner(b.smtpload, self.port, self.proc, 5,
+                              self.logpath)
+        if not ok:
+            raise BenchError("SMTP does not answer yet (%s)" % why)
+        for i in range(b.users):
+            r = run([b.posternctl, "-s", self.sock, "account", "add",
+                     "user%d@%s" % (i, DOMAIN)], check=False,
+                    input="bench-password-%d\n" % i, timeout=60)
+            if r.returncode != 0:
+                raise BenchError("posternctl account add failed: %s%s"
+                                 % (r.stdout, r.stderr))
+
+    def stop(self):
+        self.stop_proc()
+
+    def peak_memory_kb(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        return tree_hwm_kb(self.proc.pid, "posternd")
+
+    def delivered(self):
+        return postern_delivered_count(self.state, self.storage_pw)
+
+
+# The mail store's schema is still settling: the first of these tables
+# that exists gives the number of delivered messages (one row per
+# message in a mailbox).  Adapt here when storaged's schema changes.
+POSTERN_DELIVERY_QUERIES = [
+    ("mailbox_messages", "SELECT count(*) FROM mailbox_messages"),
+    ("mailbox_message", "SELECT count(*) FROM mailbox_message"),
+    ("messages", "SELECT count(*) FROM messages"),
+    ("message", "SELECT count(*) FROM message"),
+    ("emails", "SELECT count(*) FROM emails"),
+]
+
+
+def postern_delivered_count(state, storage_pw):
+    """Messages delivered into Postern's mailboxes, or None if unknown.
+    Runs sqlite3 as the storage user, so that no file in the state dir
+    ends up owned by root."""
+    db = os.path.join(state, "postern.db")
+    if not os.path.exists(db):
+        return None
+
+    def drop():
+        os.setgid(storage_pw.pw_gid)
+        os.setgroups([])
+        os.setuid(storage_pw.pw_uid)
+
+    def query(sql):
+        r = subprocess.run(["sqlite3", "-batch", "-noheader",
+                            "-cmd", ".timeout 5000", db, sql],
+                           capture_output=True, text=True,
+                           preexec_fn=drop, timeout=30)
+        if r.returncode != 0:
+            return None
+        return r.stdout.strip()
+
+    tables = query("SELECT name FROM sqlite_master WHERE type = 'table'")
+    if tables is None:
+        return None
+    tables = set(tables.split())
+    for table, sql in POSTERN_DELIVERY_QUERIES:
+        if table in tables:
+            out = query(sql)
+            if out is not None and out.isdigit():
+                return int(out)
+    return None
+
+
+class Postfix(Server):
+    """A private Postfix instance: its own config directory, queue
+    directory and data directory, master in the foreground
+    (start-fg), the virtual(8) agent delivering into Maildirs."""
+    name = "postfix"
+
+    def start(self):
+        b = self.bench
+        conf = os.path.join(self.dir, "conf")
+        self.queue = os.path.join(self.dir, "spool")
+        data = os.path.join(self.dir, "data")
+        self.mail = os.path.join(self.dir, "mail")
+        for d in (conf, self.queue, data, self.mail):
+            os.makedirs(d, exist_ok=True)
+        os.chmod(self.queue, 0o755)
+        pfx = pwd.getpwnam("postfix")
+        os.chown(data, pfx.pw_uid, pfx.pw_gid)
+        os.chown(self.mail, b.mail_pw.pw_uid, b.mail_pw.pw_gid)
+        os.chmod(self.mail, 0o700)
+        vmailbox = os.path.join(conf, "vmailbox")
+        with open(vmailbox, "w") as f:
+            for i in range(b.users):
+                # A trailing slash makes virtual(8) write a Maildir.
+                f.write("user%d@%s %s/user%d/\n" % (i, DOMAIN, DOMAIN, i))
+        self.port = b.free_port()
+        with open(os.path.join(conf, "main.cf"), "w") as f:
+            f.write(POSTFIX_MAIN_CF % {
+                "queue": self.queue, "data": data, "mail": self.mail,
+                "vmailbox": vmailbox, "uid": b.mail_pw.pw_uid,
+                "gid": b.mail_pw.pw_gid, "domain": DOMAIN,
+                "log": os.path.join(self.dir, "maillog"), "dir": self.dir,
+                "addr": ADDR})
+        with open(os.path.join(conf, "master.cf"), "w") as f:
+            f.write(POSTFIX_MASTER_CF % {"addr": ADDR, "port": self.port})
+        self.conf = conf
+        r = run(["postfix", "-c", conf, "check"], check=False)
+        if r.returncode != 0:
+            raise BenchError("postfix check: %s%s%s" % (
+                r.stdout, r.stderr, tail(os.path.join(self.dir, "maillog"))))
+        self.popen(["postfix", "-c", conf, "start-fg"])
+        ok, why = wait_banner(b.smtpload, self.port, self.proc,
+                              START_TIMEOUT, self.logpath)
+        if not ok:
+            raise BenchError("postfix gave no 220 banner: %s; %s"
+                             % (why, tail(os.path.join(self.dir,
+                                                       "maillog"))))
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            run(["postfix", "-c", self.conf, "stop"], check=False,
+                timeout=STOP_TIMEOUT)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+        self.stop_proc()
+
+    def delivered(self):
+        return count_maildir(self.mail)
+
+
+POSTFIX_MAIN_CF = """\
+# Private benchmark instance, written by regress/bench/smtp/bench.py.
+compatibility_level = 3.6
+queue_directory = %(queue)s
+data_directory = %(data)s
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file_prefixes = %(dir)s
+maillog_file = %(log)s
+myhostname = bench-postfix.test
+mydomain = bench-postfix.test
+myorigin = $myhostname
+inet_interfaces = %(addr)s
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+relay_domains =
+relayhost =
+alias_maps =
+alias_database =
+local_recipient_maps =
+local_transport = error:5.1.1 no local delivery in this instance
+default_transport = error:5.7.1 no relay in this instance
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions =
+biff = no
+# Durable local delivery: virtual(8) writes each message to a Maildir
+# tmp/ file, fsyncs it and renames it into new/.
+virtual_mailbox_domains = %(domain)s
+virtual_mailbox_base = %(mail)s
+virtual_mailbox_maps = texthash:%(vmailbox)s
+virtual_uid_maps = static:%(uid)d
+virtual_gid_maps = static:%(gid)d
+virtual_transport = virtual
+"""
+
+POSTFIX_MASTER_CF = """\
+# Private benchmark instance: no chroot, only what local delivery needs.
+%(addr)s:%(port)d inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class OpenSMTPD(Server):
+    """OpenSMTPD unpacked from its .deb.  Its spool, chroot and libexec
+    paths are compiled in (/var/spool/smtpd, /var/lib/opensmtpd/empty,
+    /usr/libexec/opensmtpd, /var/run/smtpd.sock), so it runs in a
+    private mount namespace where our directories are bound over
+    /var/spool, /var/lib, /usr/libexec and /run: nothing of the host's
+    is touched and nothing of ours is visible outside."""
+    name = "opensmtpd"
+
+    def start(self):
+        b = self.bench
+        for u in OPENSMTPD_USERS:
+            ensure_user(u, "/var/lib/opensmtpd/empty")
+        root = os.path.join(self.dir, "ns")
+        spool = os.path.join(root, "spool")
+        varlib = os.path.join(root, "varlib")
+        libexec = os.path.join(root, "libexec")
+        rundir = os.path.join(root, "run")
+        self.mail = os.path.join(self.dir, "mail")
+        for d in (spool, os.path.join(varlib, "opensmtpd", "empty"),
+                  libexec, rundir, self.mail):
+            os.makedirs(d, exist_ok=True)
+        for d in (root, spool, varlib, os.path.join(varlib, "opensmtpd"),
+                  os.path.join(varlib, "opensmtpd", "empty"), libexec,
+                  rundir):
+            os.chmod(d, 0o755)
+        os.chown(self.mail, b.mail_pw.pw_uid, b.mail_pw.pw_gid)
+        os.chmod(self.mail, 0o700)
+        dst = os.path.join(libexec, "opensmtpd")
+        if not os.path.exists(dst):
+            shutil.copytree(os.path.join(b.opensmtpd_tree, "usr", "libexec",
+                                         "opensmtpd"), dst, symlinks=True)
+        vusers = os.path.join(self.dir, "vusers")
+        with open(vusers, "w") as f:
+            for i in range(b.users):
+                f.write("user%d@%s %s\n" % (i, DOMAIN, MAIL_USER))
+        self.port = b.free_port()
+        conf = os.path.join(self.dir, "smtpd.conf")
+        with open(conf, "w") as f:
+            f.write(OPENSMTPD_CONF % {"vusers": vusers, "addr": ADDR,
+                                      "port": self.port, "mail": self.mail,
+                                      "domain": DOMAIN})
+        smtpd = os.path.join(b.opensmtpd_tree, "usr", "sbin", "smtpd")
+        script = "\n".join([
+            "set -e",
+            "mount --bind %s /var/spool" % spool,
+            "mount --bind %s /var/lib" % varlib,
+            "mount --bind %s /usr/libexec" % libexec,
+            "mount --bind %s /run" % rundir,
+            "%s -n -f %s >/dev/null" % (smtpd, conf),
+            "exec %s -d -f %s" % (smtpd, conf)])
+        self.popen(["unshare", "--mount", "--propagation", "private",
+                    "sh", "-c", script])
+        ok, why = wait_banner(b.smtpload, self.port, self.proc,
+                              START_TIMEOUT, self.logpath)
+        if not ok:
+            raise BenchError("opensmtpd gave no 220 banner: %s; %s"
+                             % (why, tail(self.logpath)))
+
+    def stop(self):
+        self.stop_proc()
+
+    def delivered(self):
+        return count_maildir(self.mail)
+
+
+OPENSMTPD_CONF = """\
+# Private benchmark instance, written by regress/bench/smtp/bench.py.
+table vusers file:%(vusers)s
+listen on %(addr)s port %(port)d hostname bench-opensmtpd.test
+# Durable local delivery: mail.maildir writes each message to a
+# Maildir tmp/ file, fsyncs it and renames it into new/, running as the
+# user the virtual table maps the recipient to.
+action "local" maildir "%(mail)s/%%{rcpt.user}" virtual <vusers>
+match from any for domain "%(domain)s" action "local"
+"""
+
+SERVERS = {"postern": Postern, "postfix": Postfix, "opensmtpd": OpenSMTPD}
+
+
+# ---- the benchmark ---------------------------------------------------
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.users = args.users
+        self.max_sessions = max(args.sessions)
+        self.running = []
+        self.ports = set()
+
+    def free_port(self):
+        import socket
+        while True:
+            s = socket.socket()
+            s.bind((ADDR, 0))
+            port = s.getsockname()[1]
+            s.close()
+            if port not in self.ports:
+                self.ports.add(port)
+                return port
+
+    def setup(self):
+        a = self.args
+        self.tmp = tempfile.mkdtemp(prefix="postern-bench-smtp.")
+        # The peers' delivery users must get through to their mail dirs.
+        os.chmod(self.tmp, 0o755)
+        say("working in %s" % self.tmp)
+        self.smtpload = build_smtpload(self.tmp)
+        self.mail_pw = ensure_user(MAIL_USER)
+        if "postfix" in a.peers:
+            install_postfix()
+        if "opensmtpd" in a.peers:
+            self.opensmtpd_tree = fetch_opensmtpd(a.cache)
+        build = os.environ.get("POSTERN_BUILD") or \
+            os.environ.get("BUILD") or "build"
+        if not os.path.isabs(build):
+            build = os.path.join(ROOT, build)
+        self.posternd = os.path.join(build, "posternd")
+        self.posternctl = os.path.join(build, "posternctl")
+        self.cert = os.path.join(self.tmp, "server.crt")
+        self.key = os.path.join(self.tmp, "server.key")
+        if "postern" in a.peers:
+            run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                 "-nodes", "-keyout", self.key, "-out", self.cert,
+                 "-days", "30", "-subj", "/CN=bench-postern.test"])
+            os.chmod(self.key, 0o600)
+
+    def cleanup(self):
+        for srv in list(self.running):
+            try:
+                srv.stop()
+            except BaseException as e:
+                say("stopping %s: %s" % (srv.name, e))
+            self.running.remove(srv)
+        if getattr(self, "tmp", None) is None:
+            return
+        if self.args.keep:
+            say("kept %s" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def count_for(self, size):
+        return self.args.count_small if size <= 16384 \
+            else self.args.count_large
+
+    def run_cell(self, peer, sessions, size):
+        res = {"server": peer, "sessions": sessions, "size": size}
+        cell = "%s-%d-%d" % (peer, sessions, size)
+        wd = os.path.join(self.tmp, cell)
+        os.makedirs(wd)
+        srv = SERVERS[peer](self, wd)
+        self.running.append(srv)
+        try:
+            try:
+                srv.start()
+            except BenchError as e:
+                res["status"] = "not available"
+                res["why"] = str(e)
+                say("%s not available: %s" % (peer, e))
+                return res
+            n = self.count_for(size)
+            say("%s: %d sessions x %d bytes, %d messages" %
+                (peer, sessions, size, n))
+            t0 = time.time()
+            r = run([self.smtpload, "-c", str(sessions), "-n", str(n),
+                     "-s", str(size), "-u", str(self.users), "-d", DOMAIN,
+                     "-p", str(srv.port), ADDR], check=False,
+                    timeout=self.args.load_timeout)
+            load_secs = time.time() - t0
+            stats = dict(kv.split("=", 1) for kv in r.stdout.split()
+                         if "=" in kv)
+            if "accepted" not in stats:
+                res["status"] = "failed"
+                res["why"] = "smtpload: %s" % r.stderr.strip()
+                return res
+            if r.stderr.strip():
+                res["load_note"] = r.stderr.strip()
+            accepted = int(stats["accepted"])
+            res.update(accepted=accepted, sent=int(stats["sent"]),
+                       errors=int(stats["errors"]),
+                       rejected=int(stats["rejected"]) +
+                       int(stats["refused"]),
+                       load_seconds=float(stats["seconds"]),
+                       accepted_per_sec=float(stats["msgs_per_sec"]),
+                       p50_ms=int(stats["lat_p50_ms"]),
+                       p99_ms=int(stats["lat_p99_ms"]))
+            # Delivery: done when the mailboxes hold every acknowledged
+            # message; the rate counts from the start of the load.
+            deadline = time.time() + max(self.args.delivery_timeout,
+                                         3 * load_secs)
+            delivered = srv.delivered()
+            while (delivered is None or delivered < accepted) and \
+                    time.time() < deadline:
+                time.sleep(0.1)
+                delivered = srv.delivered()
+            done = time.time() - t0
+            res["delivered"] = delivered
+            if delivered is None:
+                res["status"] = "delivery unknown"
+            elif delivered < accepted:
+                res["status"] = "undelivered"
+                res["delivered_per_sec"] = delivered / done
+            else:
+                res["status"] = "ok"
+                res["delivered_per_sec"] = accepted / done
+            res["delivery_seconds"] = done
+            res["peak_kb"] = srv.peak_memory_kb()
+            return res
+        finally:
+            srv.stop()
+            self.running.remove(srv)
+
+    def run(self):
+        results = []
+        for size in self.args.sizes:
+            for sessions in self.args.sessions:
+                for peer in self.args.peers:
+                    results.append(self.run_cell(peer, sessions, size))
+        return results
+
+
+def fmt_size(size):
+    if size % 1024 == 0:
+        return "%d KB" % (size // 1024)
+    return "%d B" % size
+
+
+def fmt_rate(v):
+    return "-" if v is None else "%.1f" % v
+
+
+def fmt_mem(kb):
+    return "-" if not kb else "%.1f MB" % (kb / 1024.0)
+
+
+def ratio(postern, peer):
+    if postern is None or peer is None or peer == 0:
+        return None
+    return postern / peer
+
+
+def report(results, args):
+    by = {(r["size"], r["sessions"], r["server"]): r for r in results}
+    print()
+    print("SMTP benchmark on %s: %d messages per cell up to 16 KB, %d "
+          "above; %d recipients in %s" % (ADDR, args.count_small,
+                                          args.count_large, args.users,
+                                          DOMAIN))
+    print("msg/s counts only messages answered 250 after DATA; delivered "
+          "msg/s waits until the mailboxes hold them all.")
+    print("ratio = Postern / server, from delivered msg/s (>1: Postern "
+          "is faster)")
+    print()
+    head = ("%-6s %5s  %-10s %10s %10s %7s %7s %6s %7s  %s"
+            % ("size", "sess", "server", "acc msg/s", "del msg/s",
+               "p50 ms", "p99 ms", "errors", "ratio", "peak mem"))
+    print(head)
+    print("-" * len(head))
+    for size in args.sizes:
+        for sessions in args.sessions:
+            pt = by.get((size, sessions, "postern"), {})
+            for peer in args.peers:
+                r = by[(size, sessions, peer)]
+                if r["status"] in ("not available", "failed"):
+                    print("%-6s %5d  %-10s %s" % (fmt_size(size), sessions,
+                                                  peer, r["status"]))
+                    continue
+                rt = ratio(pt.get("delivered_per_sec"),
+                           r.get("delivered_per_sec"))
+                note = ""
+                if r["status"] != "ok":
+                    note = "  (%s: %s of %s)" % (r["status"],
+                                                 r.get("delivered"),
+                                                 r["accepted"])
+                print("%-6s %5d  %-10s %10s %10s %7d %7d %6d %7s  %s%s"
+                      % (fmt_size(size), sessions, peer,
+                         fmt_rate(r["accepted_per_sec"]),
+                         fmt_rate(r.get("delivered_per_sec")),
+                         r["p50_ms"], r["p99_ms"],
+                         r["errors"] + r["rejected"],
+                         "-" if peer == "postern" else
+                         ("-" if rt is None else "%.2fx" % rt),
+                         fmt_mem(r.get("peak_kb")), note))
+    print()
+    for r in results:
+        if r.get("why"):
+            print("%s at %s x %d: %s" % (r["server"], fmt_size(r["size"]),
+                                        r["sessions"], r["why"]))
+        elif r.get("load_note"):
+            print("%s at %s x %d: %s" % (r["server"], fmt_size(r["size"]),
+                                        r["sessions"], r["load_note"]))
+    pt = [r for r in results if r["server"] == "postern"
+          and r.get("peak_kb")]
+    if pt:
+        print("Postern peak memory (sum of VmHWM of every posternd "
+              "process): %s" % fmt_mem(max(r["peak_kb"] for r in pt)))
+    sessions, size = GOAL_CELL
+    pt = by.get((size, sessions, "postern"), {})
+    pf = by.get((size, sessions, "postfix"), {})
+    rt = ratio(pt.get("delivered_per_sec"), pf.get("delivered_per_sec"))
+    if rt is None:
+        why = "postern not available" if pt.get("status") != "ok" \
+            else "postfix not measured"
+        if not pt or not pf:
+            why = "cell not in this run"
+        print("goal: Postern >= %.1fx Postfix at 4 KB x 50 sessions: "
+              "NOT MET (%s)" % (GOAL_RATIO, why))
+    else:
+        print("goal: Postern >= %.1fx Postfix at 4 KB x 50 sessions: "
+              "%s (%.2fx)" % (GOAL_RATIO, "MET" if rt >= GOAL_RATIO
+                              else "NOT MET", rt))
+
+
+def int_list(text):
+    try:
+        return [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r: not a list of numbers" % text)
+
+
+def main():
+    env = os.environ.get
+    p = argparse.ArgumentParser(description="SMTP benchmark: Postern, "
+                                "Postfix and OpenSMTPD on loopback")
+    p.add_argument("--peers", default=env("BENCH_SMTP_PEERS",
+                                          " ".join(PEERS)),
+                   help="servers to run (default: %(default)s)")
+    p.add_argument("--sessions", type=int_list,
+                   default=env("BENCH_SMTP_SESSIONS", "10 50"))
+    p.add_argument("--sizes", type=int_list,
+                   default=env("BENCH_SMTP_SIZES", "4096 102400"))
+    p.add_argument("--count-small", type=int,
+                   default=int(env("BENCH_SMTP_COUNT_SMALL", "2000")),
+                   help="messages per cell up to 16 KB")
+    p.add_argument("--count-large", type=int,
+                   default=int(env("BENCH_SMTP_COUNT_LARGE", "500")),
+                   help="messages per cell above 16 KB")
+    p.add_argument("--users", type=int,
+                   default=int(env("BENCH_SMTP_USERS", "10")))
+    p.add_argument("--delivery-timeout", type=float,
+                   default=float(env("BENCH_SMTP_DELIVERY_TIMEOUT", "120")),
+                   help="seconds to wait for mailboxes after the load")
+    p.add_argument("--load-timeout", type=float,
+                   default=float(env("BENCH_SMTP_LOAD_TIMEOUT", "600")))
+    p.add_argument("--cache", default=env("BENCH_SMTP_CACHE",
+                                          "/var/cache/postern-bench"),
+                   help="where the unpacked opensmtpd .deb is kept")
+    p.add_argument("--json", default=env("BENCH_SMTP_JSON"),
+                   help="also write the results here")
+    p.add_argument("--keep", action="store_true",
+                   default=bool(env("BENCH_SMTP_KEEP")),
+                   help="keep the temp dir (configs, logs, mailboxes)")
+    a = p.parse_args()
+    if isinstance(a.sessions, str):
+        a.sessions = int_list(a.sessions)
+    if isinstance(a.sizes, str):
+        a.sizes = int_list(a.sizes)
+    a.peers = a.peers.replace(",", " ").split()
+    for peer in a.peers:
+        if peer not in SERVERS:
+            p.error("unknown server %r (known: %s)" % (peer,
+                                                      ", ".join(PEERS)))
+    if not a.peers or not a.sessions or not a.sizes:
+        p.error("nothing to run")
+    for v, what, lo, hi in ((a.count_small, "count-small", 1, 10000000),
+                            (a.count_large, "count-large", 1, 10000000),
+                            (a.users, "users", 1, 10000)):
+        if not lo <= v <= hi:
+            p.error("%s must be %d to %d" % (what, lo, hi))
+    for s in a.sessions:
+        if not 1 <= s <= 1000:
+            p.error("sessions must be 1 to 1000")
+    for s in a.sizes:
+        if not 512 <= s <= 50 * 1024 * 1024:
+            p.error("sizes must be 512 bytes to 50 MB")
+    if os.geteuid() != 0:
+        p.error("must run as root (installs packages, starts MTAs)")
+
+    bench = Bench(a)
+    for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signo, on_signal)
+    try:
+        bench.setup()
+        results = bench.run()
+    except Interrupted as e:
+        say("interrupted (%s): stopping every server" % e)
+        return 130
+    except BenchError as e:
+        say(str(e))
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        bench.cleanup()
+    report(results, a)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

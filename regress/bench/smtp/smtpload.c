@@ -1,0 +1,627 @@
+/*
+ * smtpload: an SMTP load generator for the peer benchmark.
+ *
+ * N threads each keep one SMTP session open (EHLO once) and send
+ * messages of a fixed size with MAIL, RCPT and DATA, one command at a
+ * time, until a shared message count or a duration is used up.  Only a
+ * message answered 250 after its final dot counts as accepted.  A
+ * session the server closes or breaks is reopened.  At the end one
+ * line of key=value pairs goes to stdout for the bench script.
+ *
+ * With -P it only checks that the server greets with 220 and quits:
+ * exit 0 if it does, 1 otherwise.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SMTPLOAD_MAX_SESSIONS	1000
+#define SMTPLOAD_MAX_SIZE	(64 * 1024 * 1024)
+#define SMTPLOAD_MIN_SIZE	512
+#define SMTPLOAD_MAX_USERS	100000
+#define SMTPLOAD_REPLY_MAX	4096	/* one reply line, RFC 5321 says 512 */
+#define SMTPLOAD_REPLY_LINES	100	/* lines in one multi-line reply */
+#define SMTPLOAD_TIMEOUT	120	/* seconds without a reply */
+#define SMTPLOAD_BODY_LINE	76	/* filler line length, without CRLF */
+#define SMTPLOAD_MAX_RECONNECT	50	/* per session before giving up */
+#define SMTPLOAD_LATENCY_SLOTS	4096	/* in ms, for percentiles */
+
+struct config {
+	struct sockaddr_in	 addr;
+	int			 sessions;
+	long long		 count;		/* 0: use duration */
+	double			 duration;
+	size_t			 size;
+	int			 users;
+	const char		*domain;
+	const char		*from;
+	const char		*helo;
+	int			 verbose;
+};
+
+struct counters {
+	pthread_mutex_t		 lock;
+	long long		 claimed;	/* messages handed out */
+	long long		 accepted;
+	long long		 rejected;	/* 4xx/5xx after DATA */
+	long long		 refused;	/* 4xx/5xx before DATA */
+	long long		 errors;	/* broken sessions */
+	long long		 reconnects;
+	long long		 lat[SMTPLOAD_LATENCY_SLOTS];
+	double			 lat_sum;
+	char			 first_error[256];
+};
+
+struct session {
+	int			 id;
+	int			 fd;
+	char			 buf[SMTPLOAD_REPLY_MAX * 2];
+	size_t			 len;	/* bytes in buf */
+	size_t			 pos;	/* next unread byte */
+	char			 line[SMTPLOAD_REPLY_MAX];
+	long long		 seq;
+};
+
+static struct config	 conf;
+static struct counters	 counters = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static char		*filler;	/* body lines shared by every message */
+static size_t		 filler_len;
+static double		 start_time;
+
+static double
+now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: smtpload [-Pv] [-c sessions] [-d domain] "
+	    "[-f from] [-n count | -t seconds]\n"
+	    "                [-s size] [-u users] -p port [host]\n");
+	exit(2);
+}
+
+static long long
+number(const char *s, long long min, long long max, const char *what)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s)
+		goto bad;
+	if (*end == 'k' || *end == 'K') {
+		v *= 1024;
+		end++;
+	} else if (*end == 'm' || *end == 'M') {
+		v *= 1024 * 1024;
+		end++;
+	}
+	if (*end != '\0' || v < min || v > max)
+		goto bad;
+	return v;
+bad:
+	fprintf(stderr, "smtpload: %s \"%s\": must be a number from %lld "
+	    "to %lld\n", what, s, min, max);
+	exit(2);
+}
+
+static void
+note_error(struct session *s, const char *fmt, ...)
+{
+	va_list	ap;
+	char	msg[200];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&counters.lock);
+	if (counters.first_error[0] == '\0')
+		snprintf(counters.first_error, sizeof(counters.first_error),
+		    "session %d: %s", s->id, msg);
+	pthread_mutex_unlock(&counters.lock);
+	if (conf.verbose)
+		fprintf(stderr, "smtpload: session %d: %s\n", s->id, msg);
+}
+
+static int
+write_all(int fd, const char *p, size_t len)
+{
+	ssize_t	n;
+
+	while (len > 0) {
+		n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Reads one CRLF-terminated line into s->line; -1 on EOF or error. */
+static int
+read_line(struct session *s)
+{
+	size_t	 i, n;
+	ssize_t	 r;
+	char	*nl;
+
+	for (;;) {
+		nl = memchr(s->buf + s->pos, '\n', s->len - s->pos);
+		if (nl != NULL) {
+			n = nl - (s->buf + s->pos);
+			if (n > 0 && s->buf[s->pos + n - 1] == '\r')
+				n--;
+			if (n >= sizeof(s->line))
+				n = sizeof(s->line) - 1;
+			memcpy(s->line, s->buf + s->pos, n);
+			s->line[n] = '\0';
+			s->pos = (nl - s->buf) + 1;
+			return 0;
+		}
+		if (s->pos > 0) {
+			memmove(s->buf, s->buf + s->pos, s->len - s->pos);
+			s->len -= s->pos;
+			s->pos = 0;
+		}
+		if (s->len == sizeof(s->buf)) {
+			errno = EMSGSIZE;
+			return -1;	/* a line longer than we allow */
+		}
+		r = recv(s->fd, s->buf + s->len, sizeof(s->buf) - s->len, 0);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = ECONNRESET;
+			return -1;
+		}
+		s->len += r;
+		for (i = 0; i < s->len; i++)
+			if (s->buf[i] == '\0')
+				s->buf[i] = '?';
+	}
+}
+
+/*
+ * Reads a whole (maybe multi-line) reply and returns its code, or -1
+ * if the session broke or the reply is not SMTP.
+ */
+static int
+read_reply(struct session *s)
+{
+	int	code, lines;
+
+	for (lines = 0; lines < SMTPLOAD_REPLY_LINES; lines++) {
+		if (read_line(s) == -1)
+			return -1;
+		if (strlen(s->line) < 3 || s->line[0] < '1' ||
+		    s->line[0] > '5' || s->line[1] < '0' || s->line[1] > '9' ||
+		    s->line[2] < '0' || s->line[2] > '9' ||
+		    (s->line[3] != '\0' && s->line[3] != ' ' &&
+		    s->line[3] != '-')) {
+			errno = EPROTO;
+			return -1;
+		}
+		code = (s->line[0] - '0') * 100 + (s->line[1] - '0') * 10 +
+		    (s->line[2] - '0');
+		if (s->line[3] != '-')
+			return code;
+	}
+	errno = EPROTO;
+	return -1;
+}
+
+static int
+command(struct session *s, const char *fmt, ...)
+{
+	char	cmd[1024];
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(cmd, sizeof(cmd) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(cmd) - 2)
+		return -1;
+	memcpy(cmd + n, "\r\n", 3);
+	if (write_all(s->fd, cmd, n + 2) == -1)
+		return -1;
+	return read_reply(s);
+}
+
+static void
+session_close(struct session *s)
+{
+	if (s->fd != -1)
+		close(s->fd);
+	s->fd = -1;
+	s->len = s->pos = 0;
+}
+
+static int
+session_open(struct session *s)
+{
+	struct timeval	tv = { SMTPLOAD_TIMEOUT, 0 };
+	int		code, one = 1;
+
+	s->len = s->pos = 0;
+	if ((s->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1) {
+		note_error(s, "socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(s->fd, (struct sockaddr *)&conf.addr,
+	    sizeof(conf.addr)) == -1) {
+		note_error(s, "connect: %s", strerror(errno));
+		session_close(s);
+		return -1;
+	}
+	if ((code = read_reply(s)) != 220) {
+		note_error(s, "banner: %s", code == -1 ? strerror(errno) :
+		    s->line);
+		session_close(s);
+		return -1;
+	}
+	if ((code = command(s, "EHLO %s", conf.helo)) != 250) {
+		note_error(s, "EHLO: %s", code == -1 ? strerror(errno) :
+		    s->line);
+		session_close(s);
+		return -1;
+	}
+	return 0;
+}
+
+static long long
+claim(void)
+{
+	long long	seq = -1;
+
+	pthread_mutex_lock(&counters.lock);
+	if (conf.count > 0) {
+		if (counters.claimed < conf.count)
+			seq = counters.claimed++;
+	} else if (now() - start_time < conf.duration)
+		seq = counters.claimed++;
+	pthread_mutex_unlock(&counters.lock);
+	return seq;
+}
+
+/* Gives back a message that was never accepted nor refused. */
+static void
+unclaim(void)
+{
+	pthread_mutex_lock(&counters.lock);
+	counters.claimed--;
+	pthread_mutex_unlock(&counters.lock);
+}
+
+static void
+count(long long *what, double latency)
+{
+	long	ms;
+
+	pthread_mutex_lock(&counters.lock);
+	(*what)++;
+	if (what == &counters.accepted) {
+		ms = (long)(latency * 1000);
+		if (ms >= SMTPLOAD_LATENCY_SLOTS)
+			ms = SMTPLOAD_LATENCY_SLOTS - 1;
+		counters.lat[ms]++;
+		counters.lat_sum += latency;
+	}
+	pthread_mutex_unlock(&counters.lock);
+}
+
+/*
+ * Sends message seq.  Returns 0 when the server gave a final answer
+ * (accepted or refused), -1 when the session broke first.
+ */
+static int
+send_message(struct session *s, long long seq)
+{
+	char	 hdr[1024], rcpt[256];
+	double	 t0;
+	int	 code, n;
+
+	snprintf(rcpt, sizeof(rcpt), "user%lld@%s", seq % conf.users,
+	    conf.domain);
+	t0 = now();
+	if ((code = command(s, "MAIL FROM:<%s>", conf.from)) == -1)
+		return -1;
+	if (code != 250) {
+		note_error(s, "MAIL: %s", s->line);
+		goto refused;
+	}
+	if ((code = command(s, "RCPT TO:<%s>", rcpt)) == -1)
+		return -1;
+	if (code != 250 && code != 251) {
+		note_error(s, "RCPT: %s", s->line);
+		goto refused;
+	}
+	if ((code = command(s, "DATA")) == -1)
+		return -1;
+	if (code != 354) {
+		note_error(s, "DATA: %s", s->line);
+		goto refused;
+	}
+	n = snprintf(hdr, sizeof(hdr),
+	    "From: Bench <%s>\r\n"
+	    "To: <%s>\r\n"
+	    "Subject: bench message %lld\r\n"
+	    "Date: Thu, 1 Jan 2026 00:00:00 +0000\r\n"
+	    "Message-ID: <bench.%lld.%d@smtpload.bench.test>\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=us-ascii\r\n"
+	    "\r\n", conf.from, rcpt, seq, seq, (int)getpid());
+	if (write_all(s->fd, hdr, n) == -1 ||
+	    write_all(s->fd, filler, filler_len) == -1 ||
+	    write_all(s->fd, ".\r\n", 3) == -1)
+		return -1;
+	if ((code = read_reply(s)) == -1)
+		return -1;
+	if (code == 250) {
+		count(&counters.accepted, now() - t0);
+		return 0;
+	}
+	note_error(s, "end of DATA: %s", s->line);
+	count(&counters.rejected, 0);
+	return 0;
+refused:
+	count(&counters.refused, 0);
+	if (code == 421)
+		return -1;
+	if (command(s, "RSET") != 250)
+		return -1;
+	return 0;
+}
+
+static void *
+session_run(void *arg)
+{
+	struct session	*s = arg;
+	long long	 seq;
+	int		 failures = 0;
+
+	s->fd = -1;
+	while ((seq = claim()) != -1) {
+		if (s->fd == -1) {
+			if (failures > SMTPLOAD_MAX_RECONNECT ||
+			    session_open(s) == -1) {
+				count(&counters.errors, 0);
+				unclaim();
+				if (++failures > SMTPLOAD_MAX_RECONNECT)
+					break;
+				usleep(100000);
+				continue;
+			}
+		}
+		if (send_message(s, seq) == -1) {
+			note_error(s, "message %lld: %s%s%s", seq,
+			    strerror(errno), s->line[0] ? ", last reply: " : "",
+			    s->line);
+			session_close(s);
+			count(&counters.errors, 0);
+			count(&counters.reconnects, 0);
+			/* The message may or may not be queued: not retried. */
+			failures++;
+		}
+	}
+	if (s->fd != -1) {
+		command(s, "QUIT");
+		session_close(s);
+	}
+	return NULL;
+}
+
+static void
+make_filler(void)
+{
+	static const char pangram[] =
+	    "the quick brown fox jumps over the lazy dog, bench line";
+	size_t	 i, len;
+	char	*p, num[32];
+
+	/* Headers take about 300 bytes; the rest is 78-byte lines. */
+	len = conf.size > 400 ? conf.size - 300 : 100;
+	len -= len % (SMTPLOAD_BODY_LINE + 2);
+	if ((filler = malloc(len + 1)) == NULL) {
+		perror("smtpload: malloc");
+		exit(1);
+	}
+	p = filler;
+	for (i = 0; i + SMTPLOAD_BODY_LINE + 2 <= len;
+	    i += SMTPLOAD_BODY_LINE + 2) {
+		memset(p, ' ', SMTPLOAD_BODY_LINE);
+		memcpy(p, pangram, sizeof(pangram) - 1);
+		snprintf(num, sizeof(num), "%08zu", i / (SMTPLOAD_BODY_LINE + 2));
+		memcpy(p + SMTPLOAD_BODY_LINE - 8, num, 8);
+		memcpy(p + SMTPLOAD_BODY_LINE, "\r\n", 2);
+		p += SMTPLOAD_BODY_LINE + 2;
+	}
+	filler_len = p - filler;
+}
+
+static long
+percentile(long long total, double q)
+{
+	long long	seen = 0, want;
+	long		i;
+
+	want = (long long)(total * q + 0.5);
+	if (want < 1)
+		want = 1;
+	for (i = 0; i < SMTPLOAD_LATENCY_SLOTS; i++) {
+		seen += counters.lat[i];
+		if (seen >= want)
+			return i;
+	}
+	return SMTPLOAD_LATENCY_SLOTS - 1;
+}
+
+static int
+probe(void)
+{
+	struct session	s;
+	struct timeval	tv = { 5, 0 };
+	int		code;
+
+	memset(&s, 0, sizeof(s));
+	if ((s.fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return 1;
+	setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(s.fd, (struct sockaddr *)&conf.addr,
+	    sizeof(conf.addr)) == -1) {
+		printf("no answer: %s\n", strerror(errno));
+		return 1;
+	}
+	code = read_reply(&s);
+	if (code != 220) {
+		printf("no 220 banner: %s\n", code == -1 ? strerror(errno) :
+		    s.line);
+		return 1;
+	}
+	printf("%s\n", s.line);
+	command(&s, "QUIT");
+	close(s.fd);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct session	*sessions;
+	pthread_t	*threads;
+	double		 elapsed;
+	const char	*host = "127.0.0.1";
+	int		 ch, i, port = 0, probe_only = 0;
+
+	conf.sessions = 10;
+	conf.count = 1000;
+	conf.size = 4096;
+	conf.users = 10;
+	conf.domain = "bench.test";
+	conf.from = "sender@load.bench.test";
+	conf.helo = "load.bench.test";
+	while ((ch = getopt(argc, argv, "c:d:f:n:p:Ps:t:u:v")) != -1) {
+		switch (ch) {
+		case 'c':
+			conf.sessions = number(optarg, 1,
+			    SMTPLOAD_MAX_SESSIONS, "sessions");
+			break;
+		case 'd':
+			conf.domain = optarg;
+			break;
+		case 'f':
+			conf.from = optarg;
+			break;
+		case 'n':
+			conf.count = number(optarg, 1, 1000000000, "count");
+			break;
+		case 'p':
+			port = number(optarg, 1, 65535, "port");
+			break;
+		case 'P':
+			probe_only = 1;
+			break;
+		case 's':
+			conf.size = number(optarg, SMTPLOAD_MIN_SIZE,
+			    SMTPLOAD_MAX_SIZE, "size");
+			break;
+		case 't':
+			conf.duration = number(optarg, 1, 86400, "seconds");
+			conf.count = 0;
+			break;
+		case 'u':
+			conf.users = number(optarg, 1, SMTPLOAD_MAX_USERS,
+			    "users");
+			break;
+		case 'v':
+			conf.verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc > 1 || port == 0)
+		usage();
+	if (argc == 1)
+		host = argv[0];
+	if (strlen(conf.domain) > 200 || strlen(conf.from) > 200) {
+		fprintf(stderr, "smtpload: domain or sender too long\n");
+		return 2;
+	}
+	conf.addr.sin_family = AF_INET;
+	conf.addr.sin_port = htons(port);
+	if (inet_pton(AF_INET, host, &conf.addr.sin_addr) != 1) {
+		fprintf(stderr, "smtpload: %s: not an IPv4 address\n", host);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (probe_only)
+		return probe();
+
+	make_filler();
+	sessions = calloc(conf.sessions, sizeof(*sessions));
+	threads = calloc(conf.sessions, sizeof(*threads));
+	if (sessions == NULL || threads == NULL) {
+		perror("smtpload: calloc");
+		return 1;
+	}
+	start_time = now();
+	for (i = 0; i < conf.sessions; i++) {
+		sessions[i].id = i;
+		if ((errno = pthread_create(&threads[i], NULL, session_run,
+		    &sessions[i])) != 0) {
+			perror("smtpload: pthread_create");
+			return 1;
+		}
+	}
+	for (i = 0; i < conf.sessions; i++)
+		pthread_join(threads[i], NULL);
+	elapsed = now() - start_time;
+
+	printf("sessions=%d size=%zu sent=%lld accepted=%lld rejected=%lld "
+	    "refused=%lld errors=%lld seconds=%.3f msgs_per_sec=%.1f "
+	    "lat_avg_ms=%.1f lat_p50_ms=%ld lat_p99_ms=%ld\n",
+	    conf.sessions, conf.size, counters.claimed, counters.accepted,
+	    counters.rejected, counters.refused, counters.errors, elapsed,
+	    elapsed > 0 ? counters.accepted / elapsed : 0.0,
+	    counters.accepted ? counters.lat_sum / counters.accepted *
+	    1000 : 0.0,
+	    counters.accepted ? percentile(counters.accepted, 0.5) : 0,
+	    counters.accepted ? percentile(counters.accepted, 0.99) : 0);
+	if (counters.first_error[0] != '\0')
+		fprintf(stderr, "smtpload: first problem: %s\n",
+		    counters.first_error);
+	return counters.accepted > 0 ? 0 : 1;
+}
