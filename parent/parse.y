@@ -521,7 +521,9 @@ yylex(void)
 				return lex_error("macro name too long");
 			buf[len++] = c;
 		}
-		lungetc(c);
+		/* What follows the name is read after the macro's text. */
+		if (c != -1)
+			ps->pos--;
 		buf[len] = '\0';
 		if (len == 0)
 			return lex_error("'$' without a macro name");

@@ -79,7 +79,9 @@ def test_empty_config_ok(tmp_path):
 def test_macros_and_no_final_newline(tmp_path, tls):
     crt, key = tls
     text = ('crt = "%s"\nkey_file = "%s"\nsmtp_at = "on 127.0.0.1 port 2525"\n'
-            'certificate $crt\nkey $key_file\nlisten $smtp_at smtp\n'
+            'certificate $crt\nkey $key_file# no blank before a comment\n'
+            'listen $smtp_at smtp\n'
+            'lo = 127.0.0.1\nlisten on $lo port 2526 smtp# comment\n'
             'listen port 2587 submission' % (crt, key))
     rc, out = check(write(tmp_path, text))
     assert (rc, out.strip()) == (0, "configuration OK")
