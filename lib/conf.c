@@ -124,8 +124,9 @@ listener_proc(enum listener_kind kind)
 	}
 }
 
-struct postern_conf *
-conf_new(void)
+/* Also used inside a role's sandbox: no system call beyond malloc. */
+static struct postern_conf *
+conf_alloc(void)
 {
 	struct postern_conf	*conf;
 	int			 i;
@@ -141,10 +142,21 @@ conf_new(void)
 	strlcpy(conf->user, POSTERN_USER, sizeof(conf->user));
 	strlcpy(conf->storage_user, POSTERN_STORAGE_USER,
 	    sizeof(conf->storage_user));
-	if (gethostname(conf->hostname, sizeof(conf->hostname)) == -1)
-		strlcpy(conf->hostname, "localhost", sizeof(conf->hostname));
+	strlcpy(conf->hostname, "localhost", sizeof(conf->hostname));
 	for (i = 0; i < LIMIT_MAX; i++)
 		conf->limits[i] = limit_defs[i].def;
+	return conf;
+}
+
+struct postern_conf *
+conf_new(void)
+{
+	struct postern_conf	*conf;
+
+	if ((conf = conf_alloc()) == NULL)
+		return NULL;
+	if (gethostname(conf->hostname, sizeof(conf->hostname)) == -1)
+		strlcpy(conf->hostname, "localhost", sizeof(conf->hostname));
 	return conf;
 }
 
@@ -351,7 +363,7 @@ conf_recv(struct postern_conf **confp, struct imsg *imsg)
 	case IMSG_CONF_START:
 		if (conf != NULL)
 			fatalx("config: START inside a config");
-		if ((conf = conf_new()) == NULL)
+		if ((conf = conf_alloc()) == NULL)
 			fatal("%s", __func__);
 		for (i = 0; i < 9; i++)
 			msg_get_string(&m, &s[i]);

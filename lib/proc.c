@@ -53,9 +53,14 @@ struct proc_peer	*proc_peers[PROC_MAX];
 struct postern_conf	*proc_conf;
 time_t			 proc_started;
 
+/* How long a worker waits for its SIGTERM once a sibling is gone. */
+#define PROC_LOST_PEER_GRACE_MS	1000
+
 static const struct proc_role	*proc_self;
 static struct postern_conf	*proc_reloading;
 static struct event		 ev_sigterm, ev_sigint, ev_sighup;
+static struct event		 ev_lost_peer;
+static int			 proc_lost[PROC_MAX];
 
 int
 proc_lookup(const char *name)
@@ -73,6 +78,8 @@ proc_peer_update(struct proc_peer *peer)
 {
 	short	 events = EV_READ;
 
+	if (proc_lost[peer->id])
+		return;
 	if (imsgbuf_queued(&peer->ibuf))
 		events |= EV_WRITE;
 	if (events == peer->events)
@@ -184,6 +191,45 @@ proc_dispatch_parent_common(struct imsg *imsg)
 }
 
 static void
+proc_lost_peer_timeout(int fd, short event, void *arg)
+{
+	struct proc_peer	*peer = arg;
+
+	(void)fd;
+	(void)event;
+	fatalx("lost channel to %s", proc_names[peer->id]);
+}
+
+/*
+ * When the parent stops the daemon, every worker gets SIGTERM at once
+ * and a sibling may exit before our own signal is handled.  So a lost
+ * sibling is an error only if no SIGTERM follows within the grace time
+ * (the parent sends one whenever any role dies).
+ */
+static void
+proc_lost_peer(struct proc_peer *peer)
+{
+	struct timeval	 tv;
+
+	if (peer->id == PROC_PARENT) {
+		/* The parent is gone or stopping us. */
+		if (proc_self->shutdown)
+			proc_self->shutdown();
+		exit(0);
+	}
+	log_debug("channel to %s closed", proc_names[peer->id]);
+	proc_lost[peer->id] = 1;
+	event_del(&peer->ev);
+	if (evtimer_initialized(&ev_lost_peer) &&
+	    evtimer_pending(&ev_lost_peer, NULL))
+		return;
+	tv.tv_sec = PROC_LOST_PEER_GRACE_MS / 1000;
+	tv.tv_usec = (PROC_LOST_PEER_GRACE_MS % 1000) * 1000;
+	evtimer_set(&ev_lost_peer, proc_lost_peer_timeout, peer);
+	evtimer_add(&ev_lost_peer, &tv);
+}
+
+static void
 proc_dispatch(int fd, short event, void *arg)
 {
 	struct proc_peer	*peer = arg;
@@ -191,25 +237,25 @@ proc_dispatch(int fd, short event, void *arg)
 	ssize_t			 n;
 
 	(void)fd;
+	if (proc_lost[peer->id])
+		return;
 	if (event & EV_READ) {
 		n = imsgbuf_read(&peer->ibuf);
+		if (n == -1 && errno == ECONNRESET)
+			n = 0;
 		if (n == -1 && errno != EAGAIN)
 			fatal("read from %s", proc_names[peer->id]);
 		if (n == 0) {
-			if (peer->id == PROC_PARENT) {
-				/* The parent is gone or stopping us. */
-				if (proc_self->shutdown)
-					proc_self->shutdown();
-				exit(0);
-			}
-			fatalx("lost channel to %s", proc_names[peer->id]);
+			proc_lost_peer(peer);
+			return;
 		}
 	}
 	if (event & EV_WRITE) {
 		if (imsgbuf_write(&peer->ibuf) == -1) {
-			if (peer->id == PROC_PARENT && errno == EPIPE)
-				exit(0);
-			fatal("write to %s", proc_names[peer->id]);
+			if (errno != EPIPE && errno != ECONNRESET)
+				fatal("write to %s", proc_names[peer->id]);
+			proc_lost_peer(peer);
+			return;
 		}
 	}
 	for (;;) {

@@ -650,10 +650,11 @@ parent_main(const char *conffile, int debug, int verbose, char *argv[])
 	log_init(1, LOG_MAIL);
 	log_setverbose(verbose);
 
-	if ((conf = parse_config(conffile)) == NULL)
-		exit(1);
+	/* First, so a user is not sent after files only root may read. */
 	if (geteuid() != 0)
 		fatalx("need root privileges");
+	if ((conf = parse_config(conffile)) == NULL)
+		exit(1);
 	parent_find_self(argv[0]);
 	parent_check_users(conf);
 	parent_check_dirs(conf);
