@@ -1,0 +1,312 @@
+/*
+ * The database: opening it, the numbered migrations that make its
+ * schema, and the few helpers every area uses.  SQLite is used from
+ * the main thread only.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "storaged.h"
+
+sqlite3	*store_db;
+
+/*
+ * Migration n takes the schema from version n - 1 to n.  Each runs in
+ * one transaction with the update of schema_version, so a failed one
+ * leaves the store as it was.  Never edit a released migration: add
+ * the next one.
+ */
+static const char *const store_migrations[] = {
+	NULL,
+	/* 1: domains, accounts, their addresses, aliases, mailboxes */
+	"CREATE TABLE schema_version ("
+	"  version INTEGER NOT NULL"
+	");"
+	"INSERT INTO schema_version (version) VALUES (0);"
+	"CREATE TABLE domains ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE TABLE accounts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	"  address TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  password TEXT NOT NULL,"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE INDEX accounts_domain ON accounts(domain_id);"
+	/* Every address that reaches an account, its own included. */
+	"CREATE TABLE addresses ("
+	"  account_id INTEGER NOT NULL"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  address TEXT NOT NULL UNIQUE COLLATE NOCASE"
+	");"
+	"CREATE INDEX addresses_account ON addresses(account_id);"
+	/*
+	 * account_id is the target's account when the target is local
+	 * and has one, so deleting the account takes its aliases along.
+	 */
+	"CREATE TABLE aliases ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	"  alias TEXT NOT NULL COLLATE NOCASE,"
+	"  target TEXT NOT NULL COLLATE NOCASE,"
+	"  account_id INTEGER"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  UNIQUE (alias, target)"
+	");"
+	"CREATE INDEX aliases_domain ON aliases(domain_id);"
+	"CREATE INDEX aliases_account ON aliases(account_id);"
+	"CREATE INDEX aliases_target ON aliases(target);"
+	"CREATE TABLE mailboxes ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  special_use TEXT,"
+	"  uidvalidity INTEGER NOT NULL,"
+	"  uidnext INTEGER NOT NULL DEFAULT 1,"
+	"  highestmodseq INTEGER NOT NULL DEFAULT 1,"
+	"  subscribed INTEGER NOT NULL DEFAULT 1,"
+	"  UNIQUE (account_id, name)"
+	");",
+};
+
+#define STORE_SCHEMA_VERSION						\
+	((int)(sizeof(store_migrations) / sizeof(store_migrations[0])) - 1)
+
+/*
+ * Before chroot: make SQLite seed its generator now, from a place we
+ * can still open, rather than later from a /dev/urandom we cannot.
+ */
+void
+store_db_prepare(void)
+{
+	unsigned char	 seed[16];
+	int		 rc;
+
+	if ((rc = sqlite3_initialize()) != SQLITE_OK)
+		fatalx("sqlite3_initialize: %s", sqlite3_errstr(rc));
+	sqlite3_randomness(sizeof(seed), seed);
+	explicit_bzero(seed, sizeof(seed));
+}
+
+static void
+store_db_exec(const char *sql)
+{
+	char	*errmsg = NULL;
+
+	if (sqlite3_exec(store_db, sql, NULL, NULL, &errmsg) != SQLITE_OK)
+		fatalx("%s: %s: %s", STORE_DB_PATH, sql,
+		    errmsg ? errmsg : sqlite3_errmsg(store_db));
+}
+
+/* The schema version the store is at: 0 for a new one. */
+static int
+store_db_version(void)
+{
+	sqlite3_stmt	*st = NULL;
+	int		 rc, version;
+
+	if (sqlite3_prepare_v2(store_db, "SELECT count(*) FROM sqlite_master"
+	    " WHERE type = 'table' AND name = 'schema_version'", -1, &st,
+	    NULL) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto fail;
+	rc = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == 0)
+		return 0;
+	if (sqlite3_prepare_v2(store_db, "SELECT version FROM schema_version",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    sqlite3_column_type(st, 0) != SQLITE_INTEGER) {
+		sqlite3_finalize(st);
+		sqlite3_close(store_db);
+		fatalx("%s: table schema_version has no version; refusing to "
+		    "start", STORE_DB_PATH);
+	}
+	version = sqlite3_column_int(st, 0);
+	if (sqlite3_step(st) != SQLITE_DONE || version < 0) {
+		sqlite3_finalize(st);
+		sqlite3_close(store_db);
+		fatalx("%s: table schema_version is damaged; refusing to "
+		    "start", STORE_DB_PATH);
+	}
+	sqlite3_finalize(st);
+	return version;
+ fail:
+	log_warnx("%s: %s", STORE_DB_PATH, sqlite3_errmsg(store_db));
+	sqlite3_finalize(st);
+	sqlite3_close(store_db);
+	fatalx("%s: cannot read the schema version; refusing to start",
+	    STORE_DB_PATH);
+}
+
+/* Applies migration n in one transaction, or leaves all as it was. */
+static void
+store_db_migrate(int n)
+{
+	sqlite3_stmt	*st = NULL;
+	char		*errmsg = NULL;
+	char		 msg[STORE_ERR_MAX];
+
+	if (sqlite3_exec(store_db, "BEGIN IMMEDIATE", NULL, NULL,
+	    &errmsg) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_exec(store_db, store_migrations[n], NULL, NULL,
+	    &errmsg) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_prepare_v2(store_db,
+	    "UPDATE schema_version SET version = ?", -1, &st, NULL) !=
+	    SQLITE_OK || sqlite3_bind_int(st, 1, n) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_DONE ||
+	    sqlite3_changes(store_db) != 1)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_exec(store_db, "COMMIT", NULL, NULL, &errmsg) !=
+	    SQLITE_OK)
+		goto fail;
+	log_info("%s: migrated to schema version %d", STORE_DB_PATH, n);
+	return;
+ fail:
+	strlcpy(msg, errmsg ? errmsg : sqlite3_errmsg(store_db),
+	    sizeof(msg));
+	sqlite3_free(errmsg);
+	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(store_db))
+		sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(store_db);
+	fatalx("%s: migration %d failed: %s; the store is left at schema "
+	    "version %d", STORE_DB_PATH, n, msg, n - 1);
+}
+
+static void
+store_blobs_init(void)
+{
+	struct stat	 st;
+
+	if (mkdir(STORE_BLOB_DIR, 0700) == -1 && errno != EEXIST)
+		fatal("mkdir %s", STORE_BLOB_DIR);
+	if (lstat(STORE_BLOB_DIR, &st) == -1)
+		fatal("stat %s", STORE_BLOB_DIR);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077))
+		fatalx("%s must be a directory of the storage user, mode 0700",
+		    STORE_BLOB_DIR);
+}
+
+/*
+ * Opens the store, brings its schema up to date and puts it in WAL
+ * mode.  A store from a newer posternd, or a migration that fails,
+ * stops storaged before anything is written.
+ */
+void
+store_db_open(void)
+{
+	sqlite3_stmt	*st;
+	int		 rc, version, n;
+
+	rc = sqlite3_open_v2(STORE_DB_PATH, &store_db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+	    NULL);
+	if (rc != SQLITE_OK)
+		fatalx("%s: %s", STORE_DB_PATH, store_db ?
+		    sqlite3_errmsg(store_db) : sqlite3_errstr(rc));
+	sqlite3_extended_result_codes(store_db, 1);
+	if (sqlite3_busy_timeout(store_db, STORE_BUSY_TIMEOUT_MS) !=
+	    SQLITE_OK)
+		fatalx("%s: busy_timeout: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+	store_db_exec("PRAGMA foreign_keys = ON");
+	store_db_exec("PRAGMA synchronous = FULL");
+	store_db_exec("PRAGMA temp_store = MEMORY");
+
+	version = store_db_version();
+	if (version > STORE_SCHEMA_VERSION) {
+		sqlite3_close(store_db);
+		fatalx("%s: schema version %d is newer than this posternd "
+		    "knows (%d); refusing to start, the store is untouched",
+		    STORE_DB_PATH, version, STORE_SCHEMA_VERSION);
+	}
+	for (n = version + 1; n <= STORE_SCHEMA_VERSION; n++)
+		store_db_migrate(n);
+
+	if (sqlite3_prepare_v2(store_db, "PRAGMA journal_mode = WAL", -1,
+	    &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
+		fatalx("%s: cannot switch to WAL mode: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+	sqlite3_finalize(st);
+	store_blobs_init();
+	log_debug("%s: schema version %d, WAL mode", STORE_DB_PATH,
+	    STORE_SCHEMA_VERSION);
+}
+
+void
+store_db_close(void)
+{
+	if (store_db == NULL)
+		return;
+	if (sqlite3_close(store_db) != SQLITE_OK)
+		log_warnx("%s: close: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+	store_db = NULL;
+}
+
+int
+store_db_begin(void)
+{
+	if (sqlite3_exec(store_db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		log_warnx("%s: begin: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_db_commit(void)
+{
+	if (sqlite3_exec(store_db, "COMMIT", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		log_warnx("%s: commit: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+		store_db_rollback();
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_db_rollback(void)
+{
+	if (!sqlite3_get_autocommit(store_db))
+		sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* A prepared statement, or NULL with the reason logged. */
+sqlite3_stmt *
+store_db_stmt(const char *sql)
+{
+	sqlite3_stmt	*st;
+
+	if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("%s: prepare: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+		return NULL;
+	}
+	return st;
+}
