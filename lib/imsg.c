@@ -36,7 +36,7 @@ imsgbuf_clear(struct imsgbuf *ib)
 		TAILQ_REMOVE(&ib->out, o, entry);
 		if (o->fd != -1)
 			close(o->fd);
-		free(o);
+		freezero(o, sizeof(*o) + o->len);
 	}
 	ib->queued = 0;
 	for (i = 0; i < ib->nrfds; i++)
@@ -151,13 +151,16 @@ imsg_get(struct imsgbuf *ib, struct imsg *imsg)
 	((char *)imsg->data)[datalen] = '\0';
 	ib->rlen -= hdr.len;
 	memmove(ib->rbuf, ib->rbuf + hdr.len, ib->rlen);
+	/* Payloads may be passwords: leave no stale copy behind. */
+	explicit_bzero(ib->rbuf + ib->rlen, hdr.len);
 	return hdr.len;
 }
 
 void
 imsg_free(struct imsg *imsg)
 {
-	free(imsg->data);
+	if (imsg->data != NULL)
+		freezero(imsg->data, imsg->datalen + 1);
 	imsg->data = NULL;
 }
 
@@ -271,7 +274,7 @@ imsgbuf_write(struct imsgbuf *ib)
 			n -= left;
 			TAILQ_REMOVE(&ib->out, o, entry);
 			ib->queued--;
-			free(o);
+			freezero(o, sizeof(*o) + o->len);
 		}
 	}
 	return 0;

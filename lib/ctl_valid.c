@@ -1,0 +1,130 @@
+/*
+ * Syntax of what an administrator types into posternctl: domain names,
+ * addresses and passwords.  Shared by posternctl and the control role.
+ * Deliberately narrower than RFC 5322: a local part is a dot-atom of
+ * ASCII atext, a domain is a hostname of letters, digits and hyphens.
+ */
+#include <string.h>
+
+#include "ctl_valid.h"
+#include "postern.h"
+
+static int
+ctl_fail(char *err, size_t errlen, const char *reason)
+{
+	if (errlen > 0)
+		strlcpy(err, reason, errlen);
+	return -1;
+}
+
+static int
+ctl_is_alnum(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9');
+}
+
+/* RFC 5322 atext: letters, digits and these. */
+static int
+ctl_is_atext(unsigned char c)
+{
+	return ctl_is_alnum(c) || (c != '\0' &&
+	    strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+static int
+ctl_has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+			return 1;
+	return 0;
+}
+
+int
+ctl_valid_domain(const char *name, char *err, size_t errlen)
+{
+	const char	*p, *label;
+	size_t		 len;
+
+	if (ctl_has_control(name))
+		return ctl_fail(err, errlen, "control character in domain");
+	len = strlen(name);
+	if (len == 0)
+		return ctl_fail(err, errlen, "empty domain");
+	if (len > DOMAIN_MAX)
+		return ctl_fail(err, errlen, "domain longer than 255 bytes");
+	label = name;
+	for (p = name;; p++) {
+		if (*p == '.' || *p == '\0') {
+			if (p == label)
+				return ctl_fail(err, errlen,
+				    "empty label in domain");
+			if ((size_t)(p - label) > CTL_LABEL_MAX)
+				return ctl_fail(err, errlen,
+				    "domain label longer than 63 bytes");
+			if (*label == '-' || p[-1] == '-')
+				return ctl_fail(err, errlen, "domain label "
+				    "starts or ends with a hyphen");
+			if (*p == '\0')
+				break;
+			label = p + 1;
+			continue;
+		}
+		if (!ctl_is_alnum(*p) && *p != '-')
+			return ctl_fail(err, errlen, "domain may hold only "
+			    "letters, digits, hyphens and dots");
+	}
+	return 0;
+}
+
+int
+ctl_valid_address(const char *addr, char *err, size_t errlen)
+{
+	const char	*at, *p;
+	size_t		 len;
+
+	if (ctl_has_control(addr))
+		return ctl_fail(err, errlen, "control character in address");
+	len = strlen(addr);
+	if (len > ADDRESS_MAX)
+		return ctl_fail(err, errlen, "address longer than 320 bytes");
+	if ((at = strrchr(addr, '@')) == NULL)
+		return ctl_fail(err, errlen, "address must be local@domain");
+	if (at == addr)
+		return ctl_fail(err, errlen, "empty local part in address");
+	if ((size_t)(at - addr) > CTL_LOCALPART_MAX)
+		return ctl_fail(err, errlen,
+		    "local part longer than 64 bytes");
+	if (addr[0] == '.' || at[-1] == '.')
+		return ctl_fail(err, errlen,
+		    "local part starts or ends with a dot");
+	for (p = addr; p < at; p++) {
+		if (*p == '.') {
+			if (p[1] == '.')
+				return ctl_fail(err, errlen,
+				    "two dots in a row in local part");
+			continue;
+		}
+		if (!ctl_is_atext(*p))
+			return ctl_fail(err, errlen, "local part may hold "
+			    "only letters, digits, dots and "
+			    "!#$%&'*+-/=?^_`{|}~");
+	}
+	return ctl_valid_domain(at + 1, err, errlen);
+}
+
+int
+ctl_valid_password(const char *pw, char *err, size_t errlen)
+{
+	size_t	 len = strlen(pw);
+
+	if (len == 0)
+		return ctl_fail(err, errlen, "empty password");
+	if (len > CTL_PASSWORD_MAX)
+		return ctl_fail(err, errlen,
+		    "password longer than 1024 bytes");
+	if (strchr(pw, '\n') != NULL || strchr(pw, '\r') != NULL)
+		return ctl_fail(err, errlen, "line break in password");
+	return 0;
+}
