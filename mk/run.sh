@@ -146,25 +146,36 @@ until ctl show status >/dev/null 2>&1; do
 	waited=$((waited + 1))
 done
 
-if ! ctl account show "$DEMO" >/dev/null 2>&1; then
+new_password() {
+	head -c 48 /dev/urandom | base64 | tr -d '+/=\n' | cut -c 1-16
+}
+
+save_secret() {
+	(umask 077 && printf '%s\n' "$1" >"$SECRET.tmp")
+	mv "$SECRET.tmp" "$SECRET"
+}
+
+accounts=$(ctl account list) || die "posternctl account list failed"
+if ! printf '%s\n' "$accounts" | grep -qx "$DEMO"; then
+	# A kept secret outlives a state that was removed.
 	if [ -s "$SECRET" ]; then
 		password=$(cat "$SECRET")
 	else
-		password=$(head -c 48 /dev/urandom | base64 | tr -d '+/=\n' |
-		    cut -c 1-16)
+		password=$(new_password)
 	fi
 	printf '%s\n' "$password" | ctl account add "$DEMO" >/dev/null ||
 	    die "could not create $DEMO"
-	(umask 077 && printf '%s\n' "$password" >"$SECRET.tmp")
-	mv "$SECRET.tmp" "$SECRET"
+	save_secret "$password"
 	say "created account $DEMO"
+elif [ ! -s "$SECRET" ]; then
+	password=$(new_password)
+	printf '%s\n' "$password" | ctl account passwd "$DEMO" >/dev/null ||
+	    die "could not set a new password for $DEMO"
+	save_secret "$password"
+	say "$SECRET was missing: gave $DEMO a new password"
 fi
-if [ -f "$SECRET" ]; then
-	chmod 0600 "$SECRET"
-	password=$(cat "$SECRET")
-else
-	password="unknown: $SECRET is gone (remove $RUN to start afresh)"
-fi
+chmod 0600 "$SECRET"
+password=$(cat "$SECRET")
 
 # What listens, as the config says: "listen on ADDR port N KIND".
 listeners=$(awk '$1 == "listen" && $2 == "on" && $4 == "port" {
