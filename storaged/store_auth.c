@@ -26,6 +26,7 @@ static pthread_cond_t	 auth_wakeup = PTHREAD_COND_INITIALIZER;
 static struct auth_job	*auth_head;	/* waiting for a thread */
 static struct auth_job	**auth_tail = &auth_head;
 static int		 auth_pending;	/* submitted, not yet done */
+static int		 auth_started;	/* threads up and waiting */
 static int		 auth_done_pipe[2] = { -1, -1 };
 static struct event	 auth_done_ev;
 static char		 auth_dummy[STORE_HASH_MAX];
@@ -72,6 +73,10 @@ auth_thread(void *arg)
 	ssize_t		 n;
 
 	(void)arg;
+	pthread_mutex_lock(&auth_lock);
+	auth_started++;
+	pthread_cond_broadcast(&auth_wakeup);
+	pthread_mutex_unlock(&auth_lock);
 	for (;;) {
 		pthread_mutex_lock(&auth_lock);
 		while (auth_head == NULL)
@@ -156,6 +161,16 @@ auth_pool_init(void)
 	}
 	if ((rc = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)
 		fatalx("pthread_sigmask: %s", strerror(rc));
+
+	/*
+	 * A new thread makes system calls of its own as it starts (rseq,
+	 * set_robust_list) that the sandbox does not allow: wait for
+	 * every one to be up before the sandbox goes on.
+	 */
+	pthread_mutex_lock(&auth_lock);
+	while (auth_started < STORE_AUTH_THREADS)
+		pthread_cond_wait(&auth_wakeup, &auth_lock);
+	pthread_mutex_unlock(&auth_lock);
 }
 
 const char *
