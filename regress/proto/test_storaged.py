@@ -1,0 +1,350 @@
+"""storaged: the store it makes and keeps.  Each test drives the real
+daemon (posternctl through the control role) and then reads the SQLite
+files the way an administrator would, from a copy, after a stop."""
+import ctypes
+import hashlib
+import os
+import pwd
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import POSTERNCTL, START_TIMEOUT, STORAGE_USER
+
+SCHEMA_VERSION = 1      # what this posternd knows; bump with a migration
+PASSWORD = "Obsidian-Walrus-9137-nowhere"
+OTHER_PASSWORD = "Copper-Lantern-5521-nowhere"
+DEFAULT_MAILBOXES = {
+    ("INBOX", None), ("Drafts", "\\Drafts"), ("Sent", "\\Sent"),
+    ("Junk", "\\Junk"), ("Trash", "\\Trash"), ("Archive", "\\Archive"),
+}
+ARGON2 = ctypes.CDLL("libargon2.so.1")
+ARGON2.argon2id_verify.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
+                                   ctypes.c_size_t]
+
+
+def argon2id_matches(encoded, password):
+    pw = password.encode()
+    return ARGON2.argon2id_verify(encoded.encode(), pw, len(pw)) == 0
+
+
+def ok(r):
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    return r.stdout.splitlines()
+
+
+def fail(r):
+    """The request failed with one line; the line without the prefix."""
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("posternctl: "), r.stderr
+    return lines[0][len("posternctl: "):]
+
+
+def stopped(p):
+    p.stop()
+    assert p.proc.returncode == 0, p.logtext()
+
+
+def restart(p):
+    """Starts a stopped daemon again; its log is appended to."""
+    seen = p.logtext().count("startup complete")
+    p.start(wait=False)
+    deadline = time.time() + START_TIMEOUT
+    while p.logtext().count("startup complete") == seen:
+        assert p.proc.poll() is None, p.logtext()
+        assert time.time() < deadline, p.logtext()
+        time.sleep(0.05)
+
+
+def snapshot(p):
+    """A connection to a copy of the store (database and its WAL)."""
+    copy = tempfile.mkdtemp(prefix="postern-db-")
+    for name in os.listdir(p.statedir):
+        if name.startswith("postern.db"):
+            shutil.copy(os.path.join(p.statedir, name), copy)
+    return sqlite3.connect(os.path.join(copy, "postern.db"))
+
+
+def state_bytes(p):
+    """Every byte under the state directory, for a search."""
+    out = b""
+    for top, _, files in os.walk(p.statedir):
+        for name in files:
+            with open(os.path.join(top, name), "rb") as f:
+                out += f.read()
+    return out
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def prepared_store(postern_factory, sql):
+    """A daemon not yet started, with a store made by sql."""
+    p = postern_factory(start=False)
+    pw = pwd.getpwnam(STORAGE_USER)
+    os.mkdir(p.statedir, 0o700)
+    os.chown(p.statedir, pw.pw_uid, pw.pw_gid)
+    db = os.path.join(p.statedir, "postern.db")
+    conn = sqlite3.connect(db)
+    conn.executescript(sql)
+    conn.commit()
+    conn.close()
+    os.chown(db, pw.pw_uid, pw.pw_gid)
+    return p, db
+
+
+def refused(p, needle):
+    p.start(wait=False)
+    try:
+        rc = p.proc.wait(START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("posternd did not stop:\n" + p.logtext())
+    assert rc != 0
+    assert needle in p.logtext(), p.logtext()
+    assert "startup complete" not in p.logtext()
+
+
+# --- a new store ------------------------------------------------------
+
+
+def test_new_store(postern_factory):
+    p = postern_factory(domains=["example.test", "second.test"])
+    stopped(p)
+    pw = pwd.getpwnam(STORAGE_USER)
+    db = os.path.join(p.statedir, "postern.db")
+    st = os.stat(db)
+    assert st.st_uid == pw.pw_uid
+    # WAL is recorded in the header: file format versions 2 and 2.
+    with open(db, "rb") as f:
+        header = f.read(20)
+    assert header[:16] == b"SQLite format 3\0"
+    assert header[18:20] == b"\x02\x02"
+    blobs = os.stat(os.path.join(p.statedir, "blobs"))
+    assert blobs.st_uid == pw.pw_uid and (blobs.st_mode & 0o777) == 0o700
+    conn = snapshot(p)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT version FROM schema_version").fetchall() \
+        == [(SCHEMA_VERSION,)]
+    assert [r[0] for r in conn.execute(
+        "SELECT name FROM domains ORDER BY name")] == ["example.test",
+                                                        "second.test"]
+    # Every table that holds user data carries the account.
+    for table in ("addresses", "aliases", "mailboxes"):
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(%s)" % table)]
+        assert "account_id" in cols, table
+    assert "storaged: /postern.db: migrated to schema version %d" \
+        % SCHEMA_VERSION in p.logtext()
+
+
+def test_account_rows_and_password_hash(postern):
+    p = postern
+    ok(p.ctl("account", "add", "Alice@Example.TEST", input=PASSWORD + "\n"))
+    assert ok(p.ctl("account", "list")) == ["Alice@example.test"]
+    stopped(p)
+    conn = snapshot(p)
+    rows = conn.execute("SELECT id, address, password FROM accounts") \
+        .fetchall()
+    assert len(rows) == 1
+    account_id, address, encoded = rows[0]
+    assert address == "Alice@example.test"
+    assert encoded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert argon2id_matches(encoded, PASSWORD)
+    assert not argon2id_matches(encoded, OTHER_PASSWORD)
+    assert conn.execute("SELECT account_id, address FROM addresses") \
+        .fetchall() == [(account_id, "Alice@example.test")]
+    boxes = conn.execute("SELECT account_id, name, special_use, uidvalidity,"
+                         " uidnext, subscribed FROM mailboxes").fetchall()
+    assert {(b[1], b[2]) for b in boxes} == DEFAULT_MAILBOXES
+    for b in boxes:
+        assert b[0] == account_id and b[3] > 0 and b[4] == 1 and b[5] == 1
+    # The clear text is nowhere: not in the store, not in the log.
+    assert PASSWORD.encode() not in state_bytes(p)
+    assert PASSWORD not in p.logtext()
+
+
+def test_passwd_replaces_the_hash(postern):
+    p = postern
+    p.add_account("alice@example.test", PASSWORD)
+    ok(p.ctl("account", "passwd", "ALICE@example.test",
+             input=OTHER_PASSWORD + "\n"))
+    assert fail(p.ctl("account", "passwd", "bob@example.test",
+                      input=OTHER_PASSWORD + "\n")) \
+        == "no account bob@example.test"
+    stopped(p)
+    (encoded,) = snapshot(p).execute(
+        "SELECT password FROM accounts").fetchone()
+    assert argon2id_matches(encoded, OTHER_PASSWORD)
+    assert not argon2id_matches(encoded, PASSWORD)
+    data = state_bytes(p)
+    assert PASSWORD.encode() not in data
+    assert OTHER_PASSWORD.encode() not in data
+    assert OTHER_PASSWORD not in p.logtext()
+
+
+def test_addresses_compare_without_case(postern):
+    p = postern
+    p.add_account("alice@example.test", PASSWORD)
+    assert fail(p.ctl("account", "add", "ALICE@EXAMPLE.TEST",
+                      input=PASSWORD + "\n")) \
+        == "account ALICE@example.test exists"
+    assert fail(p.ctl("alias", "add", "Alice@Example.Test",
+                      "bob@remote.test")) \
+        == "alias Alice@example.test would shadow account alice@example.test"
+    ok(p.ctl("alias", "add", "info@example.test", "alice@example.test"))
+    assert fail(p.ctl("account", "add", "INFO@example.test",
+                      input=PASSWORD + "\n")) \
+        == "address INFO@example.test is an alias"
+    assert fail(p.ctl("alias", "add", "info@EXAMPLE.test",
+                      "ALICE@example.test")) \
+        == "alias info@example.test -> ALICE@example.test exists"
+    assert fail(p.ctl("alias", "add", "x@remote.test", "alice@example.test")) \
+        == "domain remote.test is not a local domain"
+
+
+def test_account_delete_takes_its_rows(postern):
+    p = postern
+    p.add_account("alice@example.test", PASSWORD)
+    p.add_account("bob@example.test", PASSWORD)
+    ok(p.ctl("alias", "add", "team@example.test", "alice@example.test"))
+    ok(p.ctl("alias", "add", "team@example.test", "bob@example.test"))
+    ok(p.ctl("alias", "add", "team@example.test", "carol@remote.test"))
+    ok(p.ctl("account", "del", "alice@example.test"))
+    assert ok(p.ctl("alias", "list")) == [
+        "team@example.test -> bob@example.test",
+        "team@example.test -> carol@remote.test"]
+    stopped(p)
+    conn = snapshot(p)
+    assert [r[0] for r in conn.execute("SELECT address FROM accounts")] \
+        == ["bob@example.test"]
+    (bob,) = conn.execute("SELECT id FROM accounts").fetchone()
+    for table in ("addresses", "mailboxes"):
+        ids = {r[0] for r in conn.execute("SELECT account_id FROM %s"
+                                          % table)}
+        assert ids == {bob}, table
+    assert conn.execute("SELECT count(*) FROM mailboxes").fetchone()[0] == 6
+
+
+def test_alias_made_before_its_account_follows_it(postern):
+    p = postern
+    ok(p.ctl("alias", "add", "sales@example.test", "dave@example.test"))
+    p.add_account("dave@example.test", PASSWORD)
+    ok(p.ctl("account", "del", "dave@example.test"))
+    assert ok(p.ctl("alias", "list")) == []
+
+
+def test_domain_delete_rules(postern):
+    p = postern
+    assert fail(p.ctl("domain", "del", "example.test")) \
+        == "domain example.test is set in %s" % p.conf
+    ok(p.ctl("domain", "add", "Other.Test"))
+    assert fail(p.ctl("domain", "add", "other.test")) \
+        == "domain other.test exists"
+    p.add_account("alice@other.test", PASSWORD)
+    ok(p.ctl("alias", "add", "a@other.test", "alice@other.test"))
+    assert fail(p.ctl("domain", "del", "other.test")) \
+        == ("domain other.test still has 1 account and 1 alias: "
+            "delete them first")
+    ok(p.ctl("account", "del", "alice@other.test"))
+    ok(p.ctl("domain", "del", "OTHER.test"))
+    assert fail(p.ctl("domain", "del", "other.test")) \
+        == "no domain other.test"
+    assert ok(p.ctl("domain", "list")) == ["example.test"]
+    assert fail(p.ctl("account", "add", "x@other.test",
+                      input=PASSWORD + "\n")) \
+        == "domain other.test is not a local domain"
+
+
+def test_reload_adds_config_domains(postern):
+    p = postern
+    p.domains = ["example.test", "added.test"]
+    p.write_config()
+    ok(p.ctl("reload"))
+    p.wait_log("storaged: domain added.test added from")
+    assert ok(p.ctl("domain", "list")) == ["added.test", "example.test"]
+    assert fail(p.ctl("domain", "del", "added.test")) \
+        == "domain added.test is set in %s" % p.conf
+
+
+def test_restart_keeps_the_store(postern):
+    p = postern
+    ok(p.ctl("domain", "add", "kept.test"))
+    p.add_account("alice@kept.test", PASSWORD)
+    ok(p.ctl("alias", "add", "root@kept.test", "alice@kept.test"))
+    stopped(p)
+    restart(p)
+    assert ok(p.ctl("domain", "list")) == ["example.test", "kept.test"]
+    assert ok(p.ctl("account", "list")) == ["alice@kept.test"]
+    assert ok(p.ctl("alias", "list")) == ["root@kept.test -> alice@kept.test"]
+    assert p.logtext().count("migrated to schema version") == 1
+    stopped(p)
+    assert snapshot(p).execute("SELECT count(*) FROM mailboxes") \
+        .fetchone()[0] == 6
+
+
+def test_concurrent_account_adds(postern):
+    """Hashing runs in the pool: many adds at once all land, each with
+    its own salt, and a list is answered meanwhile."""
+    p = postern
+    n = 8
+    procs = [subprocess.Popen([POSTERNCTL, "-s", p.sock, "account", "add",
+                               "user%d@example.test" % i],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for i in range(n)]
+    for i, proc in enumerate(procs):
+        proc.stdin.write("%s-%d\n" % (PASSWORD, i))
+        proc.stdin.close()
+    assert ok(p.ctl("domain", "list")) == ["example.test"]
+    for proc in procs:
+        assert proc.wait(60) == 0, proc.stderr.read()
+    assert sorted(ok(p.ctl("account", "list"))) \
+        == sorted("user%d@example.test" % i for i in range(n))
+    stopped(p)
+    rows = snapshot(p).execute("SELECT address, password FROM accounts") \
+        .fetchall()
+    salts = set()
+    for address, encoded in rows:
+        i = int(address[len("user"):address.index("@")])
+        assert argon2id_matches(encoded, "%s-%d" % (PASSWORD, i))
+        salts.add(encoded.split("$")[4])
+    assert len(salts) == n
+
+
+# --- stores storaged must not touch -------------------------------------
+
+
+def test_newer_schema_is_refused(postern_factory):
+    p, db = prepared_store(postern_factory, """
+        CREATE TABLE schema_version (version INTEGER NOT NULL);
+        INSERT INTO schema_version VALUES (99);
+        CREATE TABLE future (x TEXT);
+        INSERT INTO future VALUES ('kept');
+    """)
+    before = sha256(db)
+    refused(p, "storaged: /postern.db: schema version 99 is newer than this "
+            "posternd knows (%d); refusing to start" % SCHEMA_VERSION)
+    assert sha256(db) == before
+    assert sorted(os.listdir(p.statedir)) == ["postern.db"]
+
+
+def test_failed_migration_leaves_the_store(postern_factory):
+    # A table in the way makes migration 1 fail half-way.
+    p, db = prepared_store(postern_factory, """
+        CREATE TABLE domains (name TEXT);
+        INSERT INTO domains VALUES ('precious.test');
+    """)
+    before = sha256(db)
+    refused(p, "storaged: /postern.db: migration 1 failed: table domains "
+            "already exists; the store is left at schema version 0")
+    assert sha256(db) == before
+    assert sorted(os.listdir(p.statedir)) == ["postern.db"]
+    conn = sqlite3.connect("file:%s?mode=ro&immutable=1" % db, uri=True)
+    assert [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")] == ["domains"]
