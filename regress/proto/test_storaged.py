@@ -348,3 +348,19 @@ def test_failed_migration_leaves_the_store(postern_factory):
     conn = sqlite3.connect("file:%s?mode=ro&immutable=1" % db, uri=True)
     assert [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table'")] == ["domains"]
+
+
+def test_wal_checkpoint_inside_the_sandbox(postern):
+    """Enough commits for SQLite's automatic checkpoint (1000 WAL pages)
+    to run after the sandbox is on; a forbidden call would kill
+    storaged and with it the daemon."""
+    p = postern
+    db = os.path.join(p.statedir, "postern.db")
+    before = os.stat(db).st_size
+    for i in range(400):
+        ok(p.ctl("alias", "add", "a%d@example.test" % i,
+                 "someone%d@remote.test" % i))
+    assert os.stat(db).st_size > before
+    assert p.proc.poll() is None
+    assert len(ok(p.ctl("alias", "list"))) == 400
+    stopped(p)
