@@ -1,7 +1,8 @@
 #!/bin/sh
-# Runs every built fuzz target briefly, each from a copy of its seed
-# corpus in a temporary directory (the seeds in the tree stay as they
-# are).  A crash, leak, timeout or sanitizer report fails the target.
+# Runs every fuzz target (regress/fuzz/fuzz_*.c, built into bindir)
+# briefly, each from a copy of its seed corpus in a temporary directory
+# (the seeds in the tree stay as they are).  A crash, leak, timeout or
+# sanitizer report fails the target, and so does one that did not build.
 #
 # usage: run.sh bindir [seconds]
 # Ends with "N passed, N failed"; exits 1 if any target failed.
@@ -15,10 +16,17 @@ fail=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/postern-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
-for bin in "$bindir"/fuzz_*; do
-	[ -x "$bin" ] || continue
-	name=${bin##*/fuzz_}
+for src in "$here"/fuzz_*.c; do
+	[ -f "$src" ] || continue
+	name=${src##*/fuzz_}
+	name=${name%.c}
+	bin="$bindir/fuzz_$name"
 	work="$tmp/$name"
+	if [ ! -x "$bin" ]; then
+		echo "fuzz_$name: FAILED (not built)"
+		fail=$((fail + 1))
+		continue
+	fi
 	mkdir -p "$work/corpus" "$work/artifacts"
 	if [ -d "$here/corpus/$name" ]; then
 		cp "$here/corpus/$name"/* "$work/corpus/" 2>/dev/null
