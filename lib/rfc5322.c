@@ -958,7 +958,7 @@ param_join(struct raw_param **rp, size_t n, int *malformed)
 	struct raw_param *ext = NULL, *plain = NULL, *sec;
 	char		 charset[EW_MAX_CHARSET + 1];
 	const char	*v, *q1, *q2;
-	size_t		 i, want, vlen;
+	size_t		 i, want, vlen, first;
 	int		 found;
 
 	for (i = 0; i < n; i++) {
@@ -972,19 +972,29 @@ param_join(struct raw_param **rp, size_t n, int *malformed)
 	textbuf_init(&out);
 	textbuf_add(&out, "", 0);
 	charset[0] = '\0';
+	first = 0;
 	if (ext == NULL) {
 		for (i = 0; i < n; i++)
 			if (rp[i]->section == 0)
 				break;
-		if (i == n) {
+		if (i == n && plain != NULL) {
 			/* Plain value; RFC 2047 in it is common, if wrong. */
 			textbuf_free(&out);
 			return mime_decode_words(plain->value);
 		}
+		if (i == n) {
+			/* Sections without a section 0: join from the first. */
+			*malformed = 1;
+			first = MIME_MAX_PARAMS;
+			for (i = 0; i < n; i++)
+				if (rp[i]->section >= 0 &&
+				    (size_t)rp[i]->section < first)
+					first = rp[i]->section;
+		}
 	}
-	for (want = 0; ; want++) {
+	for (want = first; ; want++) {
 		if (ext != NULL) {
-			if (want > 0)
+			if (want > first)
 				break;
 			sec = ext;
 		} else {
@@ -1003,7 +1013,7 @@ param_join(struct raw_param **rp, size_t n, int *malformed)
 		}
 		v = sec->value;
 		vlen = sec->valuelen;
-		if (sec->extended && want == 0) {
+		if (sec->extended && want == first) {
 			if ((q1 = memchr(v, '\'', vlen)) != NULL &&
 			    (q2 = memchr(q1 + 1, '\'', vlen - (q1 + 1 - v))) !=
 			    NULL) {

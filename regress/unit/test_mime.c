@@ -268,6 +268,8 @@ test_rfc2231(void)
 	    "%PDF\n";
 	const char		*raw2 = "Content-Type: text/plain; name="
 	    "\"=?utf-8?q?r=C3=A9sum=C3=A9.txt?=\"; charset=utf-8\n\nx";
+	const char		*raw3 = "Content-Type: text/plain;"
+	    " name*1=\"b.txt\"\n\nx";
 	struct mime_message	*m;
 
 	if (!CHECK((m = parse(raw)) != NULL))
@@ -285,6 +287,12 @@ test_rfc2231(void)
 		return;
 	CHECK(str_is(mime_part_filename(m->root),
 	    "r\xc3\xa9sum\xc3\xa9.txt"));
+	mime_free(m);
+	/* Sections without section 0 (found by the fuzzer). */
+	if (!CHECK((m = parse(raw3)) != NULL))
+		return;
+	CHECK(str_is(mime_part_filename(m->root), "b.txt") &&
+	    (m->flags & MIME_F_MALFORMED));
 	mime_free(m);
 }
 
