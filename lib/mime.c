@@ -957,6 +957,7 @@ struct flatten {
 	size_t		 chars;
 	size_t		 max;
 	int		 space;
+	int		 taken;		/* the last lead byte was kept */
 };
 
 static int
@@ -976,10 +977,11 @@ static void
 flatten_byte(struct flatten *f, unsigned char c)
 {
 	if ((c & 0xc0) == 0x80) {
-		if (f->chars > 0)
+		if (f->taken)
 			textbuf_addc(&f->out, c);
 		return;
 	}
+	f->taken = 0;
 	if (f->space && f->out.len > 0) {
 		if (flatten_full(f))
 			return;
@@ -991,6 +993,7 @@ flatten_byte(struct flatten *f, unsigned char c)
 		return;
 	textbuf_addc(&f->out, c);
 	f->chars++;
+	f->taken = 1;
 }
 
 static void

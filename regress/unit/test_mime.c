@@ -621,6 +621,19 @@ test_preview(void)
 		mime_free(m);
 	}
 	free(raw);
+	/* The cut falls on a space before a two-byte character. */
+	textbuf_init(&tb);
+	textbuf_addstr(&tb, "Content-Type: text/plain; charset=utf-8\n\n");
+	for (i = 0; i < MIME_PREVIEW_CHARS - 1; i++)
+		textbuf_addc(&tb, 'a');
+	textbuf_addstr(&tb, " \xc3\xa9\xc3\xa9");
+	raw = textbuf_finish(&tb, NULL);
+	if (CHECK((m = parse(raw)) != NULL)) {
+		CHECK(strlen(m->preview) == MIME_PREVIEW_CHARS &&
+		    utf8_valid(m->preview, strlen(m->preview)));
+		mime_free(m);
+	}
+	free(raw);
 }
 
 static void
