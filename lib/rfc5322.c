@@ -113,9 +113,10 @@ ew_parse(const char *s, struct encoded_word *ew)
 		return 0;
 	p = s + 2;
 	for (q = p; *q != '\0' && *q != '?'; q++)
-		if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f)
+		if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f ||
+		    (size_t)(q - p) >= EW_MAX_CHARSET)
 			return 0;
-	if (*q != '?' || q == p || (size_t)(q - p) > EW_MAX_CHARSET)
+	if (*q != '?' || q == p)
 		return 0;
 	n = q - p;
 	memcpy(ew->charset, p, n);
@@ -410,10 +411,14 @@ list_grow(struct mime_addrlist *l)
 {
 	struct mime_addr	*a;
 
-	a = reallocarray(l->addrs, l->count + 1, sizeof(*a));
-	if (a == NULL)
-		return NULL;
-	l->addrs = a;
+	/* Capacity doubles at each power of two. */
+	if ((l->count & (l->count - 1)) == 0) {
+		a = reallocarray(l->addrs, l->count ? l->count * 2 : 1,
+		    sizeof(*a));
+		if (a == NULL)
+			return NULL;
+		l->addrs = a;
+	}
 	a = &l->addrs[l->count++];
 	memset(a, 0, sizeof(*a));
 	return a;
@@ -654,11 +659,15 @@ idlist_add(struct mime_idlist *l, const char *s, size_t len)
 		free(id);
 		return 0;
 	}
-	if ((v = reallocarray(l->ids, l->count + 1, sizeof(*v))) == NULL) {
-		free(id);
-		return -1;
+	/* Capacity doubles at each power of two. */
+	if ((l->count & (l->count - 1)) == 0) {
+		if ((v = reallocarray(l->ids, l->count ? l->count * 2 : 1,
+		    sizeof(*v))) == NULL) {
+			free(id);
+			return -1;
+		}
+		l->ids = v;
 	}
-	l->ids = v;
 	l->ids[l->count++] = id;
 	return 0;
 }
@@ -772,7 +781,7 @@ char *
 mime_base_subject(const char *subject)
 {
 	char	*s, *w;
-	size_t	 len, n, i;
+	size_t	 len, n, i, start, last, blobs;
 	int	 changed, space = 0;
 
 	if ((s = malloc(strlen(subject) + 1)) == NULL)
@@ -788,12 +797,17 @@ mime_base_subject(const char *subject)
 		*w++ = subject[i];
 	}
 	*w = '\0';
+	/*
+	 * Removals move start and end, never the bytes, so that a subject
+	 * of many thousand "Re:" or "[x]" costs linear time.
+	 */
+	start = 0;
+	len = w - s;
 	for (;;) {
-		len = strlen(s);
 		for (;;) {
-			while (len > 0 && s[len - 1] == ' ')
+			while (len > start && s[len - 1] == ' ')
 				len--;
-			if (len >= 5 &&
+			if (len - start >= 5 &&
 			    strncasecmp(s + len - 5, "(fwd)", 5) == 0) {
 				len -= 5;
 				continue;
@@ -804,30 +818,40 @@ mime_base_subject(const char *subject)
 		do {
 			changed = 0;
 			for (;;) {
-				if (s[0] == ' ')
+				if (s[start] == ' ')
 					n = 1;
 				else
-					n = subject_refwd(s);
+					n = subject_refwd(s + start);
 				if (n == 0)
 					break;
-				memmove(s, s + n, strlen(s + n) + 1);
+				start += n;
 				changed = 1;
 			}
-			n = subject_blob(s);
-			if (n > 0 && s[n] != '\0') {
-				memmove(s, s + n, strlen(s + n) + 1);
+			/*
+			 * Step 4, repeated with step 3 as RFC 5256 says, comes
+			 * to removing every leading blob but one that is all
+			 * there is.
+			 */
+			for (i = start, last = start, blobs = 0;
+			    (n = subject_blob(s + i)) > 0; i += n, blobs++)
+				last = i;
+			if (blobs > 0 && s[i] != '\0') {
+				start = i;
+				changed = 1;
+			} else if (blobs > 1) {
+				start = last;
 				changed = 1;
 			}
 		} while (changed);
-		len = strlen(s);
-		if (len >= 6 && strncasecmp(s, "[fwd:", 5) == 0 &&
-		    s[len - 1] == ']') {
-			s[len - 1] = '\0';
-			memmove(s, s + 5, len - 5);
+		if (len - start >= 6 && strncasecmp(s + start, "[fwd:", 5) ==
+		    0 && s[len - 1] == ']') {
+			start += 5;
+			s[--len] = '\0';
 			continue;
 		}
 		break;
 	}
+	memmove(s, s + start, len - start + 1);
 	return s;
 }
 

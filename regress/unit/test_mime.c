@@ -576,6 +576,9 @@ static void
 test_subjects_ids(void)
 {
 	struct mime_idlist	 l;
+	struct textbuf		 tb;
+	char			*s;
+	size_t			 i;
 
 	CHECK(base_is("Re: [list] Fwd: Hello (fwd)", "Hello"));
 	CHECK(base_is("RE: re: FW: x", "x"));
@@ -584,6 +587,20 @@ test_subjects_ids(void)
 	CHECK(base_is("[only a blob]", "[only a blob]"));
 	CHECK(base_is("  Re :  spaced\t out  ", "spaced out"));
 	CHECK(base_is("Regarding", "Regarding"));
+	CHECK(base_is("[a] [b]", "[b]"));
+	CHECK(base_is("[a][b] Re: x", "x"));
+	/* Long chains of leaders stay linear (quadratic would be minutes). */
+	textbuf_init(&tb);
+	for (i = 0; i < 40000; i++)
+		textbuf_addstr(&tb, "Re: [a]");
+	for (i = 0; i < 20000; i++)
+		textbuf_addstr(&tb, "[fwd: ");
+	textbuf_addstr(&tb, "x");
+	for (i = 0; i < 20000; i++)
+		textbuf_addstr(&tb, "] (fwd)");
+	s = textbuf_finish(&tb, NULL);
+	CHECK(s != NULL && base_is(s, "x"));
+	free(s);
 	CHECK(mime_parse_msgids("<a@b>\r\n <c@d> junk <e@\n f>", &l) == 0 &&
 	    l.count == 3 && str_is(l.ids[2], "e@f"));
 	mime_idlist_free(&l);
