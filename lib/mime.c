@@ -87,6 +87,7 @@ scan_header(struct parser *ps, size_t start, size_t end, int is_root,
 	struct header_field	*f;
 	size_t			 pos = start, next, linelen, scan, total = 0;
 	size_t			 i, namelen;
+	int			 toolong;
 
 	hb->nfields = 0;
 	hb->malformed = 0;
@@ -96,16 +97,20 @@ scan_header(struct parser *ps, size_t start, size_t end, int is_root,
 		if (scan > MIME_MAX_LINE + 2)
 			scan = MIME_MAX_LINE + 2;
 		nl = memchr(raw + pos, '\n', scan);
-		if (nl == NULL && scan < end - pos)
-			return MIME_ERR_LINE;
 		next = nl == NULL ? end : (size_t)(nl - raw) + 1;
 		linelen = next - pos;
 		if (nl != NULL)
 			linelen--;
 		if (linelen > 0 && raw[pos + linelen - 1] == '\r')
 			linelen--;
-		if (linelen > MIME_MAX_LINE)
-			return MIME_ERR_LINE;
+		/*
+		 * A long line is an error only if it belongs to the header;
+		 * a long first line of a body without a header is body.
+		 */
+		toolong = linelen > MIME_MAX_LINE ||
+		    (nl == NULL && scan < end - pos);
+		if (toolong)
+			linelen = MIME_MAX_LINE;
 		if (linelen == 0) {
 			hb->body_start = next;
 			return MIME_OK;
@@ -113,6 +118,8 @@ scan_header(struct parser *ps, size_t start, size_t end, int is_root,
 		if ((total += next - pos) > MIME_MAX_HEADER)
 			return MIME_ERR_HEADER;
 		if (raw[pos] == ' ' || raw[pos] == '\t') {
+			if (toolong)
+				return MIME_ERR_LINE;
 			if (hb->nfields > 0)
 				hb->fields[hb->nfields - 1].value_end = next;
 			else
@@ -120,7 +127,7 @@ scan_header(struct parser *ps, size_t start, size_t end, int is_root,
 			pos = next;
 			continue;
 		}
-		if (is_root && pos == start && linelen > 5 &&
+		if (is_root && pos == start && linelen > 5 && !toolong &&
 		    memcmp(raw + pos, "From ", 5) == 0) {
 			/* An mbox separator someone left in. */
 			hb->malformed = 1;
@@ -140,6 +147,8 @@ scan_header(struct parser *ps, size_t start, size_t end, int is_root,
 			hb->body_start = pos;
 			return MIME_OK;
 		}
+		if (toolong)
+			return MIME_ERR_LINE;
 		if (hb->nfields >= MIME_MAX_FIELDS)
 			return MIME_ERR_FIELDS;
 		f = &hb->fields[hb->nfields++];
@@ -550,8 +559,22 @@ split_multipart(struct parser *ps, struct mime_part *p, const char *boundary,
 		if (open && add_child(ps, p, part_start, end, depth) == -1)
 			return -1;
 	}
-	if (p->nchildren == 0)
-		p->flags |= MIME_F_MALFORMED;
+	return 0;
+}
+
+/* A multipart that cannot be split is read as one text/plain body. */
+static int
+multipart_as_text(struct parser *ps, struct mime_part *p)
+{
+	p->flags |= MIME_F_MALFORMED;
+	free(p->type);
+	free(p->subtype);
+	p->subtype = NULL;
+	if ((p->type = strdup("text")) == NULL ||
+	    (p->subtype = strdup("plain")) == NULL) {
+		ps->error = MIME_ERR_NOMEM;
+		return -1;
+	}
 	return 0;
 }
 
@@ -614,20 +637,11 @@ parse_part(struct parser *ps, size_t start, size_t end, int depth,
 	if (strcmp(p->type, "multipart") == 0) {
 		boundary = mime_param_get(p->params, p->nparams, "boundary");
 		if (boundary == NULL || boundary[0] == '\0') {
-			/* Nothing to split on: the body is one text. */
-			p->flags |= MIME_F_MALFORMED;
-			free(p->subtype);
-			p->subtype = NULL;
-			if (set_string(&p->subtype, "plain") == -1) {
-				ps->error = MIME_ERR_NOMEM;
+			if (multipart_as_text(ps, p) == -1)
 				goto fail;
-			}
-			free(p->type);
-			if ((p->type = strdup("text")) == NULL) {
-				ps->error = MIME_ERR_NOMEM;
-				goto fail;
-			}
 		} else if (split_multipart(ps, p, boundary, depth) == -1)
+			goto fail;
+		else if (p->nchildren == 0 && multipart_as_text(ps, p) == -1)
 			goto fail;
 	} else if (strcmp(p->type, "message") == 0 &&
 	    (strcmp(p->subtype, "rfc822") == 0 ||

@@ -126,7 +126,10 @@ struct mime_envelope {
 /*
  * One body part.  Offsets are into the raw message: the header block
  * is [header_start, body_start), the body [body_start, body_end).  A
- * multipart with no part found has nchildren 0 (and is malformed).
+ * multipart always has children: one without a boundary or without any
+ * delimiter line is read as text/plain (and marked malformed).  A
+ * message/rfc822 in base64 or quoted-printable (not allowed, but seen)
+ * is a leaf: envelope and message are NULL.
  */
 struct mime_part {
 	char			 *type;		/* lower-cased */

@@ -585,6 +585,10 @@ read_part(struct json_reader *jr, json_t *o, int depth)
 			p->nchildren = i + 1;
 		}
 	}
+	if ((strcmp(p->type, "multipart") == 0) != (p->nchildren > 0)) {
+		jr->error = MIME_ERR_JSON;
+		goto fail;
+	}
 	return p;
  fail:
 	mime_part_free(p);

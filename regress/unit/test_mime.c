@@ -453,6 +453,8 @@ test_boundaries(void)
 	    "--abc\n\nsecond\n"
 	    "--abc--  \nepilogue\n--abc\n\nnot a part\n";
 	const char		*nob = "Content-Type: multipart/mixed\n\nbody";
+	const char		*nodelim = "Content-Type: multipart/mixed;"
+	    " boundary=q\n\n--qq\njust text\n";
 	struct mime_message	*m;
 	struct mime_part	*in;
 
@@ -472,6 +474,12 @@ test_boundaries(void)
 			    in->children[0], "inner one\n--abc-not"));
 			CHECK(body_is(prefix, m->root->children[1], "second"));
 		}
+		mime_free(m);
+	}
+	if (CHECK((m = parse(nodelim)) != NULL)) {
+		CHECK(str_is(m->root->type, "text") &&
+		    m->root->nchildren == 0 && (m->flags & MIME_F_MALFORMED));
+		CHECK(roundtrip(m));
 		mime_free(m);
 	}
 	if (CHECK((m = parse(nob)) != NULL)) {
@@ -726,6 +734,17 @@ test_limits(void)
 	textbuf_addstr(&tb, "\n\nbody\n");
 	s = textbuf_finish(&tb, &len);
 	CHECK(parse_error(s, len) == MIME_ERR_LINE);
+	free(s);
+
+	/* A long first line of a part without header is body, not header. */
+	textbuf_init(&tb);
+	textbuf_addstr(&tb, "Content-Type: multipart/mixed; boundary=b\n\n"
+	    "--b\n");
+	for (i = 0; i < MIME_MAX_LINE + 10; i++)
+		textbuf_addc(&tb, 'x');
+	textbuf_addstr(&tb, "\n--b--\n");
+	s = textbuf_finish(&tb, &len);
+	CHECK(parse_error(s, len) == MIME_OK);
 	free(s);
 
 	/* Header lines under the cap, but too many bytes in all. */
