@@ -1243,6 +1243,35 @@ make_preview(struct mime_message *m, const char *raw, size_t len)
 	return m->preview == NULL ? MIME_ERR_NOMEM : MIME_OK;
 }
 
+/*
+ * The first header field called name in the part's header block (any
+ * field, for JMAP's header:Name and IMAP's HEADER.FIELDS), unfolded.
+ * *out is NULL when there is none.
+ */
+int
+mime_header_get(const char *raw, size_t rawlen, const struct mime_part *p,
+    const char *name, char **out)
+{
+	struct parser		 ps;
+	struct header_block	*hb;
+	int			 r;
+
+	*out = NULL;
+	if (p->header_start > p->body_start || p->body_start > rawlen)
+		return MIME_ERR_SIZE;
+	if ((hb = malloc(sizeof(*hb))) == NULL)
+		return MIME_ERR_NOMEM;
+	memset(&ps, 0, sizeof(ps));
+	ps.raw = raw;
+	ps.len = rawlen;
+	r = scan_header(&ps, p->header_start, p->body_start,
+	    p->header_start == 0, hb);
+	if (r == MIME_OK && header_value(&ps, hb, name, out) == -1)
+		r = ps.error;
+	free(hb);
+	return r;
+}
+
 int
 mime_parse(const char *raw, size_t len, struct mime_message **out)
 {

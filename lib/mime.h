@@ -181,6 +181,8 @@ const char	*mime_strerror(int);
 char		*mime_to_json(const struct mime_message *);
 int		 mime_from_json(const char *, size_t, struct mime_message **);
 
+int		 mime_header_get(const char *, size_t,
+		    const struct mime_part *, const char *, char **);
 const char	*mime_param_get(const struct mime_param *, size_t,
 		    const char *);
 const char	*mime_part_charset(const struct mime_part *);

@@ -3,7 +3,7 @@
  * lib/mime_json.c: the input is a raw message as a sender could write
  * it.  Whatever parses is serialized to JSON, read back, serialized
  * again (the two must be equal: the round trip is lossless), every
- * part is decoded to text, and all is freed.
+ * part is decoded to text and its header read again, and all is freed.
  */
 #include <sys/types.h>
 
@@ -29,6 +29,8 @@ fuzz_decode_parts(const struct mime_part *p, const char *raw, size_t len)
 			abort();
 		free(out);
 	}
+	if (mime_header_get(raw, len, p, "Content-Type", &out) == MIME_OK)
+		free(out);
 	if (p->message != NULL)
 		fuzz_decode_parts(p->message, raw, len);
 	for (i = 0; i < p->nchildren; i++)

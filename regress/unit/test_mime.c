@@ -374,6 +374,14 @@ test_nested(void)
 	    str_is(m->envelope.from_list.addrs[0].name, "Doe, John"));
 	CHECK(str_is(m->preview, "Caf\xc3\xa9 numbers attached."));
 	CHECK(m->flags == 0);
+	CHECK(mime_header_get(nested, strlen(nested), r, "mime-version",
+	    &dec) == MIME_OK && str_is(dec, "1.0"));
+	free(dec);
+	CHECK(mime_header_get(nested, strlen(nested), csv, "Content-Type",
+	    &dec) == MIME_OK && str_is(dec, "text/csv; name=numbers.csv"));
+	free(dec);
+	CHECK(mime_header_get(nested, strlen(nested), csv, "X-None",
+	    &dec) == MIME_OK && dec == NULL);
 	CHECK(roundtrip(m));
  done:
 	mime_free(m);
