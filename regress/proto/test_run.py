@@ -194,11 +194,6 @@ def test_demo_starts_serves_and_stops_on_sigterm(demo_factory, rundir):
         assert re.search(r"^%s\s+\d+\s+running" % role, r.stdout, re.M), \
             r.stdout
 
-    # 2525 when it was free, else the free port the demo got instead.
-    banner = smtp_banner(ports["smtp"])
-    assert banner.startswith("220 "), banner
-    assert "mail.example.test" in banner, banner
-
     daemon = demo.daemon_pid
     assert daemon is not None and alive(daemon)
     rc = demo.stop(signal.SIGTERM)
@@ -207,6 +202,17 @@ def test_demo_starts_serves_and_stops_on_sigterm(demo_factory, rundir):
     assert "stopped on error" not in demo.text(), demo.text()
     assert not alive(daemon)
     assert not os.path.exists(os.path.join(rundir, "postern.sock"))
+
+
+def test_demo_smtp_listener_greets(demo_factory):
+    ports = pick_ports()
+    demo = demo_factory(ports)
+    demo.wait_ready()
+    # 2525 when it was free, else the free port the demo got instead.
+    banner = smtp_banner(ports["smtp"])
+    assert banner.startswith("220 "), banner
+    assert "mail.example.test" in banner, banner
+    assert demo.stop(signal.SIGTERM) == 0, demo.text()
 
 
 def test_demo_rerun_reuses_state_and_ctrl_c_stops(demo_factory, rundir):
@@ -232,6 +238,16 @@ def test_demo_rerun_reuses_state_and_ctrl_c_stops(demo_factory, rundir):
     daemon = second.daemon_pid
     assert second.stop(signal.SIGINT, group=True) == 0, second.text()
     assert not alive(daemon)
+
+    # A lost secret: the account stays, with a new password.
+    os.unlink(os.path.join(rundir, "demo.secret"))
+    third = demo_factory(ports)
+    fresh = third.wait_ready()
+    assert fresh != password and len(fresh) == 16
+    assert "gave demo@example.test a new password" in third.text()
+    with open(os.path.join(rundir, "demo.secret")) as f:
+        assert f.read().strip() == fresh
+    assert third.stop(signal.SIGTERM) == 0, third.text()
 
 
 def test_demo_refuses_a_broken_config(demo_factory, rundir):
