@@ -533,7 +533,7 @@ split_multipart(struct parser *ps, struct mime_part *p, const char *boundary,
 		kind = is_delimiter(raw + pos, next - pos, boundary, blen);
 		if (kind != 0) {
 			if (open) {
-				/* The line break before it is the delimiter's. */
+				/* The line break before belongs to it. */
 				part_end = pos;
 				if (part_end > part_start &&
 				    raw[part_end - 1] == '\n')
@@ -1185,7 +1185,8 @@ flatten_text(const char *s, size_t len, size_t max, int html)
 			i++;
 			continue;
 		}
-		if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] == 0xa0) {
+		if (c == 0xc2 && i + 1 < len &&
+		    (unsigned char)s[i + 1] == 0xa0) {
 			flatten_space(&f);
 			i += 2;
 			continue;

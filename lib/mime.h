@@ -111,7 +111,7 @@ struct mime_envelope {
 	char			*references;
 
 	char			*subject_utf8;	/* RFC 2047 decoded */
-	char			*base_subject;	/* RFC 5256, from subject_utf8 */
+	char			*base_subject;	/* RFC 5256 */
 	struct mime_addrlist	 from_list;
 	struct mime_addrlist	 sender_list;
 	struct mime_addrlist	 reply_to_list;

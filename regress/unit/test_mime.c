@@ -162,8 +162,8 @@ test_crlf(void)
 {
 	const char		*lf = "Subject: x\nContent-Type: text/plain;"
 	    " charset=utf-8\n\nline one\nline two";
-	const char		*crlf = "Subject: x\r\nContent-Type: text/plain;"
-	    " charset=utf-8\r\n\r\nline one\r\nline two";
+	const char		*crlf = "Subject: x\r\nContent-Type:"
+	    " text/plain; charset=utf-8\r\n\r\nline one\r\nline two";
 	struct mime_message	*a, *b;
 
 	a = parse(lf);
