@@ -719,12 +719,14 @@ class Bench:
             accepted = int(stats["accepted"])
             res.update(accepted=accepted, sent=int(stats["sent"]),
                        errors=int(stats["errors"]),
+                       reconnects=int(stats["reconnects"]),
                        rejected=int(stats["rejected"]) +
                        int(stats["refused"]),
                        load_seconds=float(stats["seconds"]),
                        accepted_per_sec=float(stats["msgs_per_sec"]),
                        p50_ms=int(stats["lat_p50_ms"]),
-                       p99_ms=int(stats["lat_p99_ms"]))
+                       p99_ms=int(stats["lat_p99_ms"]),
+                       open_max_ms=int(stats["open_max_ms"]))
             # Delivery: done when the mailboxes hold every acknowledged
             # message; the rate counts from the start of the load.
             deadline = time.time() + max(self.args.delivery_timeout,
@@ -792,9 +794,10 @@ def report(results, args):
     print("ratio = Postern / server, from delivered msg/s (>1: Postern "
           "is faster)")
     print()
-    head = ("%-6s %5s  %-10s %10s %10s %7s %7s %6s %7s  %s"
+    head = ("%-6s %5s  %-10s %10s %10s %7s %7s %6s %6s %7s  %s"
             % ("size", "sess", "server", "acc msg/s", "del msg/s",
-               "p50 ms", "p99 ms", "errors", "ratio", "peak mem"))
+               "p50 ms", "p99 ms", "errors", "reconn", "ratio",
+               "peak mem"))
     print(head)
     print("-" * len(head))
     for size in args.sizes:
@@ -813,23 +816,28 @@ def report(results, args):
                     note = "  (%s: %s of %s)" % (r["status"],
                                                  r.get("delivered"),
                                                  r["accepted"])
-                print("%-6s %5d  %-10s %10s %10s %7d %7d %6d %7s  %s%s"
+                print("%-6s %5d  %-10s %10s %10s %7d %7d %6d %6d %7s  %s%s"
                       % (fmt_size(size), sessions, peer,
                          fmt_rate(r["accepted_per_sec"]),
                          fmt_rate(r.get("delivered_per_sec")),
                          r["p50_ms"], r["p99_ms"],
-                         r["errors"] + r["rejected"],
+                         r["errors"] + r["rejected"], r["reconnects"],
                          "-" if peer == "postern" else
                          ("-" if rt is None else "%.2fx" % rt),
                          fmt_mem(r.get("peak_kb")), note))
     print()
     for r in results:
+        where = "%s at %s x %d" % (r["server"], fmt_size(r["size"]),
+                                   r["sessions"])
         if r.get("why"):
-            print("%s at %s x %d: %s" % (r["server"], fmt_size(r["size"]),
-                                        r["sessions"], r["why"]))
-        elif r.get("load_note"):
-            print("%s at %s x %d: %s" % (r["server"], fmt_size(r["size"]),
-                                        r["sessions"], r["load_note"]))
+            print("%s: %s" % (where, r["why"]))
+            continue
+        if r.get("load_note"):
+            print("%s: %s" % (where, r["load_note"]))
+        if r.get("open_max_ms", 0) >= 1000:
+            print("%s: slowest session waited %.1f s for its 220 banner "
+                  "(connections queued or dropped at listen)"
+                  % (where, r["open_max_ms"] / 1000.0))
     pt = [r for r in results if r["server"] == "postern"
           and r.get("peak_kb")]
     if pt:

@@ -38,7 +38,8 @@
 #define SMTPLOAD_REPLY_LINES	100	/* lines in one multi-line reply */
 #define SMTPLOAD_TIMEOUT	120	/* seconds without a reply */
 #define SMTPLOAD_BODY_LINE	76	/* filler line length, without CRLF */
-#define SMTPLOAD_MAX_RECONNECT	50	/* per session before giving up */
+#define SMTPLOAD_MAX_RECONNECT	50	/* failures in a row, per session */
+#define SMTPLOAD_MAX_TRIES	3	/* new sessions for one message */
 #define SMTPLOAD_LATENCY_SLOTS	4096	/* in ms, for percentiles */
 
 struct config {
@@ -64,6 +65,7 @@ struct counters {
 	long long		 reconnects;
 	long long		 lat[SMTPLOAD_LATENCY_SLOTS];
 	double			 lat_sum;
+	double			 open_max;	/* slowest connect + banner */
 	char			 first_error[256];
 };
 
@@ -268,6 +270,7 @@ static int
 session_open(struct session *s)
 {
 	struct timeval	tv = { SMTPLOAD_TIMEOUT, 0 };
+	double		t0 = now();
 	int		code, one = 1;
 
 	s->len = s->pos = 0;
@@ -290,6 +293,10 @@ session_open(struct session *s)
 		session_close(s);
 		return -1;
 	}
+	pthread_mutex_lock(&counters.lock);
+	if (now() - t0 > counters.open_max)
+		counters.open_max = now() - t0;
+	pthread_mutex_unlock(&counters.lock);
 	if ((code = command(s, "EHLO %s", conf.helo)) != 250) {
 		note_error(s, "EHLO: %s", code == -1 ? strerror(errno) :
 		    s->line);
@@ -340,11 +347,18 @@ count(long long *what, double latency)
 	pthread_mutex_unlock(&counters.lock);
 }
 
+enum send_result {
+	SEND_DONE,	/* accepted or refused for good */
+	SEND_AGAIN,	/* 4xx before DATA: retry in a new session */
+	SEND_BROKEN	/* the session broke; the message is lost */
+};
+
 /*
- * Sends message seq.  Returns 0 when the server gave a final answer
- * (accepted or refused), -1 when the session broke first.
+ * Sends message seq.  A temporary refusal before DATA (a per-session
+ * message limit, a busy server) is what a real client answers by
+ * opening a new session, so the message is retried in one.
  */
-static int
+static enum send_result
 send_message(struct session *s, long long seq)
 {
 	char	 hdr[1024], rcpt[256];
@@ -355,19 +369,19 @@ send_message(struct session *s, long long seq)
 	    conf.domain);
 	t0 = now();
 	if ((code = command(s, "MAIL FROM:<%s>", conf.from)) == -1)
-		return -1;
+		return SEND_BROKEN;
 	if (code != 250) {
 		note_error(s, "MAIL: %s", s->line);
 		goto refused;
 	}
 	if ((code = command(s, "RCPT TO:<%s>", rcpt)) == -1)
-		return -1;
+		return SEND_BROKEN;
 	if (code != 250 && code != 251) {
 		note_error(s, "RCPT: %s", s->line);
 		goto refused;
 	}
 	if ((code = command(s, "DATA")) == -1)
-		return -1;
+		return SEND_BROKEN;
 	if (code != 354) {
 		note_error(s, "DATA: %s", s->line);
 		goto refused;
@@ -384,56 +398,76 @@ send_message(struct session *s, long long seq)
 	if (write_all(s->fd, hdr, n) == -1 ||
 	    write_all(s->fd, filler, filler_len) == -1 ||
 	    write_all(s->fd, ".\r\n", 3) == -1)
-		return -1;
+		return SEND_BROKEN;
 	if ((code = read_reply(s)) == -1)
-		return -1;
+		return SEND_BROKEN;
 	if (code == 250) {
 		count(&counters.accepted, now() - t0);
-		return 0;
+		return SEND_DONE;
 	}
 	note_error(s, "end of DATA: %s", s->line);
 	count(&counters.rejected, 0);
-	return 0;
+	return SEND_DONE;
 refused:
+	if (code >= 400 && code < 500)
+		return SEND_AGAIN;
 	count(&counters.refused, 0);
-	if (code == 421)
-		return -1;
 	if (command(s, "RSET") != 250)
-		return -1;
-	return 0;
+		return SEND_BROKEN;
+	return SEND_DONE;
 }
 
 static void *
 session_run(void *arg)
 {
 	struct session	*s = arg;
-	long long	 seq;
-	int		 failures = 0;
+	long long	 seq = -1;
+	int		 failures = 0, tries = 0;
 
 	s->fd = -1;
-	while ((seq = claim()) != -1) {
-		if (s->fd == -1) {
-			if (failures > SMTPLOAD_MAX_RECONNECT ||
-			    session_open(s) == -1) {
-				count(&counters.errors, 0);
-				unclaim();
-				if (++failures > SMTPLOAD_MAX_RECONNECT)
-					break;
-				usleep(100000);
-				continue;
-			}
+	for (;;) {
+		if (seq == -1) {
+			if ((seq = claim()) == -1)
+				break;
+			tries = 0;
 		}
-		if (send_message(s, seq) == -1) {
+		if (s->fd == -1 && session_open(s) == -1) {
+			count(&counters.errors, 0);
+			if (++failures > SMTPLOAD_MAX_RECONNECT) {
+				unclaim();
+				break;
+			}
+			usleep(100000);
+			continue;
+		}
+		switch (send_message(s, seq)) {
+		case SEND_DONE:
+			failures = 0;
+			seq = -1;
+			break;
+		case SEND_AGAIN:
+			count(&counters.reconnects, 0);
+			command(s, "QUIT");
+			session_close(s);
+			if (++tries > SMTPLOAD_MAX_TRIES) {
+				count(&counters.refused, 0);
+				seq = -1;
+			}
+			break;
+		case SEND_BROKEN:
 			note_error(s, "message %lld: %s%s%s", seq,
 			    strerror(errno), s->line[0] ? ", last reply: " : "",
 			    s->line);
 			session_close(s);
 			count(&counters.errors, 0);
-			count(&counters.reconnects, 0);
-			/* The message may or may not be queued: not retried. */
-			failures++;
+			/* It may or may not be queued: not sent again. */
+			seq = -1;
+			if (++failures > SMTPLOAD_MAX_RECONNECT)
+				goto done;
+			break;
 		}
 	}
+done:
 	if (s->fd != -1) {
 		command(s, "QUIT");
 		session_close(s);
@@ -611,15 +645,17 @@ main(int argc, char *argv[])
 	elapsed = now() - start_time;
 
 	printf("sessions=%d size=%zu sent=%lld accepted=%lld rejected=%lld "
-	    "refused=%lld errors=%lld seconds=%.3f msgs_per_sec=%.1f "
-	    "lat_avg_ms=%.1f lat_p50_ms=%ld lat_p99_ms=%ld\n",
+	    "refused=%lld errors=%lld reconnects=%lld seconds=%.3f msgs_per_sec=%.1f "
+	    "lat_avg_ms=%.1f lat_p50_ms=%ld lat_p99_ms=%ld open_max_ms=%ld\n",
 	    conf.sessions, conf.size, counters.claimed, counters.accepted,
-	    counters.rejected, counters.refused, counters.errors, elapsed,
+	    counters.rejected, counters.refused, counters.errors,
+	    counters.reconnects, elapsed,
 	    elapsed > 0 ? counters.accepted / elapsed : 0.0,
 	    counters.accepted ? counters.lat_sum / counters.accepted *
 	    1000 : 0.0,
 	    counters.accepted ? percentile(counters.accepted, 0.5) : 0,
-	    counters.accepted ? percentile(counters.accepted, 0.99) : 0);
+	    counters.accepted ? percentile(counters.accepted, 0.99) : 0,
+	    (long)(counters.open_max * 1000));
 	if (counters.first_error[0] != '\0')
 		fprintf(stderr, "smtpload: first problem: %s\n",
 		    counters.first_error);
