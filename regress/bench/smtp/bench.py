@@ -658,6 +658,8 @@ class Bench:
             build = os.path.join(ROOT, build)
         self.posternd = os.path.join(build, "posternd")
         self.posternctl = os.path.join(build, "posternctl")
+        if "postern" in a.peers:
+            say("postern from %s" % build)
         self.cert = os.path.join(self.tmp, "server.crt")
         self.key = os.path.join(self.tmp, "server.key")
         if "postern" in a.peers:
@@ -848,10 +850,12 @@ def report(results, args):
     pf = by.get((size, sessions, "postfix"), {})
     rt = ratio(pt.get("delivered_per_sec"), pf.get("delivered_per_sec"))
     if rt is None:
-        why = "postern not available" if pt.get("status") != "ok" \
-            else "postfix not measured"
         if not pt or not pf:
             why = "cell not in this run"
+        elif pt.get("status") != "ok":
+            why = "postern: %s" % pt.get("status")
+        else:
+            why = "postfix: %s" % pf.get("status")
         print("goal: Postern >= %.1fx Postfix at 4 KB x 50 sessions: "
               "NOT MET (%s)" % (GOAL_RATIO, why))
     else:
