@@ -40,12 +40,53 @@
 	X(IMSG_CTL_ALIAS_ADD)						\
 	X(IMSG_CTL_ALIAS_DEL)						\
 	X(IMSG_CTL_ALIAS_LIST)						\
+	/*								\
+	 * Queue ids travel as u64 and are shown as 16 hex digits.	\
+	 * SHOW_QUEUE (queue): - -> ITEM: s line ..., END		\
+	 * QUEUE_REMOVE (queue): s id -> OK or FAIL: s err		\
+	 * QUEUE_SCHEDULE (queue): s id or "all" -> OK or FAIL	\
+	 * MAILBOX_LIST (storaged): s account -> ITEM: s line ..., END \
+	 * MESSAGE_LIST (storaged): s account, s mailbox -> ITEM ..., END \
+	 * MESSAGE_SHOW (storaged): s account, s mailbox, u32 uid	\
+	 *   -> OK: s added header lines, with a read fd of the blob	\
+	 */								\
 	X(IMSG_CTL_SHOW_QUEUE)						\
 	X(IMSG_CTL_QUEUE_REMOVE)					\
 	X(IMSG_CTL_QUEUE_SCHEDULE)					\
 	X(IMSG_CTL_MAILBOX_LIST)					\
+	X(IMSG_CTL_MESSAGE_LIST)					\
 	X(IMSG_CTL_MESSAGE_SHOW)					\
-	/* roles <-> storaged */					\
+	/*								\
+	 * roles <-> storaged.  Payload fields in order; s string,	\
+	 * u8/u32/u64/i64 numbers.  peerid is the asker's session or	\
+	 * request id and comes back in the answer.			\
+	 * AUTH: s user, s password -> AUTH_RESULT: u32 ok, s account \
+	 * RCPT: s address -> RCPT_RESULT: u32 enum rcpt_lookup	\
+	 * SENDER_CHECK: s account, s mail-from -> SENDER_RESULT: u32 ok \
+	 * SPOOL_OPEN: - -> SPOOL_FD: u64 spool id (0: failed), s err, \
+	 *   with a write fd of the new spool file			\
+	 * SPOOL_RCPT: u64 spool, s address, u8 rcpt_kind, u32 notify, \
+	 *   s orcpt (one per recipient, just before COMMIT)		\
+	 * SPOOL_ABORT: u64 spool (no answer; the file is unlinked)	\
+	 * COMMIT: u64 spool, s mail-from, u8 body, u8 smtputf8,	\
+	 *   u8 ret, s envid, s auth account, s client addr, s helo	\
+	 *   -> COMMIT_RESULT: u32 ok, u64 queue id, s err		\
+	 * storaged -> queue after every commit, and for QUEUE_LOAD:	\
+	 *   QUEUE_RCPT: u64 queue id, u32 rcpt index, s sender,	\
+	 *   i64 created, s address, u8 rcpt_kind, u8 rcpt_status,	\
+	 *   u32 attempts, i64 next attempt, s last error;		\
+	 *   then QUEUE_NEW: u64 queue id (the entry is complete), or	\
+	 *   for QUEUE_LOAD, QUEUE_END: - after the last entry.	\
+	 * DELIVER: u64 queue id -> DELIVER_RESULT: u64 queue id,	\
+	 *   u32 rcpt index, u8 delivery_result, s reason (one per	\
+	 *   pending local recipient), then DELIVER_DONE: u64 queue id \
+	 * QUEUE_UPDATE: u64 queue id, u32 rcpt index, u32 attempts,	\
+	 *   i64 next attempt, s last error (no answer)		\
+	 * BOUNCE: u64 queue id, u32 n, n x (u32 rcpt index, s reason) \
+	 *   -> BOUNCE_RESULT: u64 queue id, u64 dsn queue id (0: none) \
+	 * QUEUE_REMOVE: u64 queue id -> QUEUE_REMOVE_RESULT: u32 ok, \
+	 *   s err							\
+	 */								\
 	X(IMSG_STORE_AUTH)						\
 	X(IMSG_STORE_AUTH_RESULT)					\
 	X(IMSG_STORE_RCPT)						\
@@ -54,21 +95,23 @@
 	X(IMSG_STORE_SENDER_RESULT)					\
 	X(IMSG_STORE_SPOOL_OPEN)					\
 	X(IMSG_STORE_SPOOL_FD)						\
+	X(IMSG_STORE_SPOOL_RCPT)					\
+	X(IMSG_STORE_SPOOL_ABORT)					\
 	X(IMSG_STORE_COMMIT)						\
 	X(IMSG_STORE_COMMIT_RESULT)					\
+	X(IMSG_STORE_QUEUE_LOAD)					\
+	X(IMSG_STORE_QUEUE_RCPT)					\
+	X(IMSG_STORE_QUEUE_NEW)					\
+	X(IMSG_STORE_QUEUE_END)					\
 	X(IMSG_STORE_DELIVER)						\
 	X(IMSG_STORE_DELIVER_RESULT)					\
-	X(IMSG_STORE_QUEUE_LOAD)					\
-	X(IMSG_STORE_QUEUE_ENTRY)					\
+	X(IMSG_STORE_DELIVER_DONE)					\
 	X(IMSG_STORE_QUEUE_UPDATE)					\
 	X(IMSG_STORE_BOUNCE)						\
-	X(IMSG_STORE_CHANGE)						\
-	/* smtpd <-> queue */						\
-	X(IMSG_QUEUE_RCPT)						\
-	X(IMSG_QUEUE_RCPT_RESULT)					\
-	X(IMSG_QUEUE_COMMIT)						\
-	X(IMSG_QUEUE_COMMIT_RESULT)					\
-	X(IMSG_QUEUE_NEW)
+	X(IMSG_STORE_BOUNCE_RESULT)					\
+	X(IMSG_STORE_QUEUE_REMOVE)					\
+	X(IMSG_STORE_QUEUE_REMOVE_RESULT)				\
+	X(IMSG_STORE_CHANGE)
 
 #define IMSG_ENUM(n)	n,
 enum imsg_type {
