@@ -6,7 +6,7 @@ SBINDIR?=	$(PREFIX)/sbin
 MANDIR?=	$(PREFIX)/share/man
 
 CC?=		cc
-PKGS=		libbsd-overlay libevent libtls sqlite3 jansson libargon2
+PKGS=		libbsd-overlay libmd libevent libtls sqlite3 jansson libargon2
 PKG_CFLAGS:=	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS:=	$(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS?=	-O2 -g

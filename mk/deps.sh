@@ -3,7 +3,7 @@
 # dependencies is missing.  Needs root (or nothing to install).
 set -e
 
-PKGS="gcc make pkg-config byacc libbsd-dev libevent-dev libtls-dev
+PKGS="gcc make pkg-config byacc libbsd-dev libmd-dev libevent-dev libtls-dev
 libsqlite3-dev libjansson-dev libargon2-dev libexpat1-dev clang
 libclang-rt-14-dev mandoc python3 python3-pytest swaks openssl sqlite3
 procps"
