@@ -77,6 +77,107 @@ static const char *const store_migrations[] = {
 	"  subscribed INTEGER NOT NULL DEFAULT 1,"
 	"  UNIQUE (account_id, name)"
 	");",
+	/*
+	 * 2: blobs, the queue, messages and where they are filed, their
+	 * keywords, the change log and the full-text index.
+	 */
+	/* refs: queue entries and message rows that name the blob. */
+	"CREATE TABLE blobs ("
+	"  hash TEXT PRIMARY KEY,"
+	"  size INTEGER NOT NULL,"
+	"  refs INTEGER NOT NULL"
+	");"
+	"CREATE TABLE queue ("
+	"  id INTEGER PRIMARY KEY,"
+	"  blob TEXT NOT NULL REFERENCES blobs(hash),"
+	"  sender TEXT NOT NULL,"
+	"  body INTEGER NOT NULL,"
+	"  smtputf8 INTEGER NOT NULL,"
+	"  ret INTEGER NOT NULL,"
+	"  envid TEXT NOT NULL,"
+	"  auth TEXT NOT NULL,"
+	"  client TEXT NOT NULL,"
+	"  helo TEXT NOT NULL,"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE TABLE queue_rcpts ("
+	"  queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,"
+	"  idx INTEGER NOT NULL,"
+	"  address TEXT NOT NULL,"
+	"  kind INTEGER NOT NULL,"
+	"  notify INTEGER NOT NULL,"
+	"  orcpt TEXT NOT NULL,"
+	"  status INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt INTEGER NOT NULL DEFAULT 0,"
+	"  last_error TEXT NOT NULL DEFAULT '',"
+	"  PRIMARY KEY (queue_id, idx)"
+	");"
+	/*
+	 * One row per delivered (or appended) message and account.  The
+	 * message is prefix (the header lines added at delivery) followed
+	 * by the blob's bytes; mime is mime_to_json() of the whole, so its
+	 * offsets count the prefix too.
+	 */
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  blob TEXT NOT NULL REFERENCES blobs(hash),"
+	"  prefix BLOB NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  received INTEGER NOT NULL,"
+	"  sent TEXT,"
+	"  subject TEXT,"
+	"  from_addr TEXT,"
+	"  message_id TEXT,"
+	"  preview TEXT NOT NULL,"
+	"  has_attachment INTEGER NOT NULL,"
+	"  thread_id INTEGER,"
+	"  mime TEXT NOT NULL"
+	");"
+	"CREATE INDEX messages_account ON messages(account_id);"
+	"CREATE INDEX messages_blob ON messages(blob);"
+	/* A placement of a message in a mailbox, with its own UID. */
+	"CREATE TABLE mailbox_messages ("
+	"  mailbox_id INTEGER NOT NULL"
+	"    REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	"  message_id INTEGER NOT NULL"
+	"    REFERENCES messages(id) ON DELETE CASCADE,"
+	"  account_id INTEGER NOT NULL"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  uid INTEGER NOT NULL,"
+	"  modseq INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox_id, uid)"
+	");"
+	"CREATE INDEX mailbox_messages_message ON mailbox_messages(message_id);"
+	"CREATE INDEX mailbox_messages_account ON mailbox_messages(account_id);"
+	/* Flags are keywords of the message: \Seen is '$seen' and so on. */
+	"CREATE TABLE keywords ("
+	"  message_id INTEGER NOT NULL"
+	"    REFERENCES messages(id) ON DELETE CASCADE,"
+	"  account_id INTEGER NOT NULL"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  keyword TEXT NOT NULL COLLATE NOCASE,"
+	"  PRIMARY KEY (message_id, keyword)"
+	");"
+	/* The account's counter behind MODSEQ and JMAP states. */
+	"ALTER TABLE accounts ADD COLUMN modseq INTEGER NOT NULL DEFAULT 1;"
+	/* op: 1 created, 2 updated, 3 destroyed. */
+	"CREATE TABLE changes ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  modseq INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  object_id INTEGER NOT NULL,"
+	"  op INTEGER NOT NULL"
+	");"
+	"CREATE INDEX changes_account ON changes(account_id, modseq);"
+	/* rowid is messages.id. */
+	"CREATE VIRTUAL TABLE messages_fts USING fts5("
+	"  subject, addresses, body, tokenize = 'unicode61'"
+	");",
 };
 
 #define STORE_SCHEMA_VERSION						\

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import POSTERNCTL, START_TIMEOUT, STORAGE_USER
 
-SCHEMA_VERSION = 1      # what this posternd knows; bump with a migration
+SCHEMA_VERSION = 2      # what this posternd knows; bump with a migration
 PASSWORD = "Obsidian-Walrus-9137-nowhere"
 OTHER_PASSWORD = "Copper-Lantern-5521-nowhere"
 DEFAULT_MAILBOXES = {
@@ -282,7 +282,7 @@ def test_restart_keeps_the_store(postern):
     assert ok(p.ctl("domain", "list")) == ["example.test", "kept.test"]
     assert ok(p.ctl("account", "list")) == ["alice@kept.test"]
     assert ok(p.ctl("alias", "list")) == ["root@kept.test -> alice@kept.test"]
-    assert p.logtext().count("migrated to schema version") == 1
+    assert p.logtext().count("migrated to schema version") == SCHEMA_VERSION
     stopped(p)
     assert snapshot(p).execute("SELECT count(*) FROM mailboxes") \
         .fetchone()[0] == 6
