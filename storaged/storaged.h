@@ -12,6 +12,7 @@
 
 #define STORE_DB_PATH		"/postern.db"
 #define STORE_BLOB_DIR		"/blobs"
+#define STORE_SPOOL_DIR		"/spool"
 #define STORE_BUSY_TIMEOUT_MS	5000
 
 #define STORE_LOCALPART_MAX	64	/* RFC 5321 4.5.3.1.1 */
@@ -66,6 +67,83 @@ int	 store_auth_current(int64_t, const char *);
 int	 store_alias_add(const char *, const char *, char *, size_t);
 int	 store_alias_del(const char *, const char *, char *, size_t);
 int	 store_alias_list(store_emit_fn, void *, char *, size_t);
+
+/*
+ * storaged/store_blob.c: files in /blobs named by the SHA-256 of their
+ * bytes, with a reference count in table blobs.  ref and unref change
+ * the count inside the caller's transaction; a blob whose row went is
+ * unlinked by store_blob_collect(), which every transaction's owner
+ * calls after its COMMIT or ROLLBACK (it unlinks only what the table no
+ * longer names, so calling it after a rollback is harmless).
+ */
+#define STORE_HASH_HEX		64	/* a SHA-256 in hex */
+
+void	 store_blob_init(void);
+int	 store_blob_dir(void);
+int	 store_blob_ref(const char *, int64_t);
+int	 store_blob_unref(const char *);
+void	 store_blob_forget(const char *);
+void	 store_blob_collect(void);
+int	 store_blob_open(const char *);
+int	 store_blob_put(const void *, size_t, char *, size_t);
+int	 store_blob_sync(void);
+
+/* storaged/store_spool.c: acceptance, from SPOOL_OPEN to COMMIT */
+#define STORE_SPOOLS_MAX	4096	/* open spool files, all sessions */
+
+void	 store_spool_init(void);
+void	 store_spool_open(struct proc_peer *, struct imsg *);
+void	 store_spool_rcpt(struct proc_peer *, struct imsg *);
+void	 store_spool_abort(struct proc_peer *, struct imsg *);
+void	 store_spool_commit(struct proc_peer *, struct imsg *);
+
+/*
+ * storaged/store_queue.c: queue entries and their recipients.
+ * store_queue_insert() and store_queue_drop() work inside the caller's
+ * transaction; store_queue_announce() sends an entry to queue after
+ * the commit (QUEUE_RCPT x n, QUEUE_NEW).
+ */
+struct store_envelope {
+	const char	*blob;		/* hash */
+	int64_t		 size;
+	const char	*sender;
+	uint8_t		 body;
+	uint8_t		 smtputf8;
+	uint8_t		 ret;
+	const char	*envid;
+	const char	*auth;
+	const char	*client;
+	const char	*helo;
+};
+
+struct store_rcpt {
+	const char	*address;
+	uint8_t		 kind;		/* enum rcpt_kind */
+	uint32_t	 notify;
+	const char	*orcpt;
+};
+
+int64_t	 store_queue_insert(const struct store_envelope *,
+	    const struct store_rcpt *, size_t);
+int	 store_queue_drop(int64_t);
+int	 store_queue_announce(int64_t);
+void	 store_queue_load(struct proc_peer *, struct imsg *);
+void	 store_queue_update(struct proc_peer *, struct imsg *);
+void	 store_queue_remove(struct proc_peer *, struct imsg *);
+
+/*
+ * storaged/store_rcpt.c: what an address is to us.  store_resolve()
+ * answers an enum rcpt_lookup and, for RCPT_LOCAL, the accounts the
+ * address reaches (alias targets expanded, at most STORE_ALIAS_DEPTH
+ * deep; user+tag as user; the domain's catch-all last).
+ */
+#define STORE_ALIAS_DEPTH	8	/* aliases of aliases */
+#define STORE_RESOLVE_VISITS	4096	/* addresses looked at, in all */
+#define STORE_RESOLVE_NOCATCHALL 0x01	/* exact, alias and user+tag only */
+
+int	 store_resolve(const char *, int64_t *, size_t, size_t *, int);
+void	 store_rcpt_lookup(struct proc_peer *, struct imsg *);
+void	 store_sender_check(struct proc_peer *, struct imsg *);
 
 /* storaged/store_auth.c */
 enum auth_job_kind {
