@@ -1273,6 +1273,34 @@ mime_header_get(const char *raw, size_t rawlen, const struct mime_part *p,
 	return r;
 }
 
+static void
+shift_part(struct mime_part *p, ptrdiff_t delta, int root)
+{
+	size_t	 i;
+
+	if (!root)
+		p->header_start += delta;
+	p->body_start += delta;
+	p->body_end += delta;
+	if (p->message != NULL)
+		shift_part(p->message, delta, 0);
+	for (i = 0; i < p->nchildren; i++)
+		shift_part(p->children[i], delta, 0);
+}
+
+/*
+ * The offsets of a message that gains (or, delta < 0, loses again)
+ * delta bytes of header fields at its top, as storaged's per-delivery
+ * Return-Path and Delivered-To lines: the tree mime_parse() of the
+ * longer message gives, when the message starts with a header field.
+ */
+void
+mime_shift(struct mime_message *m, ptrdiff_t delta)
+{
+	m->size += delta;
+	shift_part(m->root, delta, 1);
+}
+
 int
 mime_parse(const char *raw, size_t len, struct mime_message **out)
 {

@@ -173,6 +173,7 @@ struct mime_message {
 
 int		 mime_parse(const char *, size_t, struct mime_message **);
 void		 mime_free(struct mime_message *);
+void		 mime_shift(struct mime_message *, ptrdiff_t);
 void		 mime_part_free(struct mime_part *);
 void		 mime_envelope_clear(struct mime_envelope *);
 const char	*mime_strerror(int);
