@@ -1,0 +1,220 @@
+/*
+ * Per-client-address counting of failed authentications: a red-black
+ * tree of addresses, pruned of stale entries when it fills.
+ */
+#include <sys/types.h>
+#include <sys/tree.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "authlimit.h"
+
+struct authlimit_entry {
+	RB_ENTRY(authlimit_entry) entry;
+	char		 addr[AUTHLIMIT_ADDR_MAX];
+	unsigned int	 failures;	/* finished, within the window */
+	unsigned int	 inflight;	/* attempts waiting for an answer */
+	time_t		 window;	/* first failure of the window */
+	time_t		 locked_until;	/* 0: not locked */
+};
+
+RB_HEAD(authlimit_tree, authlimit_entry);
+
+struct authlimit {
+	struct authlimit_tree	 tree;
+	size_t			 count;
+	unsigned int		 max;
+	time_t			 lockout;
+};
+
+static int
+authlimit_cmp(struct authlimit_entry *a, struct authlimit_entry *b)
+{
+	return strcmp(a->addr, b->addr);
+}
+
+RB_GENERATE(authlimit_tree, authlimit_entry, entry, authlimit_cmp)
+
+struct authlimit *
+authlimit_new(unsigned int max, time_t lockout)
+{
+	struct authlimit	*al;
+
+	if ((al = calloc(1, sizeof(*al))) == NULL)
+		return NULL;
+	RB_INIT(&al->tree);
+	authlimit_set(al, max, lockout);
+	return al;
+}
+
+void
+authlimit_free(struct authlimit *al)
+{
+	struct authlimit_entry	*e;
+
+	if (al == NULL)
+		return;
+	while ((e = RB_MIN(authlimit_tree, &al->tree)) != NULL) {
+		RB_REMOVE(authlimit_tree, &al->tree, e);
+		free(e);
+	}
+	free(al);
+}
+
+/* A new configuration: entries keep their counts. */
+void
+authlimit_set(struct authlimit *al, unsigned int max, time_t lockout)
+{
+	al->max = max > 0 ? max : 1;
+	al->lockout = lockout > 0 ? lockout : 1;
+}
+
+/* Forgets what has run out; returns 1 if nothing is left to keep. */
+static int
+authlimit_expire(struct authlimit *al, struct authlimit_entry *e,
+    time_t now)
+{
+	if (e->locked_until != 0 && now >= e->locked_until) {
+		e->locked_until = 0;
+		e->failures = 0;
+	}
+	if (e->locked_until == 0 && e->failures > 0 &&
+	    now - e->window >= al->lockout)
+		e->failures = 0;
+	return e->locked_until == 0 && e->failures == 0 && e->inflight == 0;
+}
+
+static void
+authlimit_remove(struct authlimit *al, struct authlimit_entry *e)
+{
+	RB_REMOVE(authlimit_tree, &al->tree, e);
+	free(e);
+	al->count--;
+}
+
+static struct authlimit_entry *
+authlimit_find(struct authlimit *al, const char *addr, time_t now)
+{
+	struct authlimit_entry	 key, *e;
+
+	if (strlcpy(key.addr, addr, sizeof(key.addr)) >= sizeof(key.addr))
+		return NULL;
+	if ((e = RB_FIND(authlimit_tree, &al->tree, &key)) == NULL)
+		return NULL;
+	if (authlimit_expire(al, e, now)) {
+		authlimit_remove(al, e);
+		return NULL;
+	}
+	return e;
+}
+
+static void
+authlimit_prune(struct authlimit *al, time_t now)
+{
+	struct authlimit_entry	*e, *next;
+
+	RB_FOREACH_SAFE(e, authlimit_tree, &al->tree, next)
+		if (authlimit_expire(al, e, now))
+			authlimit_remove(al, e);
+}
+
+/*
+ * NULL when the table is full of live entries: that address goes
+ * uncounted rather than locking out every newcomer.
+ */
+static struct authlimit_entry *
+authlimit_get(struct authlimit *al, const char *addr, time_t now)
+{
+	struct authlimit_entry	*e;
+
+	if ((e = authlimit_find(al, addr, now)) != NULL)
+		return e;
+	if (strlen(addr) >= AUTHLIMIT_ADDR_MAX)
+		return NULL;
+	if (al->count >= AUTHLIMIT_ENTRIES_MAX)
+		authlimit_prune(al, now);
+	if (al->count >= AUTHLIMIT_ENTRIES_MAX)
+		return NULL;
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	strlcpy(e->addr, addr, sizeof(e->addr));
+	e->window = now;
+	RB_INSERT(authlimit_tree, &al->tree, e);
+	al->count++;
+	return e;
+}
+
+time_t
+authlimit_locked(struct authlimit *al, const char *addr, time_t now)
+{
+	struct authlimit_entry	*e;
+
+	if ((e = authlimit_find(al, addr, now)) == NULL)
+		return 0;
+	if (e->locked_until > now)
+		return e->locked_until - now;
+	/* Attempts under way are failures until they succeed. */
+	if (e->failures + e->inflight >= al->max)
+		return 1;
+	return 0;
+}
+
+void
+authlimit_begin(struct authlimit *al, const char *addr, time_t now)
+{
+	struct authlimit_entry	*e;
+
+	if ((e = authlimit_get(al, addr, now)) != NULL)
+		e->inflight++;
+}
+
+int
+authlimit_end(struct authlimit *al, const char *addr, int ok, time_t now)
+{
+	struct authlimit_entry	*e;
+
+	if ((e = authlimit_get(al, addr, now)) == NULL)
+		return 0;
+	if (e->inflight > 0)
+		e->inflight--;
+	if (ok) {
+		if (authlimit_expire(al, e, now))
+			authlimit_remove(al, e);
+		return 0;
+	}
+	(void)authlimit_expire(al, e, now);
+	if (e->failures == 0)
+		e->window = now;
+	e->failures++;
+	if (e->locked_until == 0 && e->failures >= al->max) {
+		e->locked_until = now + al->lockout;
+		return 1;
+	}
+	return 0;
+}
+
+unsigned int
+authlimit_failures(struct authlimit *al, const char *addr, time_t now)
+{
+	struct authlimit_entry	*e;
+
+	if ((e = authlimit_find(al, addr, now)) == NULL)
+		return 0;
+	return e->failures;
+}
+
+size_t
+authlimit_count(struct authlimit *al)
+{
+	return al->count;
+}
+
+/* The same for unknown users and wrong passwords, jittered. */
+unsigned int
+authlimit_delay_ms(void)
+{
+	return AUTHLIMIT_DELAY_MIN_MS +
+	    arc4random_uniform(AUTHLIMIT_DELAY_SPAN_MS + 1);
+}
