@@ -21,11 +21,15 @@
 #include "log.h"
 #include "storaged.h"
 
-#define BLOB_PENDING_MAX	1024	/* unlinks waiting for a commit */
+#define BLOB_PENDING_MAX	65536	/* unlinks waiting for a commit */
 
-static int	 blob_dirfd = -1;
-static char	 blob_pending[BLOB_PENDING_MAX][STORE_HASH_HEX + 1];
-static size_t	 blob_npending;
+struct blob_name {
+	char	 hash[STORE_HASH_HEX + 1];
+};
+
+static int		 blob_dirfd = -1;
+static struct blob_name	*blob_pending;
+static size_t		 blob_npending, blob_maxpending;
 
 static int
 blob_name_valid(const char *hash)
@@ -154,18 +158,23 @@ store_blob_ref(const char *hash, int64_t size)
 static void
 blob_pending_add(const char *hash)
 {
-	size_t	 i;
+	struct blob_name	*p;
+	size_t			 n;
 
-	for (i = 0; i < blob_npending; i++)
-		if (strcmp(blob_pending[i], hash) == 0)
+	if (blob_npending == blob_maxpending) {
+		n = blob_maxpending ? blob_maxpending * 2 : 64;
+		if (n > BLOB_PENDING_MAX ||
+		    (p = reallocarray(blob_pending, n, sizeof(*p))) == NULL) {
+			/* The start-up sweep will find it. */
+			log_warnx("%s: too many blobs to collect; %s waits "
+			    "for a restart", STORE_BLOB_DIR, hash);
 			return;
-	if (blob_npending == BLOB_PENDING_MAX) {
-		/* The start-up sweep will find it. */
-		log_warnx("%s: too many blobs to collect; %s waits for a "
-		    "restart", STORE_BLOB_DIR, hash);
-		return;
+		}
+		blob_pending = p;
+		blob_maxpending = n;
 	}
-	strlcpy(blob_pending[blob_npending++], hash, STORE_HASH_HEX + 1);
+	strlcpy(blob_pending[blob_npending++].hash, hash,
+	    sizeof(blob_pending[0].hash));
 }
 
 /*
@@ -222,14 +231,14 @@ store_blob_collect(void)
 	if (blob_npending == 0 || !sqlite3_get_autocommit(store_db))
 		return;
 	for (i = 0; i < blob_npending; i++) {
-		if ((known = blob_known(blob_pending[i])) != 0) {
+		if ((known = blob_known(blob_pending[i].hash)) != 0) {
 			/* In use again, or unknown: the sweep decides. */
 			continue;
 		}
-		if (unlinkat(blob_dirfd, blob_pending[i], 0) == -1 &&
+		if (unlinkat(blob_dirfd, blob_pending[i].hash, 0) == -1 &&
 		    errno != ENOENT)
 			log_warn("unlink %s/%s", STORE_BLOB_DIR,
-			    blob_pending[i]);
+			    blob_pending[i].hash);
 	}
 	blob_npending = 0;
 }
