@@ -1,9 +1,12 @@
 /*
  * Syntax of what an administrator types into posternctl: domain names,
- * addresses and passwords.  Shared by posternctl and the control role.
+ * addresses, passwords, mailbox names, UIDs and queue ids.  Shared by
+ * posternctl, the control role and queue.
  * Deliberately narrower than RFC 5322: a local part is a dot-atom of
  * ASCII atext, a domain is a hostname of letters, digits and hyphens.
  */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl_valid.h"
@@ -126,5 +129,68 @@ ctl_valid_password(const char *pw, char *err, size_t errlen)
 		    "password longer than 1024 bytes");
 	if (strchr(pw, '\n') != NULL || strchr(pw, '\r') != NULL)
 		return ctl_fail(err, errlen, "line break in password");
+	return 0;
+}
+
+int
+ctl_valid_mailbox(const char *name, char *err, size_t errlen)
+{
+	if (ctl_has_control(name))
+		return ctl_fail(err, errlen, "control character in mailbox");
+	if (*name == '\0')
+		return ctl_fail(err, errlen, "empty mailbox");
+	if (strlen(name) > CTL_MAILBOX_MAX)
+		return ctl_fail(err, errlen, "mailbox longer than 255 bytes");
+	return 0;
+}
+
+/* A message's UID in its mailbox: decimal, 1 to 2^32-1. */
+int
+ctl_valid_uid(const char *s, uint32_t *uid, char *err, size_t errlen)
+{
+	const char	*errstr;
+	long long	 v;
+
+	if (ctl_has_control(s))
+		return ctl_fail(err, errlen, "control character in uid");
+	if (*s < '0' || *s > '9')
+		return ctl_fail(err, errlen, "uid must be a decimal number");
+	v = strtonum(s, 1, UINT32_MAX, &errstr);
+	if (errstr != NULL)
+		return ctl_fail(err, errlen,
+		    "uid must be a number from 1 to 4294967295");
+	if (uid != NULL)
+		*uid = (uint32_t)v;
+	return 0;
+}
+
+/* A queue id as shown by show queue: exactly 16 hex digits. */
+int
+ctl_valid_queue_id(const char *s, uint64_t *id, char *err, size_t errlen)
+{
+	uint64_t	 v = 0;
+	size_t		 i;
+	int		 d;
+
+	if (ctl_has_control(s))
+		return ctl_fail(err, errlen, "control character in queue id");
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i == CTL_QUEUE_ID_LEN)
+			break;
+		if (s[i] >= '0' && s[i] <= '9')
+			d = s[i] - '0';
+		else if (s[i] >= 'a' && s[i] <= 'f')
+			d = s[i] - 'a' + 10;
+		else if (s[i] >= 'A' && s[i] <= 'F')
+			d = s[i] - 'A' + 10;
+		else
+			return ctl_fail(err, errlen,
+			    "queue id must be 16 hex digits");
+		v = v << 4 | (uint64_t)d;
+	}
+	if (i != CTL_QUEUE_ID_LEN || s[i] != '\0')
+		return ctl_fail(err, errlen, "queue id must be 16 hex digits");
+	if (id != NULL)
+		*id = v;
 	return 0;
 }

@@ -1,6 +1,7 @@
 /*
  * lib/ctl_valid.c: the syntax posternctl and the control role share.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "ctl_valid.h"
@@ -35,8 +36,10 @@ address_says(const char *s, const char *reason)
 int
 main(void)
 {
-	char	 buf[1100], err[CTL_ERR_MAX];
-	int	 i;
+	char		 buf[1100], err[CTL_ERR_MAX];
+	uint64_t	 qid;
+	uint32_t	 uid;
+	int		 i;
 
 	CHECK(domain_ok("example.test"));
 	CHECK(domain_ok("a-b.c0.example"));
@@ -109,6 +112,40 @@ main(void)
 	memset(buf, 'p', 1025);
 	buf[1025] = '\0';
 	CHECK(ctl_valid_password(buf, err, sizeof(err)) == -1);
+
+	CHECK(ctl_valid_queue_id("0123456789abcdef", &qid, err,
+	    sizeof(err)) == 0 && qid == 0x0123456789abcdefULL);
+	CHECK(ctl_valid_queue_id("FFFFFFFFFFFFFFFF", &qid, err,
+	    sizeof(err)) == 0 && qid == UINT64_MAX);
+	CHECK(ctl_valid_queue_id("0123456789abcde", NULL, err,
+	    sizeof(err)) == -1);
+	CHECK(ctl_valid_queue_id("0123456789abcdef0", NULL, err,
+	    sizeof(err)) == -1);
+	CHECK(ctl_valid_queue_id("0123456789abcdeg", NULL, err,
+	    sizeof(err)) == -1);
+	CHECK(ctl_valid_queue_id("", NULL, err, sizeof(err)) == -1);
+	CHECK(ctl_valid_queue_id("0x23456789abcdef", NULL, err,
+	    sizeof(err)) == -1);
+
+	CHECK(ctl_valid_uid("1", &uid, err, sizeof(err)) == 0 && uid == 1);
+	CHECK(ctl_valid_uid("4294967295", &uid, err, sizeof(err)) == 0 &&
+	    uid == UINT32_MAX);
+	CHECK(ctl_valid_uid("0", NULL, err, sizeof(err)) == -1);
+	CHECK(ctl_valid_uid("4294967296", NULL, err, sizeof(err)) == -1);
+	CHECK(ctl_valid_uid("-1", NULL, err, sizeof(err)) == -1);
+	CHECK(ctl_valid_uid(" 1", NULL, err, sizeof(err)) == -1);
+	CHECK(ctl_valid_uid("1x", NULL, err, sizeof(err)) == -1);
+	CHECK(ctl_valid_uid("", NULL, err, sizeof(err)) == -1);
+
+	CHECK(ctl_valid_mailbox("INBOX", err, sizeof(err)) == 0);
+	CHECK(ctl_valid_mailbox("Archive/2026", err, sizeof(err)) == 0);
+	CHECK(ctl_valid_mailbox("", err, sizeof(err)) == -1);
+	CHECK(ctl_valid_mailbox("In\tbox", err, sizeof(err)) == -1);
+	memset(buf, 'm', 256);
+	buf[256] = '\0';
+	CHECK(ctl_valid_mailbox(buf, err, sizeof(err)) == -1);
+	buf[255] = '\0';
+	CHECK(ctl_valid_mailbox(buf, err, sizeof(err)) == 0);
 
 	/* The reason fits a small buffer, truncated. */
 	CHECK(ctl_valid_address("nope", err, 8) == -1 &&
