@@ -2,9 +2,11 @@
  * control: serves posternctl on the control socket the parent bound.
  * Each client says hello with the protocol version, then sends requests
  * one at a time.  Control checks each request's shape and syntax, tags
- * it with the client's id and forwards it to the parent or storaged,
- * whose replies it relays to the client with that id.  A client that
- * breaks the protocol is dropped; the daemon never is.
+ * it with the client's id and forwards it to the parent, queue or
+ * storaged, whose replies it relays to the client with that id.  The
+ * one reply that carries a descriptor, a message's blob for message
+ * show, is passed on with it.  A client that breaks the protocol is
+ * dropped; the daemon never is.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -33,6 +35,8 @@ struct ctl_client {
 	short			 events;
 	int			 hello;		/* version agreed */
 	int			 pending;	/* a request is forwarded */
+	uint32_t		 pending_type;	/* and its type */
+	enum proc_id		 pending_to;	/* and who answers it */
 	int			 closing;	/* flush, then close */
 };
 TAILQ_HEAD(ctl_clients, ctl_client);
@@ -44,7 +48,11 @@ enum ctl_shape {
 	SHAPE_ADDRESS,
 	SHAPE_ADDRESS_PASSWORD,
 	SHAPE_ALIAS_TARGET,
-	SHAPE_ALIAS_OPT_TARGET
+	SHAPE_ALIAS_OPT_TARGET,
+	SHAPE_QUEUE_ID,
+	SHAPE_QUEUE_ID_OR_ALL,
+	SHAPE_ADDRESS_MAILBOX,
+	SHAPE_ADDRESS_MAILBOX_UID
 };
 
 struct control_request {
@@ -69,6 +77,12 @@ static const struct control_request control_requests[] = {
 	{ IMSG_CTL_ALIAS_ADD,		SHAPE_ALIAS_TARGET,	PROC_STORAGED },
 	{ IMSG_CTL_ALIAS_DEL,	SHAPE_ALIAS_OPT_TARGET,	PROC_STORAGED },
 	{ IMSG_CTL_ALIAS_LIST,		SHAPE_EMPTY,		PROC_STORAGED },
+	{ IMSG_CTL_SHOW_QUEUE,		SHAPE_EMPTY,		PROC_QUEUE },
+	{ IMSG_CTL_QUEUE_REMOVE,	SHAPE_QUEUE_ID,		PROC_QUEUE },
+	{ IMSG_CTL_QUEUE_SCHEDULE,	SHAPE_QUEUE_ID_OR_ALL,	PROC_QUEUE },
+	{ IMSG_CTL_MAILBOX_LIST,	SHAPE_ADDRESS,		PROC_STORAGED },
+	{ IMSG_CTL_MESSAGE_LIST,	SHAPE_ADDRESS_MAILBOX,	PROC_STORAGED },
+	{ IMSG_CTL_MESSAGE_SHOW, SHAPE_ADDRESS_MAILBOX_UID,	PROC_STORAGED },
 };
 
 #define CONTROL_NREQUESTS \
@@ -149,21 +163,33 @@ control_client_close(struct ctl_client *c)
 		event_add(&ctl_ev_accept, NULL);
 }
 
-/* Queues a reply to a client; drops a client that does not read. */
+/*
+ * Queues a reply to a client, with fd (or -1), which is the client's
+ * buffer's from here on; drops a client that does not read.
+ */
 static int
-control_client_send(struct ctl_client *c, uint32_t type, const void *data,
-    size_t len)
+control_client_send_fd(struct ctl_client *c, uint32_t type, int fd,
+    const void *data, size_t len)
 {
 	if (c->ibuf.queued >= CONTROL_MAX_QUEUED) {
 		log_warnx("client %u: not reading its replies, dropped",
 		    c->id);
+		if (fd != -1)
+			close(fd);
 		control_client_close(c);
 		return -1;
 	}
-	if (imsg_compose(&c->ibuf, type, 0, -1, data, len) == -1)
+	if (imsg_compose(&c->ibuf, type, 0, fd, data, len) == -1)
 		fatal("%s: imsg_compose", __func__);
 	control_client_update(c);
 	return 0;
+}
+
+static int
+control_client_send(struct ctl_client *c, uint32_t type, const void *data,
+    size_t len)
+{
+	return control_client_send_fd(c, type, -1, data, len);
 }
 
 static int
@@ -218,6 +244,7 @@ control_request_check(const struct control_request *req, struct imsg *imsg,
 	struct msg_in	 m;
 	const char	*a = NULL, *b = NULL;
 	char		 why[CTL_ERR_MAX];
+	uint32_t	 uid = 0;
 
 	*broken = 0;
 	msg_read(&m, imsg);
@@ -226,13 +253,21 @@ control_request_check(const struct control_request *req, struct imsg *imsg,
 		break;
 	case SHAPE_DOMAIN:
 	case SHAPE_ADDRESS:
+	case SHAPE_QUEUE_ID:
+	case SHAPE_QUEUE_ID_OR_ALL:
 		(void)msg_get_string(&m, &a);
 		break;
 	case SHAPE_ADDRESS_PASSWORD:
 	case SHAPE_ALIAS_TARGET:
 	case SHAPE_ALIAS_OPT_TARGET:
+	case SHAPE_ADDRESS_MAILBOX:
 		(void)msg_get_string(&m, &a);
 		(void)msg_get_string(&m, &b);
+		break;
+	case SHAPE_ADDRESS_MAILBOX_UID:
+		(void)msg_get_string(&m, &a);
+		(void)msg_get_string(&m, &b);
+		(void)msg_get_u32(&m, &uid);
 		break;
 	}
 	if (msg_end(&m) == -1) {
@@ -269,6 +304,30 @@ control_request_check(const struct control_request *req, struct imsg *imsg,
 			return 0;
 		if (ctl_valid_address(b, why, sizeof(why)) == -1)
 			goto bad_address;
+		return 0;
+	case SHAPE_QUEUE_ID_OR_ALL:
+		if (strcmp(a, "all") == 0)
+			return 0;
+		/* FALLTHROUGH */
+	case SHAPE_QUEUE_ID:
+		if (ctl_valid_queue_id(a, NULL, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "invalid queue id: %s", why);
+			return -1;
+		}
+		return 0;
+	case SHAPE_ADDRESS_MAILBOX:
+	case SHAPE_ADDRESS_MAILBOX_UID:
+		if (ctl_valid_address(a, why, sizeof(why)) == -1)
+			goto bad_address;
+		if (ctl_valid_mailbox(b, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "invalid mailbox: %s", why);
+			return -1;
+		}
+		if (req->shape == SHAPE_ADDRESS_MAILBOX_UID && uid == 0) {
+			snprintf(err, errlen, "invalid uid: uid must be a "
+			    "number from 1 to 4294967295");
+			return -1;
+		}
 		return 0;
 	}
 	return 0;
@@ -351,6 +410,8 @@ control_request(struct ctl_client *c, struct imsg *imsg)
 	    imsg->datalen) == -1)
 		fatal("%s: forward to %s", __func__, proc_names[req->to]);
 	c->pending = 1;
+	c->pending_type = imsg->hdr.type;
+	c->pending_to = req->to;
 	return 0;
 }
 
@@ -505,12 +566,18 @@ control_accept(int fd, short event, void *arg)
 	control_client_update(c);
 }
 
-/* A reply from the parent or storaged, for the client with its peer id. */
+/*
+ * A reply from the parent, queue or storaged, for the client with its
+ * peer id.  A descriptor comes only with message show's OK and goes to
+ * the client with it; any other is closed.
+ */
 static void
 control_relay(struct proc_peer *peer, struct imsg *imsg)
 {
 	struct ctl_client	*c;
+	int			 fd = imsg->fd;
 
+	imsg->fd = -1;
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_OK:
 	case IMSG_CTL_FAIL:
@@ -523,19 +590,38 @@ control_relay(struct proc_peer *peer, struct imsg *imsg)
 	if ((c = control_client_find(imsg->hdr.peerid)) == NULL) {
 		log_debug("reply %s for client %u, gone",
 		    imsg_type_name(imsg->hdr.type), imsg->hdr.peerid);
-		return;
+		goto closefd;
 	}
-	if (!c->pending) {
+	if (!c->pending || c->pending_to != peer->id) {
 		control_client_drop(c, "reply without a request");
-		return;
+		goto closefd;
+	}
+	if (fd != -1 && (imsg->hdr.type != IMSG_CTL_OK ||
+	    c->pending_type != IMSG_CTL_MESSAGE_SHOW)) {
+		log_warnx("%s from %s came with a descriptor, closed",
+		    imsg_type_name(imsg->hdr.type), proc_names[peer->id]);
+		close(fd);
+		fd = -1;
 	}
 	if (imsg->hdr.type != IMSG_CTL_ITEM)
 		c->pending = 0;
-	control_client_send(c, imsg->hdr.type, imsg->data, imsg->datalen);
+	control_client_send_fd(c, imsg->hdr.type, fd, imsg->data,
+	    imsg->datalen);
+	return;
+
+ closefd:
+	if (fd != -1)
+		close(fd);
 }
 
 static void
 control_dispatch_parent(struct proc_peer *peer, struct imsg *imsg)
+{
+	control_relay(peer, imsg);
+}
+
+static void
+control_dispatch_queue(struct proc_peer *peer, struct imsg *imsg)
 {
 	control_relay(peer, imsg);
 }
@@ -613,6 +699,7 @@ const struct proc_role control_role = {
 	.shutdown = control_shutdown,
 	.dispatch = {
 		[PROC_PARENT] = control_dispatch_parent,
+		[PROC_QUEUE] = control_dispatch_queue,
 		[PROC_STORAGED] = control_dispatch_storaged,
 	},
 };
