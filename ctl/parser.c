@@ -16,6 +16,9 @@
 #define DOMAIN(w)	{ TOK_DOMAIN, w }
 #define ADDRESS(w)	{ TOK_ADDRESS, w }
 #define OPT_ADDRESS(w)	{ TOK_OPT_ADDRESS, w }
+#define QUEUE_ID(w)	{ TOK_QUEUE_ID, w }
+#define MAILBOX(w)	{ TOK_MAILBOX, w }
+#define UID(w)		{ TOK_UID, w }
 #define END		{ TOK_END, NULL }
 
 static const struct ctl_verb ctl_verbs[] = {
@@ -43,6 +46,23 @@ static const struct ctl_verb ctl_verbs[] = {
 	    ACT_SIMPLE, IMSG_CTL_ALIAS_DEL },
 	{ { KW("alias"), KW("list"), END },
 	    ACT_LIST, IMSG_CTL_ALIAS_LIST },
+	{ { KW("show"), KW("queue"), END },
+	    ACT_SHOW_QUEUE, IMSG_CTL_SHOW_QUEUE },
+	{ { KW("queue"), KW("remove"), QUEUE_ID("id"), END },
+	    ACT_SIMPLE, IMSG_CTL_QUEUE_REMOVE },
+	/* Before the id form, which would call "all" an invalid id. */
+	{ { KW("queue"), KW("schedule"), KW("all"), END },
+	    ACT_SIMPLE, IMSG_CTL_QUEUE_SCHEDULE },
+	{ { KW("queue"), KW("schedule"), QUEUE_ID("id"), END },
+	    ACT_SIMPLE, IMSG_CTL_QUEUE_SCHEDULE },
+	{ { KW("mailbox"), KW("list"), ADDRESS("account"), END },
+	    ACT_LIST, IMSG_CTL_MAILBOX_LIST },
+	{ { KW("message"), KW("list"), ADDRESS("account"),
+	    MAILBOX("mailbox"), END },
+	    ACT_LIST, IMSG_CTL_MESSAGE_LIST },
+	{ { KW("message"), KW("show"), ADDRESS("account"),
+	    MAILBOX("mailbox"), UID("uid"), END },
+	    ACT_MESSAGE_SHOW, IMSG_CTL_MESSAGE_SHOW },
 	{ { KW("log"), KW("verbose"), END },
 	    ACT_SIMPLE, IMSG_CTL_LOG_VERBOSE },
 	{ { KW("log"), KW("brief"), END },
@@ -86,18 +106,36 @@ static int
 ctl_check_arg(const struct ctl_token *t, const char *arg, char *err,
     size_t errlen)
 {
-	char	 why[CTL_ERR_MAX], shown[80];
-	int	 r;
+	char		 why[CTL_ERR_MAX], shown[80];
+	const char	*what;
+	int		 r;
 
-	if (t->type == TOK_DOMAIN)
+	switch (t->type) {
+	case TOK_DOMAIN:
+		what = "domain";
 		r = ctl_valid_domain(arg, why, sizeof(why));
-	else
+		break;
+	case TOK_QUEUE_ID:
+		what = "queue id";
+		r = ctl_valid_queue_id(arg, NULL, why, sizeof(why));
+		break;
+	case TOK_MAILBOX:
+		what = "mailbox";
+		r = ctl_valid_mailbox(arg, why, sizeof(why));
+		break;
+	case TOK_UID:
+		what = "uid";
+		r = ctl_valid_uid(arg, NULL, why, sizeof(why));
+		break;
+	default:
+		what = "address";
 		r = ctl_valid_address(arg, why, sizeof(why));
+		break;
+	}
 	if (r == 0)
 		return 0;
 	ctl_printable(shown, sizeof(shown), arg);
-	snprintf(err, errlen, "invalid %s \"%s%s\": %s",
-	    t->type == TOK_DOMAIN ? "domain" : "address", shown,
+	snprintf(err, errlen, "invalid %s \"%s%s\": %s", what, shown,
 	    strlen(arg) >= sizeof(shown) ? "..." : "", why);
 	return -1;
 }
@@ -143,6 +181,17 @@ ctl_parse(int argc, char *argv[], struct ctl_request *req, char *err,
 	}
 	req->verb = best;
 	return best != NULL ? PARSE_USAGE : PARSE_UNKNOWN;
+}
+
+/* The token of a verb's nth argument. */
+const struct ctl_token *
+ctl_arg_token(const struct ctl_verb *v, int n)
+{
+	int	 i;
+
+	for (i = 0; v->tokens[i].type == TOK_KEYWORD; i++)
+		;
+	return &v->tokens[i + n];
 }
 
 void

@@ -8,14 +8,17 @@
 #include <stdio.h>
 #include <stdint.h>
 
-#define CTL_TOKENS_MAX	5	/* the longest verb, with its arguments */
+#define CTL_TOKENS_MAX	6	/* the longest verb, with its arguments */
 
 enum ctl_token_type {
 	TOK_END,
 	TOK_KEYWORD,
 	TOK_DOMAIN,
 	TOK_ADDRESS,
-	TOK_OPT_ADDRESS		/* may be left out, last only */
+	TOK_OPT_ADDRESS,	/* may be left out, last only */
+	TOK_QUEUE_ID,		/* 16 hex digits */
+	TOK_MAILBOX,
+	TOK_UID			/* sent as a u32 */
 };
 
 struct ctl_token {
@@ -29,7 +32,9 @@ enum ctl_action {
 	ACT_LIST,		/* items, one per line */
 	ACT_SIMPLE,		/* OK or FAIL */
 	ACT_PASSWORD,		/* one address, then a password */
-	ACT_STOP
+	ACT_STOP,
+	ACT_SHOW_QUEUE,		/* items in columns, under a header */
+	ACT_MESSAGE_SHOW	/* OK with text and a descriptor to copy */
 };
 
 struct ctl_verb {
@@ -54,6 +59,7 @@ enum ctl_parse_result {
 
 enum ctl_parse_result	 ctl_parse(int, char *[], struct ctl_request *,
 			    char *, size_t);
+const struct ctl_token	*ctl_arg_token(const struct ctl_verb *, int);
 void			 ctl_print_verb(FILE *, const struct ctl_verb *);
 void			 ctl_print_verbs(FILE *, const char *);
 

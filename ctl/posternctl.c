@@ -24,6 +24,8 @@
 #include "postern.h"
 
 #define CTL_STOP_WAIT_MS	10000	/* for the daemon to hang up */
+#define CTL_COPY_BUF		65536	/* message show's read size */
+#define CTL_QUEUE_COLUMNS	5	/* id, age, sender, recipient, status */
 
 /* glibc permutes argv unless told not to: "domain add -x" is a verb. */
 #ifdef __GLIBC__
@@ -170,9 +172,12 @@ ctl_flush(struct imsgbuf *ib)
 		ctl_fail(strerror(errno));
 }
 
-/* Blocks for the next message from the daemon. */
+/*
+ * Blocks for the next message from the daemon.  Only message show's OK
+ * may bring a descriptor; the caller says when that is allowed.
+ */
 static void
-ctl_next(struct imsgbuf *ib, struct imsg *imsg)
+ctl_next_fd(struct imsgbuf *ib, struct imsg *imsg, int fd_ok)
 {
 	ssize_t	 n;
 
@@ -191,10 +196,16 @@ ctl_next(struct imsgbuf *ib, struct imsg *imsg)
 		if (n == 0)
 			ctl_fail("connection closed by posternd");
 	}
-	if (imsg->fd != -1) {
+	if (imsg->fd != -1 && (!fd_ok || imsg->hdr.type != IMSG_CTL_OK)) {
 		close(imsg->fd);
 		ctl_fail("unexpected descriptor from posternd");
 	}
+}
+
+static void
+ctl_next(struct imsgbuf *ib, struct imsg *imsg)
+{
+	ctl_next_fd(ib, imsg, 0);
 }
 
 /* The text of a FAIL or an ITEM; control characters shown as '?'. */
@@ -244,13 +255,22 @@ ctl_send_request(struct imsgbuf *ib, struct ctl_request *req)
 {
 	struct msg_out	 m;
 	char		 password[CTL_PASSWORD_MAX + 2];
+	uint32_t	 uid;
 	int		 i;
 
 	msg_create(&m, req->verb->type, 0, -1);
-	for (i = 0; i < req->nargs; i++)
-		msg_add_string(&m, req->args[i]);
+	for (i = 0; i < req->nargs; i++) {
+		if (ctl_arg_token(req->verb, i)->type == TOK_UID) {
+			if (ctl_valid_uid(req->args[i], &uid, NULL, 0) == -1)
+				ctl_fail("invalid uid");
+			msg_add_u32(&m, uid);
+		} else
+			msg_add_string(&m, req->args[i]);
+	}
 	if (req->verb->type == IMSG_CTL_ALIAS_DEL && req->nargs == 1)
 		msg_add_string(&m, "");
+	if (req->verb->type == IMSG_CTL_QUEUE_SCHEDULE && req->nargs == 0)
+		msg_add_string(&m, "all");
 	if (req->verb->action == ACT_PASSWORD) {
 		ctl_read_password(password, sizeof(password));
 		msg_add_string(&m, password);
@@ -287,21 +307,143 @@ ctl_wait_hangup(struct imsgbuf *ib)
 	}
 }
 
+static void
+ctl_write(const void *p, size_t len)
+{
+	if (len > 0 && fwrite(p, 1, len, stdout) != len)
+		ctl_fail("standard output: write error");
+}
+
+/*
+ * message show: the header lines added at delivery, then the blob's
+ * bytes, exactly as stored, so the output is the message as delivered.
+ */
+static void
+ctl_message_show(struct imsg *imsg)
+{
+	struct msg_in	 m;
+	const char	*added;
+	char		*buf;
+	ssize_t		 n;
+
+	msg_read(&m, imsg);
+	if (msg_get_string(&m, &added) == -1 || msg_end(&m) == -1) {
+		if (imsg->fd != -1)
+			close(imsg->fd);
+		ctl_fail("malformed reply from posternd");
+	}
+	if (imsg->fd == -1)
+		ctl_fail("no message descriptor from posternd");
+	if ((buf = malloc(CTL_COPY_BUF)) == NULL)
+		ctl_fail(strerror(errno));
+	ctl_write(added, strlen(added));
+	for (;;) {
+		if ((n = read(imsg->fd, buf, CTL_COPY_BUF)) == -1) {
+			if (errno == EINTR)
+				continue;
+			ctl_fail(strerror(errno));
+		}
+		if (n == 0)
+			break;
+		ctl_write(buf, n);
+	}
+	close(imsg->fd);
+	imsg->fd = -1;
+	free(buf);
+}
+
+/* show queue's lines, split into columns; the last is the rest. */
+struct ctl_row {
+	char	*buf;
+	char	*col[CTL_QUEUE_COLUMNS];
+};
+
+struct ctl_table {
+	struct ctl_row	*rows;
+	size_t		 n;
+};
+
+static void
+ctl_table_add(struct ctl_table *t, const char *line)
+{
+	struct ctl_row	*rows, *r;
+	char		*p;
+	int		 i;
+
+	if ((rows = reallocarray(t->rows, t->n + 1, sizeof(*rows))) == NULL)
+		ctl_fail(strerror(errno));
+	t->rows = rows;
+	r = &t->rows[t->n++];
+	if ((r->buf = p = strdup(line)) == NULL)
+		ctl_fail(strerror(errno));
+	for (i = 0; i < CTL_QUEUE_COLUMNS - 1; i++) {
+		r->col[i] = p;
+		if ((p = strchr(p, ' ')) == NULL)
+			ctl_fail("malformed reply from posternd");
+		*p++ = '\0';
+	}
+	r->col[i] = p;
+}
+
+/*
+ * show queue: the queue's lines in aligned columns under a header, or
+ * nothing at all for an empty queue.
+ */
+static void
+ctl_table_print(struct ctl_table *t)
+{
+	static const char	*head[CTL_QUEUE_COLUMNS] = {
+		"ID", "AGE", "SENDER", "RECIPIENT", "STATUS"
+	};
+	const char		*const *col;
+	int			 w[CTL_QUEUE_COLUMNS], i;
+	size_t			 j, len;
+
+	if (t->n == 0)
+		return;
+	for (i = 0; i < CTL_QUEUE_COLUMNS; i++)
+		w[i] = strlen(head[i]);
+	for (j = 0; j < t->n; j++)
+		for (i = 0; i < CTL_QUEUE_COLUMNS - 1; i++)
+			if ((len = strlen(t->rows[j].col[i])) > (size_t)w[i])
+				w[i] = len;
+	for (j = 0; j <= t->n; j++) {
+		col = j == 0 ? head : (const char *const *)t->rows[j - 1].col;
+		printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], col[0], w[1],
+		    col[1], w[2], col[2], w[3], col[3], col[4]);
+	}
+	for (j = 0; j < t->n; j++)
+		free(t->rows[j].buf);
+	free(t->rows);
+	t->rows = NULL;
+	t->n = 0;
+}
+
 static int
 ctl_replies(struct imsgbuf *ib, const struct ctl_request *req)
 {
 	struct imsg	 imsg;
+	struct ctl_table table = { NULL, 0 };
 	int		 header = 0;
+	int		 show = req->verb->action == ACT_MESSAGE_SHOW;
 
 	for (;;) {
-		ctl_next(ib, &imsg);
+		ctl_next_fd(ib, &imsg, show);
 		switch (imsg.hdr.type) {
 		case IMSG_CTL_OK:
+			if (show) {
+				ctl_message_show(&imsg);
+				imsg_free(&imsg);
+				return 0;
+			}
+			/* FALLTHROUGH */
 		case IMSG_CTL_END:
 			if (imsg.datalen != 0)
 				ctl_fail("malformed reply from posternd");
 			if (req->verb->action == ACT_STOP)
 				ctl_wait_hangup(ib);
+			if (req->verb->action == ACT_SHOW_QUEUE)
+				ctl_table_print(&table);
 			imsg_free(&imsg);
 			return 0;
 		case IMSG_CTL_FAIL:
@@ -312,7 +454,10 @@ ctl_replies(struct imsgbuf *ib, const struct ctl_request *req)
 				    "PID", "STATE", "UPTIME");
 				header = 1;
 			}
-			printf("%s\n", ctl_reply_text(&imsg));
+			if (req->verb->action == ACT_SHOW_QUEUE)
+				ctl_table_add(&table, ctl_reply_text(&imsg));
+			else
+				printf("%s\n", ctl_reply_text(&imsg));
 			break;
 		default:
 			ctl_fail("unexpected reply from posternd");
