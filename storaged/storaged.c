@@ -4,6 +4,7 @@
  * shape of OpenSSH's monitor table): control the admin requests, the
  * network roles a password check.  Anything else from a peer is fatal.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -241,6 +242,82 @@ ctl_alias_del(struct imsg *imsg)
 	    sizeof(err)), err);
 }
 
+/* MAILBOX_LIST: s account. */
+static void
+ctl_mailbox_list(struct imsg *imsg)
+{
+	struct msg_in	 m;
+	struct ctl_list	 l;
+	const char	*account;
+	char		 err[STORE_ERR_MAX];
+
+	msg_read(&m, imsg);
+	if (msg_get_string(&m, &account) == -1 || msg_end(&m) == -1) {
+		ctl_malformed(imsg);
+		return;
+	}
+	l.peerid = imsg->hdr.peerid;
+	if (store_mailbox_list(account, ctl_emit_item, &l, err,
+	    sizeof(err)) == -1)
+		ctl_reply(l.peerid, IMSG_CTL_FAIL, err);
+	else
+		ctl_reply(l.peerid, IMSG_CTL_END, NULL);
+}
+
+/* MESSAGE_LIST: s account, s mailbox. */
+static void
+ctl_message_list(struct imsg *imsg)
+{
+	struct msg_in	 m;
+	struct ctl_list	 l;
+	const char	*account, *mailbox;
+	char		 err[STORE_ERR_MAX];
+
+	msg_read(&m, imsg);
+	if (msg_get_string(&m, &account) == -1 ||
+	    msg_get_string(&m, &mailbox) == -1 || msg_end(&m) == -1) {
+		ctl_malformed(imsg);
+		return;
+	}
+	l.peerid = imsg->hdr.peerid;
+	if (store_message_list(account, mailbox, ctl_emit_item, &l, err,
+	    sizeof(err)) == -1)
+		ctl_reply(l.peerid, IMSG_CTL_FAIL, err);
+	else
+		ctl_reply(l.peerid, IMSG_CTL_END, NULL);
+}
+
+/* MESSAGE_SHOW: s account, s mailbox, u32 uid -> OK: s prefix + fd. */
+static void
+ctl_message_show(struct imsg *imsg)
+{
+	struct msg_in	 m;
+	struct msg_out	 out;
+	const char	*account, *mailbox;
+	char		 err[STORE_ERR_MAX], *prefix;
+	uint32_t	 uid;
+	int		 fd;
+
+	msg_read(&m, imsg);
+	if (msg_get_string(&m, &account) == -1 ||
+	    msg_get_string(&m, &mailbox) == -1 ||
+	    msg_get_u32(&m, &uid) == -1 || msg_end(&m) == -1) {
+		ctl_malformed(imsg);
+		return;
+	}
+	if (store_message_open(account, mailbox, uid, &prefix, &fd, err,
+	    sizeof(err)) == -1) {
+		ctl_reply(imsg->hdr.peerid, IMSG_CTL_FAIL, err);
+		return;
+	}
+	msg_create(&out, IMSG_CTL_OK, imsg->hdr.peerid, fd);
+	msg_add_string(&out, prefix);
+	free(prefix);
+	/* The descriptor is closed once sent, or on failure. */
+	if (proc_send(PROC_CONTROL, &out) == -1)
+		log_warn("%s: reply to control", __func__);
+}
+
 static void
 storaged_dispatch_control(struct proc_peer *peer, struct imsg *imsg)
 {
@@ -276,6 +353,15 @@ storaged_dispatch_control(struct proc_peer *peer, struct imsg *imsg)
 		break;
 	case IMSG_CTL_ALIAS_LIST:
 		ctl_list(imsg, store_alias_list);
+		break;
+	case IMSG_CTL_MAILBOX_LIST:
+		ctl_mailbox_list(imsg);
+		break;
+	case IMSG_CTL_MESSAGE_LIST:
+		ctl_message_list(imsg);
+		break;
+	case IMSG_CTL_MESSAGE_SHOW:
+		ctl_message_show(imsg);
 		break;
 	default:
 		proc_unexpected(peer, imsg);

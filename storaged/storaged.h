@@ -145,6 +145,35 @@ int	 store_resolve(const char *, int64_t *, size_t, size_t *, int);
 void	 store_rcpt_lookup(struct proc_peer *, struct imsg *);
 void	 store_sender_check(struct proc_peer *, struct imsg *);
 
+/*
+ * storaged/store_deliver.c: DELIVER, local delivery in a group commit;
+ * storaged/store_dsn.c: BOUNCE and its RFC 3464 report;
+ * storaged/store_mailbox.c: the ctl mailbox and message verbs.
+ */
+struct store_buf {
+	char	*p;
+	size_t	 len;
+	size_t	 cap;
+	int	 err;
+};
+
+void	 store_buf_add(struct store_buf *, const char *, size_t);
+void	 store_buf_str(struct store_buf *, const char *);
+void	 store_buf_printf(struct store_buf *, const char *, ...)
+	    __attribute__((__format__ (printf, 2, 3)));
+char	*store_buf_finish(struct store_buf *);
+int	 store_blob_read(const char *, size_t, char **, size_t *);
+size_t	 store_deliver_max(void);
+int	 store_queue_drop_if_done(int64_t);
+void	 store_deliver(struct proc_peer *, struct imsg *);
+void	 store_bounce(struct proc_peer *, struct imsg *);
+int	 store_mailbox_list(const char *, store_emit_fn, void *, char *,
+	    size_t);
+int	 store_message_list(const char *, const char *, store_emit_fn, void *,
+	    char *, size_t);
+int	 store_message_open(const char *, const char *, uint32_t, char **,
+	    int *, char *, size_t);
+
 /* storaged/store_auth.c */
 enum auth_job_kind {
 	AUTH_JOB_HASH,

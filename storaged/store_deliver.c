@@ -1,0 +1,891 @@
+/*
+ * Local delivery: a queue entry's pending local recipients filed into
+ * their accounts' INBOX.  The message is read and parsed once; every
+ * account it reaches gets one messages row naming the shared blob,
+ * with its own Return-Path and Delivered-To lines as the row's prefix.
+ *
+ * Everything one DELIVER does, the recipients' new state included, is
+ * one savepoint in a transaction that the DELIVERs of one event-loop
+ * pass share (group commit); the answers go out only after COMMIT.  So
+ * a crash neither loses a delivery nor makes it twice: either the
+ * message rows and RCPT_DELIVERED are both on disk or neither is.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "log.h"
+#include "mime.h"
+#include "storaged.h"
+
+#define DELIVER_BATCH_MAX	64	/* DELIVERs in one transaction */
+#define DELIVER_FTS_MAX		(1024 * 1024)	/* body text indexed */
+#define DELIVER_TRACE_SLACK	(64 * 1024)	/* Received: beyond the limit */
+#define DELIVER_ACCOUNTS_MAX	4096	/* accounts one address reaches */
+
+struct deliver_rcpt {
+	uint32_t	 idx;
+	char		*address;
+	int		 result;	/* enum delivery_result */
+	char		 reason[ENVELOPE_REASON_MAX];
+};
+
+struct deliver_account {
+	int64_t		 id;
+	const char	*rcpt;		/* the first address that reached it */
+};
+
+struct deliver_job {
+	TAILQ_ENTRY(deliver_job) entry;
+	uint64_t		 queue_id;
+	uint32_t		 peerid;
+	struct deliver_rcpt	*rcpts;
+	size_t			 nrcpts;
+};
+TAILQ_HEAD(deliver_jobs, deliver_job);
+
+/* What one message yields once, for every account it is filed for. */
+struct deliver_msg {
+	char			*raw;
+	size_t			 len;
+	struct mime_message	*mime;
+	ptrdiff_t		 shift;		/* applied to mime now */
+	char			*from_addr;
+	char			*addresses;
+	char			*text;
+};
+
+static struct deliver_jobs	 deliver_waiting =
+    TAILQ_HEAD_INITIALIZER(deliver_waiting);
+static size_t			 deliver_nwaiting;
+static struct event		 deliver_ev;
+static int			 deliver_ev_set;
+static int64_t			 deliver_ids[DELIVER_ACCOUNTS_MAX];
+
+static void	store_deliver_run(int, short, void *);
+
+static int
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) == SQLITE_OK ?
+	    0 : -1;
+}
+
+static int
+db_exec(const char *sql)
+{
+	if (sqlite3_exec(store_db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		log_warnx("%s: %s: %s", STORE_DB_PATH, sql,
+		    sqlite3_errmsg(store_db));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+rcpt_set(struct deliver_rcpt *r, int result, const char *reason)
+{
+	r->result = result;
+	strlcpy(r->reason, reason, sizeof(r->reason));
+}
+
+static void
+job_set_all(struct deliver_job *job, int result, const char *reason)
+{
+	size_t	 i;
+
+	for (i = 0; i < job->nrcpts; i++)
+		rcpt_set(&job->rcpts[i], result, reason);
+}
+
+static void
+job_free(struct deliver_job *job)
+{
+	size_t	 i;
+
+	for (i = 0; i < job->nrcpts; i++)
+		free(job->rcpts[i].address);
+	free(job->rcpts);
+	free(job);
+}
+
+/*
+ * Reads a whole blob into memory, at most max bytes.  0, or -1 with
+ * errno (EFBIG: larger than max).
+ */
+int
+store_blob_read(const char *hash, size_t max, char **out, size_t *outlen)
+{
+	struct stat	 sb;
+	char		*buf;
+	size_t		 off = 0;
+	ssize_t		 n;
+	int		 fd, serrno;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((fd = store_blob_open(hash)) == -1)
+		return -1;
+	if (fstat(fd, &sb) == -1)
+		goto fail;
+	if (!S_ISREG(sb.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if ((uintmax_t)sb.st_size > max) {
+		errno = EFBIG;
+		goto fail;
+	}
+	if ((buf = malloc(sb.st_size + 1)) == NULL)
+		goto fail;
+	while (off < (size_t)sb.st_size) {
+		if ((n = read(fd, buf + off, sb.st_size - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			serrno = errno;
+			free(buf);
+			errno = serrno;
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		off += n;
+	}
+	close(fd);
+	buf[off] = '\0';
+	*out = buf;
+	*outlen = off;
+	return 0;
+ fail:
+	serrno = errno;
+	close(fd);
+	errno = serrno;
+	return -1;
+}
+
+/* The largest message delivery reads: the accepted size and its trace. */
+size_t
+store_deliver_max(void)
+{
+	long long	 max;
+
+	max = proc_conf->limits[LIMIT_MESSAGE_SIZE] + DELIVER_TRACE_SLACK;
+	if (max <= 0 || (unsigned long long)max > MIME_MAX_SIZE)
+		return MIME_MAX_SIZE;
+	return max;
+}
+
+/* A header value made safe for one header line: no CR, LF or NUL. */
+static void
+header_safe(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s == '\r' || *s == '\n' || *s == '\t')
+			*s = ' ';
+}
+
+/* A growing string; an allocation failure is reported at the end. */
+void
+store_buf_add(struct store_buf *b, const char *s, size_t len)
+{
+	size_t	 ncap;
+	char	*np;
+
+	if (b->err)
+		return;
+	if (b->len + len + 1 > b->cap) {
+		ncap = b->cap ? b->cap : 256;
+		while (ncap < b->len + len + 1)
+			ncap *= 2;
+		if ((np = realloc(b->p, ncap)) == NULL) {
+			b->err = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, s, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+}
+
+void
+store_buf_str(struct store_buf *b, const char *s)
+{
+	if (s != NULL)
+		store_buf_add(b, s, strlen(s));
+}
+
+void
+store_buf_printf(struct store_buf *b, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+	int	 len;
+
+	va_start(ap, fmt);
+	len = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (len == -1) {
+		b->err = 1;
+		return;
+	}
+	store_buf_add(b, s, len);
+	free(s);
+}
+
+/* The string, to free(), or NULL if memory ran out on the way. */
+char *
+store_buf_finish(struct store_buf *b)
+{
+	if (b->err) {
+		free(b->p);
+		return NULL;
+	}
+	if (b->p == NULL)
+		return strdup("");
+	return b->p;
+}
+
+/* "name <mailbox@host>" for each mailbox of a list, space separated. */
+static void
+addrlist_text(struct store_buf *b, const struct mime_addrlist *l)
+{
+	const struct mime_addr	*a;
+	size_t			 i;
+
+	for (i = 0; i < l->count; i++) {
+		a = &l->addrs[i];
+		if (a->kind != MIME_ADDR_MAILBOX)
+			continue;
+		if (b->len > 0)
+			store_buf_add(b, " ", 1);
+		if (a->name != NULL) {
+			store_buf_str(b, a->name);
+			store_buf_add(b, " ", 1);
+		}
+		store_buf_add(b, "<", 1);
+		store_buf_str(b, a->mailbox);
+		if (a->host != NULL && a->host[0] != '\0') {
+			store_buf_add(b, "@", 1);
+			store_buf_str(b, a->host);
+		}
+		store_buf_add(b, ">", 1);
+	}
+}
+
+/* The text of the text leaves that are not attachments, bounded. */
+static void
+part_text(struct store_buf *b, const struct mime_part *p, const char *raw,
+    size_t rawlen)
+{
+	char	*t, *h;
+	size_t	 i, tlen;
+
+	if (b->len >= DELIVER_FTS_MAX)
+		return;
+	if (p->message != NULL) {
+		part_text(b, p->message, raw, rawlen);
+		return;
+	}
+	for (i = 0; i < p->nchildren; i++)
+		part_text(b, p->children[i], raw, rawlen);
+	if (p->nchildren > 0 || strcmp(p->type, "text") != 0 ||
+	    mime_part_is_attachment(p))
+		return;
+	if (mime_part_text(p, raw, rawlen, &t, &tlen) != MIME_OK)
+		return;
+	if (strcmp(p->subtype, "html") == 0) {
+		h = mime_html_to_text(t, tlen, DELIVER_FTS_MAX);
+		free(t);
+		if ((t = h) == NULL)
+			return;
+		tlen = strlen(t);
+	}
+	if (tlen > DELIVER_FTS_MAX - b->len)
+		tlen = DELIVER_FTS_MAX - b->len;
+	/* Never cut a UTF-8 character in two. */
+	while (tlen > 0 && ((unsigned char)t[tlen] & 0xc0) == 0x80)
+		tlen--;
+	if (b->len > 0)
+		store_buf_add(b, "\n", 1);
+	store_buf_add(b, t, tlen);
+	free(t);
+}
+
+static void
+msg_clear(struct deliver_msg *dm)
+{
+	free(dm->raw);
+	mime_free(dm->mime);
+	free(dm->from_addr);
+	free(dm->addresses);
+	free(dm->text);
+	memset(dm, 0, sizeof(*dm));
+}
+
+/*
+ * Reads and parses the blob and derives what every copy shares.  0,
+ * or -1 with the recipients' answer in *result and reason.
+ */
+static int
+msg_load(struct deliver_msg *dm, const char *hash, int *result,
+    char *reason, size_t reasonlen)
+{
+	struct mime_envelope	*env;
+	const struct mime_addr	*a;
+	struct store_buf		 b;
+	size_t			 i;
+	int			 r;
+
+	memset(dm, 0, sizeof(*dm));
+	if (store_blob_read(hash, store_deliver_max(), &dm->raw,
+	    &dm->len) == -1) {
+		if (errno == EFBIG) {
+			*result = DELIVERY_PERMFAIL;
+			strlcpy(reason, "5.3.4 message too big for delivery",
+			    reasonlen);
+		} else {
+			log_warn("blob %s", hash);
+			*result = DELIVERY_TEMPFAIL;
+			strlcpy(reason, "4.3.0 cannot read the message",
+			    reasonlen);
+		}
+		return -1;
+	}
+	if ((r = mime_parse(dm->raw, dm->len, &dm->mime)) != MIME_OK) {
+		log_warnx("blob %s: %s", hash, mime_strerror(r));
+		if (r == MIME_ERR_NOMEM) {
+			*result = DELIVERY_TEMPFAIL;
+			strlcpy(reason, "4.3.0 out of memory", reasonlen);
+		} else {
+			*result = DELIVERY_PERMFAIL;
+			snprintf(reason, reasonlen, "5.6.0 message cannot be "
+			    "parsed: %s", mime_strerror(r));
+		}
+		goto fail;
+	}
+	env = &dm->mime->envelope;
+	for (i = 0; i < env->from_list.count; i++) {
+		a = &env->from_list.addrs[i];
+		if (a->kind != MIME_ADDR_MAILBOX || a->mailbox == NULL)
+			continue;
+		memset(&b, 0, sizeof(b));
+		store_buf_str(&b, a->mailbox);
+		if (a->host != NULL && a->host[0] != '\0') {
+			store_buf_add(&b, "@", 1);
+			store_buf_str(&b, a->host);
+		}
+		if ((dm->from_addr = store_buf_finish(&b)) == NULL)
+			goto nomem;
+		break;
+	}
+	memset(&b, 0, sizeof(b));
+	addrlist_text(&b, &env->from_list);
+	addrlist_text(&b, &env->sender_list);
+	addrlist_text(&b, &env->reply_to_list);
+	addrlist_text(&b, &env->to_list);
+	addrlist_text(&b, &env->cc_list);
+	addrlist_text(&b, &env->bcc_list);
+	if ((dm->addresses = store_buf_finish(&b)) == NULL)
+		goto nomem;
+	memset(&b, 0, sizeof(b));
+	part_text(&b, dm->mime->root, dm->raw, dm->len);
+	if ((dm->text = store_buf_finish(&b)) == NULL)
+		goto nomem;
+	return 0;
+ nomem:
+	*result = DELIVERY_TEMPFAIL;
+	strlcpy(reason, "4.3.0 out of memory", reasonlen);
+ fail:
+	msg_clear(dm);
+	return -1;
+}
+
+static int
+step_done(sqlite3_stmt *st)
+{
+	int	 rc;
+
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("%s: %s", STORE_DB_PATH, sqlite3_errmsg(store_db));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+bind_opt(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s == NULL)
+		return sqlite3_bind_null(st, i) == SQLITE_OK ? 0 : -1;
+	return bind_text(st, i, s);
+}
+
+/* One copy into the account's INBOX.  -1 on a storage error. */
+static int
+deliver_account(struct deliver_msg *dm, const char *hash,
+    const char *sender, const struct deliver_account *acct, time_t now)
+{
+	sqlite3_stmt		*st;
+	struct mime_envelope	*env = &dm->mime->envelope;
+	char			*prefix = NULL, *json = NULL, *s, *r;
+	int64_t			 modseq, mailbox_id, uid, message_id;
+	int			 len, rc = -1;
+
+	if ((s = strdup(sender)) == NULL || (r = strdup(acct->rcpt)) == NULL) {
+		free(s);
+		return -1;
+	}
+	header_safe(s);
+	header_safe(r);
+	len = asprintf(&prefix, "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+	    s, r);
+	free(s);
+	free(r);
+	if (len == -1)
+		return -1;
+
+	mime_shift(dm->mime, (ptrdiff_t)len - dm->shift);
+	dm->shift = len;
+	if ((json = mime_to_json(dm->mime)) == NULL)
+		goto done;
+
+	if ((st = store_db_stmt("UPDATE accounts SET modseq = modseq + 1 "
+	    "WHERE id = ? RETURNING modseq")) == NULL)
+		goto done;
+	if (sqlite3_bind_int64(st, 1, acct->id) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		log_warnx("%s: account %lld modseq: %s", STORE_DB_PATH,
+		    (long long)acct->id, sqlite3_errmsg(store_db));
+		sqlite3_finalize(st);
+		goto done;
+	}
+	modseq = sqlite3_column_int64(st, 0);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		goto done;
+	}
+	sqlite3_finalize(st);
+
+	if ((st = store_db_stmt("UPDATE mailboxes SET uidnext = uidnext + 1, "
+	    "highestmodseq = ?2 WHERE account_id = ?1 AND name = 'INBOX' "
+	    "RETURNING id, uidnext - 1")) == NULL)
+		goto done;
+	if (sqlite3_bind_int64(st, 1, acct->id) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, modseq) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		log_warnx("%s: account %lld has no INBOX: %s", STORE_DB_PATH,
+		    (long long)acct->id, sqlite3_errmsg(store_db));
+		sqlite3_finalize(st);
+		goto done;
+	}
+	mailbox_id = sqlite3_column_int64(st, 0);
+	uid = sqlite3_column_int64(st, 1);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		goto done;
+	}
+	sqlite3_finalize(st);
+
+	if ((st = store_db_stmt("INSERT INTO messages (account_id, blob, "
+	    "prefix, size, received, sent, subject, from_addr, message_id, "
+	    "preview, has_attachment, mime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?)")) == NULL)
+		goto done;
+	if (sqlite3_bind_int64(st, 1, acct->id) != SQLITE_OK ||
+	    bind_text(st, 2, hash) == -1 ||
+	    sqlite3_bind_blob(st, 3, prefix, len, SQLITE_STATIC) !=
+	    SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, (int64_t)len + dm->len) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 5, now) != SQLITE_OK ||
+	    bind_opt(st, 6, env->date) == -1 ||
+	    bind_opt(st, 7, env->subject_utf8) == -1 ||
+	    bind_opt(st, 8, dm->from_addr) == -1 ||
+	    bind_opt(st, 9, env->message_ids.count > 0 ?
+	    env->message_ids.ids[0] : NULL) == -1 ||
+	    bind_text(st, 10, dm->mime->preview) == -1 ||
+	    sqlite3_bind_int(st, 11, dm->mime->has_attachment ? 1 : 0) !=
+	    SQLITE_OK ||
+	    bind_text(st, 12, json) == -1) {
+		sqlite3_finalize(st);
+		goto done;
+	}
+	if (step_done(st) == -1)
+		goto done;
+	message_id = sqlite3_last_insert_rowid(store_db);
+
+	if (store_blob_ref(hash, dm->len) == -1)
+		goto done;
+
+	if ((st = store_db_stmt("INSERT INTO mailbox_messages (mailbox_id, "
+	    "message_id, account_id, uid, modseq) VALUES (?, ?, ?, ?, ?)")) ==
+	    NULL)
+		goto done;
+	if (sqlite3_bind_int64(st, 1, mailbox_id) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, message_id) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, acct->id) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, uid) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 5, modseq) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		goto done;
+	}
+	if (step_done(st) == -1)
+		goto done;
+
+	if ((st = store_db_stmt("INSERT INTO changes (account_id, modseq, "
+	    "kind, object_id, op) VALUES (?, ?, 'Email', ?, 1)")) == NULL)
+		goto done;
+	if (sqlite3_bind_int64(st, 1, acct->id) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, modseq) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, message_id) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		goto done;
+	}
+	if (step_done(st) == -1)
+		goto done;
+
+	if ((st = store_db_stmt("INSERT INTO messages_fts (rowid, subject, "
+	    "addresses, body) VALUES (?, ?, ?, ?)")) == NULL)
+		goto done;
+	if (sqlite3_bind_int64(st, 1, message_id) != SQLITE_OK ||
+	    bind_text(st, 2, env->subject_utf8 != NULL ?
+	    env->subject_utf8 : "") == -1 ||
+	    bind_text(st, 3, dm->addresses) == -1 ||
+	    bind_text(st, 4, dm->text) == -1) {
+		sqlite3_finalize(st);
+		goto done;
+	}
+	if (step_done(st) == -1)
+		goto done;
+	rc = 0;
+ done:
+	free(prefix);
+	free(json);
+	return rc;
+}
+
+/* Drops the entry if none of its recipients waits any more. */
+int
+store_queue_drop_if_done(int64_t queue_id)
+{
+	sqlite3_stmt	*st;
+	int		 rc, n;
+
+	if ((st = store_db_stmt("SELECT count(*) FROM queue_rcpts "
+	    "WHERE queue_id = ? AND status IN (?, ?)")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, queue_id) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 2, RCPT_PENDING) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 3, RCPT_HELD) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (n > 0)
+		return 0;
+	return store_queue_drop(queue_id) == -1 ? -1 : 0;
+}
+
+/* Loads the job's pending local recipients.  -1 on a storage error. */
+static int
+job_load_rcpts(struct deliver_job *job)
+{
+	sqlite3_stmt		*st;
+	struct deliver_rcpt	*r, *nr;
+	size_t			 cap = 0;
+	int			 rc;
+
+	if ((st = store_db_stmt("SELECT idx, address FROM queue_rcpts "
+	    "WHERE queue_id = ? AND kind = ? AND status = ? "
+	    "ORDER BY idx")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, job->queue_id) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 2, RCPT_KIND_LOCAL) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 3, RCPT_PENDING) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (job->nrcpts == cap) {
+			cap = cap ? cap * 2 : 8;
+			if ((nr = reallocarray(job->rcpts, cap,
+			    sizeof(*nr))) == NULL)
+				break;
+			job->rcpts = nr;
+		}
+		r = &job->rcpts[job->nrcpts];
+		memset(r, 0, sizeof(*r));
+		r->idx = sqlite3_column_int64(st, 0);
+		if ((r->address = strdup((const char *)
+		    sqlite3_column_text(st, 1))) == NULL)
+			break;
+		r->result = DELIVERY_TEMPFAIL;
+		job->nrcpts++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("%s: queue %016llx recipients: %s", STORE_DB_PATH,
+		    (unsigned long long)job->queue_id,
+		    sqlite3_errmsg(store_db));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+account_add(struct deliver_account **accts, size_t *n, size_t *cap,
+    int64_t id, const char *rcpt)
+{
+	struct deliver_account	*na;
+	size_t			 i;
+
+	for (i = 0; i < *n; i++)
+		if ((*accts)[i].id == id)
+			return 0;
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		if ((na = reallocarray(*accts, *cap, sizeof(*na))) == NULL)
+			return -1;
+		*accts = na;
+	}
+	(*accts)[*n].id = id;
+	(*accts)[*n].rcpt = rcpt;
+	(*n)++;
+	return 0;
+}
+
+static int
+rcpt_mark_delivered(uint64_t queue_id, uint32_t idx)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = store_db_stmt("UPDATE queue_rcpts SET status = ?, "
+	    "last_error = '' WHERE queue_id = ? AND idx = ?")) == NULL)
+		return -1;
+	if (sqlite3_bind_int(st, 1, RCPT_DELIVERED) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, queue_id) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, idx) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	return step_done(st);
+}
+
+/*
+ * One DELIVER inside the open transaction.  -1 on a storage error: the
+ * caller rolls the savepoint back and answers TEMPFAIL.
+ */
+static int
+deliver_one(struct deliver_job *job, time_t now)
+{
+	sqlite3_stmt		*st;
+	struct deliver_account	*accts = NULL;
+	struct deliver_msg	 dm;
+	char			 hash[STORE_HASH_HEX + 1], *sender = NULL;
+	char			 reason[ENVELOPE_REASON_MAX];
+	size_t			 i, j, nids, naccts = 0, cap = 0;
+	int			 rc, kind, result, ret = -1, loaded = 0;
+
+	if ((st = store_db_stmt("SELECT blob, sender FROM queue "
+	    "WHERE id = ?")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, job->queue_id) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		strlcpy(hash, (const char *)sqlite3_column_text(st, 0),
+		    sizeof(hash));
+		sender = strdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE) {
+		/* Removed meanwhile: nothing to do, nothing to answer. */
+		return 0;
+	}
+	if (rc != SQLITE_ROW || sender == NULL)
+		goto done;
+	if (job_load_rcpts(job) == -1)
+		goto done;
+
+	for (i = 0; i < job->nrcpts; i++) {
+		kind = store_resolve(job->rcpts[i].address, deliver_ids,
+		    DELIVER_ACCOUNTS_MAX, &nids, 0);
+		switch (kind) {
+		case RCPT_LOCAL:
+			break;
+		case RCPT_UNKNOWN:
+		case RCPT_REMOTE:
+			rcpt_set(&job->rcpts[i], DELIVERY_PERMFAIL,
+			    "5.1.1 no such user");
+			continue;
+		default:
+			goto done;
+		}
+		for (j = 0; j < nids; j++)
+			if (account_add(&accts, &naccts, &cap, deliver_ids[j],
+			    job->rcpts[i].address) == -1)
+				goto done;
+		rcpt_set(&job->rcpts[i], DELIVERY_OK, "");
+	}
+
+	if (naccts > 0) {
+		if (msg_load(&dm, hash, &result, reason, sizeof(reason)) ==
+		    -1) {
+			for (i = 0; i < job->nrcpts; i++)
+				if (job->rcpts[i].result == DELIVERY_OK)
+					rcpt_set(&job->rcpts[i], result,
+					    reason);
+			ret = 0;
+			goto done;
+		}
+		loaded = 1;
+		for (i = 0; i < naccts; i++)
+			if (deliver_account(&dm, hash, sender, &accts[i],
+			    now) == -1)
+				goto done;
+	}
+	for (i = 0; i < job->nrcpts; i++)
+		if (job->rcpts[i].result == DELIVERY_OK &&
+		    rcpt_mark_delivered(job->queue_id,
+		    job->rcpts[i].idx) == -1)
+			goto done;
+	if (store_queue_drop_if_done(job->queue_id) == -1)
+		goto done;
+	ret = 0;
+ done:
+	if (loaded)
+		msg_clear(&dm);
+	free(accts);
+	free(sender);
+	return ret;
+}
+
+static void
+job_reply(struct deliver_job *job)
+{
+	struct msg_out		 m;
+	struct deliver_rcpt	*r;
+	size_t			 i;
+
+	for (i = 0; i < job->nrcpts; i++) {
+		r = &job->rcpts[i];
+		msg_create(&m, IMSG_STORE_DELIVER_RESULT, job->peerid, -1);
+		msg_add_u64(&m, job->queue_id);
+		msg_add_u32(&m, r->idx);
+		msg_add_u8(&m, r->result);
+		msg_add_string(&m, r->reason);
+		if (proc_send(PROC_QUEUE, &m) == -1)
+			log_warn("deliver result to queue");
+		if (r->result == DELIVERY_OK)
+			log_info("queue %016llx: delivered to %s",
+			    (unsigned long long)job->queue_id, r->address);
+		else
+			log_info("queue %016llx: %s: %s",
+			    (unsigned long long)job->queue_id, r->address,
+			    r->reason);
+	}
+	msg_create(&m, IMSG_STORE_DELIVER_DONE, job->peerid, -1);
+	msg_add_u64(&m, job->queue_id);
+	if (proc_send(PROC_QUEUE, &m) == -1)
+		log_warn("deliver done to queue");
+}
+
+/* Every DELIVER waiting, or the first DELIVER_BATCH_MAX, in one go. */
+static void
+store_deliver_run(int fd, short ev, void *arg)
+{
+	struct deliver_jobs	 batch = TAILQ_HEAD_INITIALIZER(batch);
+	struct deliver_job	*job;
+	struct timeval		 tv = { 0, 0 };
+	time_t			 now = time(NULL);
+	size_t			 n = 0;
+	int			 ok;
+
+	while ((job = TAILQ_FIRST(&deliver_waiting)) != NULL &&
+	    n < DELIVER_BATCH_MAX) {
+		TAILQ_REMOVE(&deliver_waiting, job, entry);
+		deliver_nwaiting--;
+		TAILQ_INSERT_TAIL(&batch, job, entry);
+		n++;
+	}
+	if (!TAILQ_EMPTY(&deliver_waiting))
+		evtimer_add(&deliver_ev, &tv);
+
+	ok = store_db_begin() == 0;
+	TAILQ_FOREACH(job, &batch, entry) {
+		if (!ok)
+			break;
+		if (db_exec("SAVEPOINT deliver") == -1) {
+			ok = 0;
+			break;
+		}
+		if (deliver_one(job, now) == -1) {
+			if (db_exec("ROLLBACK TO deliver") == -1)
+				ok = 0;
+			job_set_all(job, DELIVERY_TEMPFAIL,
+			    "4.3.0 storage error, will retry");
+		}
+		if (db_exec("RELEASE deliver") == -1)
+			ok = 0;
+	}
+	if (ok && store_db_commit() == -1)
+		ok = 0;
+	if (!ok) {
+		store_db_rollback();
+		TAILQ_FOREACH(job, &batch, entry) {
+			if (job->nrcpts == 0 && job_load_rcpts(job) == -1)
+				log_warnx("queue %016llx: cannot tell which "
+				    "recipients failed",
+				    (unsigned long long)job->queue_id);
+			job_set_all(job, DELIVERY_TEMPFAIL,
+			    "4.3.0 storage error, will retry");
+		}
+	}
+	store_blob_collect();
+	while ((job = TAILQ_FIRST(&batch)) != NULL) {
+		TAILQ_REMOVE(&batch, job, entry);
+		job_reply(job);
+		job_free(job);
+	}
+}
+
+/* IMSG_STORE_DELIVER from queue: u64 queue id. */
+void
+store_deliver(struct proc_peer *peer, struct imsg *imsg)
+{
+	struct msg_in		 m;
+	struct deliver_job	*job;
+	struct timeval		 tv = { 0, 0 };
+	uint64_t		 id;
+
+	msg_read(&m, imsg);
+	if (msg_get_u64(&m, &id) == -1 || msg_end(&m) == -1)
+		fatalx("malformed %s from %s",
+		    imsg_type_name(imsg->hdr.type), proc_names[peer->id]);
+	if ((job = calloc(1, sizeof(*job))) == NULL)
+		fatal("%s", __func__);
+	job->queue_id = id;
+	job->peerid = imsg->hdr.peerid;
+	TAILQ_INSERT_TAIL(&deliver_waiting, job, entry);
+	deliver_nwaiting++;
+	if (!deliver_ev_set) {
+		evtimer_set(&deliver_ev, store_deliver_run, NULL);
+		deliver_ev_set = 1;
+	}
+	if (!evtimer_pending(&deliver_ev, NULL))
+		evtimer_add(&deliver_ev, &tv);
+}
