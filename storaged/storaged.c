@@ -25,6 +25,8 @@ static void
 storaged_init(struct postern_conf *conf)
 {
 	store_db_open();
+	store_blob_init();
+	store_spool_init();
 	if (store_domains_from_conf(conf) == -1)
 		fatalx("cannot add the domains of %s to the store",
 		    conf->conffile);
@@ -444,6 +446,48 @@ storaged_dispatch_smtpd(struct proc_peer *peer, struct imsg *imsg)
 	case IMSG_STORE_AUTH:
 		storaged_auth(peer, imsg);
 		break;
+	case IMSG_STORE_RCPT:
+		store_rcpt_lookup(peer, imsg);
+		break;
+	case IMSG_STORE_SENDER_CHECK:
+		store_sender_check(peer, imsg);
+		break;
+	case IMSG_STORE_SPOOL_OPEN:
+		store_spool_open(peer, imsg);
+		break;
+	case IMSG_STORE_SPOOL_RCPT:
+		store_spool_rcpt(peer, imsg);
+		break;
+	case IMSG_STORE_SPOOL_ABORT:
+		store_spool_abort(peer, imsg);
+		break;
+	case IMSG_STORE_COMMIT:
+		store_spool_commit(peer, imsg);
+		break;
+	default:
+		proc_unexpected(peer, imsg);
+	}
+}
+
+static void
+storaged_dispatch_queue(struct proc_peer *peer, struct imsg *imsg)
+{
+	switch (imsg->hdr.type) {
+	case IMSG_STORE_QUEUE_LOAD:
+		store_queue_load(peer, imsg);
+		break;
+	case IMSG_STORE_QUEUE_UPDATE:
+		store_queue_update(peer, imsg);
+		break;
+	case IMSG_STORE_QUEUE_REMOVE:
+		store_queue_remove(peer, imsg);
+		break;
+	case IMSG_STORE_DELIVER:
+		store_deliver(peer, imsg);
+		break;
+	case IMSG_STORE_BOUNCE:
+		store_bounce(peer, imsg);
+		break;
 	default:
 		proc_unexpected(peer, imsg);
 	}
@@ -494,6 +538,7 @@ const struct proc_role storaged_role = {
 	.dispatch = {
 		[PROC_CONTROL] = storaged_dispatch_control,
 		[PROC_SMTPD] = storaged_dispatch_smtpd,
+		[PROC_QUEUE] = storaged_dispatch_queue,
 		[PROC_IMAPD] = storaged_dispatch_imapd,
 		[PROC_JMAPD] = storaged_dispatch_jmapd,
 		[PROC_DAVD] = storaged_dispatch_davd,
