@@ -25,6 +25,10 @@ DEFAULT_MAILBOXES = {
 ARGON2 = ctypes.CDLL("libargon2.so.1")
 ARGON2.argon2id_verify.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
                                    ctypes.c_size_t]
+ARGON2.argon2id_hash_encoded.argtypes = [
+    ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_char_p,
+    ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t,
+    ctypes.c_char_p, ctypes.c_size_t]
 
 
 def argon2id_matches(encoded, password):
@@ -315,6 +319,123 @@ def test_concurrent_account_adds(postern):
         assert argon2id_matches(encoded, "%s-%d" % (PASSWORD, i))
         salts.add(encoded.split("$")[4])
     assert len(salts) == n
+
+
+# --- stores of earlier versions ---------------------------------------
+
+# Migration 1 as released, to make a store of schema version 1.
+SCHEMA_1 = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version (version) VALUES (1);
+CREATE TABLE domains (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  created INTEGER NOT NULL);
+CREATE TABLE accounts (
+  id INTEGER PRIMARY KEY,
+  domain_id INTEGER NOT NULL REFERENCES domains(id),
+  address TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  password TEXT NOT NULL,
+  created INTEGER NOT NULL);
+CREATE INDEX accounts_domain ON accounts(domain_id);
+CREATE TABLE addresses (
+  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  address TEXT NOT NULL UNIQUE COLLATE NOCASE);
+CREATE INDEX addresses_account ON addresses(account_id);
+CREATE TABLE aliases (
+  id INTEGER PRIMARY KEY,
+  domain_id INTEGER NOT NULL REFERENCES domains(id),
+  alias TEXT NOT NULL COLLATE NOCASE,
+  target TEXT NOT NULL COLLATE NOCASE,
+  account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE,
+  UNIQUE (alias, target));
+CREATE INDEX aliases_domain ON aliases(domain_id);
+CREATE INDEX aliases_account ON aliases(account_id);
+CREATE INDEX aliases_target ON aliases(target);
+CREATE TABLE mailboxes (
+  id INTEGER PRIMARY KEY,
+  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  special_use TEXT,
+  uidvalidity INTEGER NOT NULL,
+  uidnext INTEGER NOT NULL DEFAULT 1,
+  highestmodseq INTEGER NOT NULL DEFAULT 1,
+  subscribed INTEGER NOT NULL DEFAULT 1,
+  UNIQUE (account_id, name));
+"""
+
+
+def argon2id_hash(password):
+    out = ctypes.create_string_buffer(128)
+    pw = password.encode()
+    salt = b"0123456789abcdef"
+    assert ARGON2.argon2id_hash_encoded(2, 19456, 1, pw, len(pw), salt,
+                                        len(salt), 32, out, len(out)) == 0
+    return out.value.decode()
+
+
+def test_migration_from_schema_1(postern_factory):
+    """A store of the first release comes up to date with its rows."""
+    encoded = argon2id_hash(PASSWORD)
+    rows = ["INSERT INTO domains VALUES (1, 'example.test', 1700000000);",
+            "INSERT INTO domains VALUES (2, 'old.test', 1700000001);",
+            "INSERT INTO accounts VALUES (7, 2, 'Carol@old.test', '%s', "
+            "1700000002);" % encoded,
+            "INSERT INTO addresses VALUES (7, 'Carol@old.test');",
+            "INSERT INTO addresses VALUES (7, 'c@old.test');",
+            "INSERT INTO aliases VALUES (1, 2, 'boss@old.test', "
+            "'Carol@old.test', 7);"]
+    for i, (name, use) in enumerate(sorted(DEFAULT_MAILBOXES,
+                                           key=lambda m: m[0])):
+        rows.append("INSERT INTO mailboxes (id, account_id, name, "
+                    "special_use, uidvalidity, uidnext) VALUES (%d, 7, "
+                    "'%s', %s, 1700000002, 5);"
+                    % (i + 1, name, "NULL" if use is None else
+                       "'%s'" % use.replace("'", "''")))
+    p, db = prepared_store(postern_factory, SCHEMA_1 + "\n".join(rows))
+    before = snapshot_rows(sqlite3.connect(db))
+    p.start()
+    assert "storaged: /postern.db: migrated to schema version 2" \
+        in p.logtext()
+    assert "migrated to schema version 1" not in p.logtext()
+    assert ok(p.ctl("domain", "list")) == ["example.test", "old.test"]
+    assert ok(p.ctl("account", "list")) == ["Carol@old.test"]
+    assert ok(p.ctl("alias", "list")) == ["boss@old.test -> Carol@old.test"]
+    # The old rows still work: an alias to a new account follows it.
+    ok(p.ctl("alias", "add", "new@old.test", "Carol@old.test"))
+    stopped(p)
+    conn = snapshot(p)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() \
+        == [(SCHEMA_VERSION,)]
+    after = snapshot_rows(conn)
+    for table, got in before.items():
+        assert set(got) <= set(after[table]), table
+    assert conn.execute("SELECT password, modseq FROM accounts "
+                        "WHERE id = 7").fetchone() == (encoded, 1)
+    assert argon2id_matches(encoded, PASSWORD)
+    tables = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"blobs", "queue", "queue_rcpts", "messages",
+            "mailbox_messages", "keywords", "changes"} <= tables
+    for table in ("blobs", "queue", "queue_rcpts", "messages"):
+        assert conn.execute("SELECT count(*) FROM %s" % table) \
+            .fetchone()[0] == 0, table
+
+
+def snapshot_rows(conn):
+    """Every row of the schema-1 tables, as tuples of the first columns."""
+    out = {}
+    for table, cols in (("domains", "id, name, created"),
+                        ("accounts", "id, domain_id, address, password, "
+                         "created"),
+                        ("addresses", "account_id, address"),
+                        ("aliases", "id, domain_id, alias, target, "
+                         "account_id"),
+                        ("mailboxes", "id, account_id, name, special_use, "
+                         "uidvalidity, uidnext, highestmodseq, subscribed")):
+        out[table] = conn.execute("SELECT %s FROM %s" % (cols, table)) \
+            .fetchall()
+    return out
 
 
 # --- stores storaged must not touch -------------------------------------
