@@ -267,6 +267,42 @@ def test_stop(postern):
     (("domain", "add", "a" * 64 + ".test"), "longer than 63"),
     (("domain", "add", "ctl\x1b[1m.test"), "control character"),
     (("account", "add", "x" * 65 + "@example.test"), "longer than 64"),
+    (("show", "queue", "all"), "usage: posternctl [-s socket] show queue"),
+    (("queue", "remove"), "usage: posternctl [-s socket] queue remove id"),
+    (("queue", "remove", "xyz"),
+     'posternctl: invalid queue id "xyz": queue id must be 16 hex digits'),
+    (("queue", "remove", "0123456789abcde"), "16 hex digits"),
+    (("queue", "remove", "0123456789abcdef0"), "16 hex digits"),
+    (("queue", "remove", "0123456789abcdeg"), "16 hex digits"),
+    (("queue", "remove", "0x23456789abcdef"), "16 hex digits"),
+    (("queue", "schedule"),
+     "usage: posternctl [-s socket] queue schedule id"),
+    (("queue", "schedule", "everything"), "posternctl: invalid queue id"),
+    (("queue", "schedule", "all", "now"),
+     "usage: posternctl [-s socket] queue schedule"),
+    (("mailbox", "list"), "usage: posternctl [-s socket] mailbox list"),
+    (("mailbox", "list", "alice"), "posternctl: invalid address"),
+    (("message", "list", "alice@example.test"),
+     "usage: posternctl [-s socket] message list account mailbox"),
+    (("message", "list", "alice@example.test", ""),
+     "posternctl: invalid mailbox"),
+    (("message", "list", "alice@example.test", "IN\x1bBOX"),
+     "control character"),
+    (("message", "list", "alice@example.test", "m" * 256),
+     "longer than 255"),
+    (("message", "show", "alice@example.test", "INBOX"),
+     "usage: posternctl [-s socket] message show account mailbox uid"),
+    (("message", "show", "alice@example.test", "INBOX", "0"),
+     'posternctl: invalid uid "0": uid must be a number from 1 to '
+     '4294967295'),
+    (("message", "show", "alice@example.test", "INBOX", "4294967296"),
+     "posternctl: invalid uid"),
+    (("message", "show", "alice@example.test", "INBOX", "-1"),
+     "posternctl: invalid uid"),
+    (("message", "show", "alice@example.test", "INBOX", "12x"),
+     "posternctl: invalid uid"),
+    (("message", "show", "alice@example.test", "INBOX", " 7"),
+     "posternctl: invalid uid"),
 ])
 def test_bad_arguments_do_not_connect(postern, args, expect):
     p = postern
@@ -374,6 +410,24 @@ def test_password_never_in_argv_log_or_state(postern):
     assert_nowhere()
 
 
+# --- the queue's verbs ------------------------------------------------
+
+
+def test_empty_queue(postern):
+    p = postern
+    assert lines(p.ctl("show", "queue")) == []
+    assert lines(p.ctl("queue", "schedule", "all")) == []
+
+
+@pytest.mark.parametrize("verb", ["remove", "schedule"])
+def test_unknown_queue_id(postern, verb):
+    p = postern
+    line = one_line(p.ctl("queue", verb, "0123456789ABCDEF"))
+    assert line == \
+        "posternctl: no such message in the queue: 0123456789abcdef"
+    still_up(p)
+
+
 # --- raw clients: the control role's own checks ---------------------
 
 
@@ -440,6 +494,9 @@ def test_version_mismatch(postern):
     "missing password",
     "not a request",
     "two hellos",
+    "show queue with an argument",
+    "message show without its uid",
+    "queue remove without its id",
 ])
 def test_broken_client_is_dropped_alone(postern, dialogue):
     p = postern
@@ -468,6 +525,15 @@ def test_broken_client_is_dropped_alone(postern, dialogue):
     elif dialogue == "two hellos":
         c.hello()
         c.send("IMSG_CTL_HELLO", struct.pack("=I", 1))
+    elif dialogue == "show queue with an argument":
+        c.hello()
+        c.send("IMSG_CTL_SHOW_QUEUE", s("all"))
+    elif dialogue == "message show without its uid":
+        c.hello()
+        c.send("IMSG_CTL_MESSAGE_SHOW", s("alice@example.test") + s("INBOX"))
+    elif dialogue == "queue remove without its id":
+        c.hello()
+        c.send("IMSG_CTL_QUEUE_REMOVE")
     assert c.recv() is None
     c.close()
     # The other client, and the daemon, carry on.
@@ -490,6 +556,24 @@ def test_broken_client_is_dropped_alone(postern, dialogue):
      "invalid address: "),
     ("IMSG_CTL_ACCOUNT_DEL", s("x" * 400 + "@example.test"),
      "invalid address: address longer than 320 bytes"),
+    ("IMSG_CTL_QUEUE_REMOVE", s("xyz"),
+     "invalid queue id: queue id must be 16 hex digits"),
+    ("IMSG_CTL_QUEUE_REMOVE", s("all"), "invalid queue id: "),
+    ("IMSG_CTL_QUEUE_SCHEDULE", s("0123456789abcdef ="),
+     "invalid queue id: "),
+    ("IMSG_CTL_QUEUE_SCHEDULE", s("0123456789abcd\x01f"),
+     "invalid queue id: control character"),
+    ("IMSG_CTL_MAILBOX_LIST", s("alice"), "invalid address: "),
+    ("IMSG_CTL_MESSAGE_LIST", s("alice@example.test") + s(""),
+     "invalid mailbox: empty mailbox"),
+    ("IMSG_CTL_MESSAGE_LIST", s("alice@example.test") + s("IN\nBOX"),
+     "invalid mailbox: control character"),
+    ("IMSG_CTL_MESSAGE_SHOW",
+     s("alice@example.test") + s("INBOX") + struct.pack("=I", 0),
+     "invalid uid: "),
+    ("IMSG_CTL_MESSAGE_SHOW",
+     s("alice") + s("INBOX") + struct.pack("=I", 1),
+     "invalid address: "),
 ])
 def test_control_checks_syntax_itself(postern, type_, payload, expect):
     c = Raw(postern.sock)
