@@ -466,3 +466,158 @@ smtp_parse_bdat(const char *args, uint64_t *size, int *last)
 	}
 	return 0;
 }
+
+static int
+b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * Strict base64 (RFC 4648 4, as RFC 4954 wants it): whole quanta,
+ * padding only at the end.  "=" alone is the empty string.  Returns 0
+ * with *outlen set, -1 on bad input or when out is too small.
+ */
+int
+smtp_base64_decode(const char *in, unsigned char *out, size_t outmax,
+    size_t *outlen)
+{
+	size_t		 len = strlen(in), i, n = 0;
+	int		 v[4], j, pad;
+
+	*outlen = 0;
+	if (strcmp(in, "=") == 0)
+		return 0;
+	if (len == 0 || len % 4 != 0)
+		return -1;
+	for (i = 0; i < len; i += 4) {
+		pad = 0;
+		for (j = 0; j < 4; j++) {
+			if (in[i + j] == '=' && i + 4 == len && j >= 2) {
+				v[j] = 0;
+				pad++;
+				continue;
+			}
+			if (pad || (v[j] = b64_value(in[i + j])) == -1)
+				return -1;
+		}
+		if (n + 3 - pad > outmax)
+			return -1;
+		out[n++] = (v[0] << 2) | (v[1] >> 4);
+		if (pad < 2)
+			out[n++] = ((v[1] & 0xf) << 4) | (v[2] >> 2);
+		if (pad < 1)
+			out[n++] = ((v[2] & 0x3) << 6) | v[3];
+	}
+	*outlen = n;
+	return 0;
+}
+
+enum {
+	DS_BOL,		/* at the start of a line */
+	DS_TEXT,
+	DS_CR,		/* a CR, LF expected */
+	DS_DOT,		/* a dot at the start of a line */
+	DS_DOTCR	/* "." CR at the start of a line */
+};
+
+void
+smtp_data_scan_init(struct smtp_data_scan *d, int dot, size_t maxline)
+{
+	memset(d, 0, sizeof(*d));
+	d->state = DS_BOL;
+	d->dot = dot;
+	d->maxline = maxline;
+}
+
+/*
+ * Consumes input up to and including the end of data (then done is
+ * set) or all of it, and returns how much it consumed.  The data, dots
+ * unstuffed and line ends as received, goes to out, which must have
+ * room for inlen + SMTP_DATA_SCAN_SLACK bytes; *outlen says how many.
+ */
+size_t
+smtp_data_scan(struct smtp_data_scan *d, const unsigned char *in,
+    size_t inlen, unsigned char *out, size_t *outlen)
+{
+	size_t		 i, o = 0;
+	unsigned char	 c;
+
+	for (i = 0; i < inlen && !d->done; i++) {
+		c = in[i];
+		if (++d->linelen > d->maxline && d->maxline > 0)
+			d->errors |= SMTP_DATA_LONG_LINE;
+		switch (d->state) {
+		case DS_BOL:
+			if (c == '.' && d->dot) {
+				d->state = DS_DOT;
+				continue;
+			}
+			break;
+		case DS_DOT:
+			if (c == '\r') {
+				d->state = DS_DOTCR;
+				continue;
+			}
+			/* The leading dot is dropped; c is text. */
+			break;
+		case DS_DOTCR:
+			if (c == '\n') {
+				d->done = 1;
+				continue;
+			}
+			d->errors |= SMTP_DATA_BARE_CR;
+			out[o++] = '\r';
+			break;
+		case DS_CR:
+			if (c == '\n') {
+				out[o++] = c;
+				d->state = DS_BOL;
+				d->linelen = 0;
+				continue;
+			}
+			d->errors |= SMTP_DATA_BARE_CR;
+			break;
+		default:
+			break;
+		}
+		switch (c) {
+		case '\r':
+			d->state = DS_CR;
+			break;
+		case '\n':
+			/* A bare LF never starts a line that could end data. */
+			d->errors |= SMTP_DATA_BARE_LF;
+			d->state = DS_TEXT;
+			break;
+		case '\0':
+			d->errors |= SMTP_DATA_NUL;
+			d->state = DS_TEXT;
+			break;
+		default:
+			d->state = DS_TEXT;
+			break;
+		}
+		out[o++] = c;
+	}
+	*outlen = o;
+	return i;
+}
+
+/* The end of a BDAT transfer: a CR left waiting was a bare one. */
+void
+smtp_data_scan_finish(struct smtp_data_scan *d)
+{
+	if (d->state == DS_CR || d->state == DS_DOTCR)
+		d->errors |= SMTP_DATA_BARE_CR;
+}

@@ -60,5 +60,35 @@ int	smtp_parse_domain(const char *);
 int	smtp_xtext_decode(const char *, char *, size_t);
 int	smtp_xtext_encode(const char *, char *, size_t);
 int	smtp_parse_bdat(const char *, uint64_t *, int *);
+int	smtp_base64_decode(const char *, unsigned char *, size_t, size_t *);
+
+/*
+ * Message data as it comes in (DATA, or BDAT chunks unless
+ * BINARYMIME).  Only CR LF ends a line; with dot set (DATA) a line of
+ * "." alone ends the data and a leading dot is removed.  A bare CR, a
+ * bare LF or a NUL never ends anything: it is noted in errors and the
+ * whole transaction is refused at the end.
+ */
+#define SMTP_DATA_BARE_CR	0x01
+#define SMTP_DATA_BARE_LF	0x02
+#define SMTP_DATA_NUL		0x04
+#define SMTP_DATA_LONG_LINE	0x08
+
+/* Room smtp_data_scan() may need in out beyond the input's length. */
+#define SMTP_DATA_SCAN_SLACK	2
+
+struct smtp_data_scan {
+	int		 state;
+	int		 dot;
+	int		 done;
+	int		 errors;
+	size_t		 linelen;
+	size_t		 maxline;	/* CR LF included */
+};
+
+void	smtp_data_scan_init(struct smtp_data_scan *, int, size_t);
+size_t	smtp_data_scan(struct smtp_data_scan *, const unsigned char *,
+	    size_t, unsigned char *, size_t *);
+void	smtp_data_scan_finish(struct smtp_data_scan *);
 
 #endif /* SMTP_PARSE_H */
