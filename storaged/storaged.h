@@ -138,8 +138,8 @@ void	 store_queue_remove(struct proc_peer *, struct imsg *);
  * deep; user+tag as user; the domain's catch-all last).
  */
 #define STORE_ALIAS_DEPTH	8	/* aliases of aliases */
-#define STORE_RESOLVE_VISITS	4096	/* addresses looked at, in all */
-#define STORE_RESOLVE_NOCATCHALL 0x01	/* exact, alias and user+tag only */
+#define STORE_RESOLVE_VISITS	4096	/* addresses looked at */
+#define STORE_RESOLVE_NOCATCHALL 0x01	/* no catch-all */
 
 int	 store_resolve(const char *, int64_t *, size_t, size_t *, int);
 void	 store_rcpt_lookup(struct proc_peer *, struct imsg *);

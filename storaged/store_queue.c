@@ -13,8 +13,8 @@
 #include "log.h"
 #include "storaged.h"
 
-#define QUEUE_LOAD_BATCH	128	/* entries sent per event-loop pass */
-#define QUEUE_ID_TRIES		8	/* random ids tried before giving up */
+#define QUEUE_LOAD_BATCH	128	/* entries per event-loop pass */
+#define QUEUE_ID_TRIES		8	/* random ids tried, at most */
 
 static struct event	 queue_load_ev;
 static int64_t		 queue_load_cursor;	/* last id sent */

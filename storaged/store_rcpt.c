@@ -111,7 +111,8 @@ static int
 resolve_alias(struct resolve *r, const char *alias, int depth)
 {
 	sqlite3_stmt	*st;
-	char		(*targets)[ADDRESS_MAX + 1] = NULL, (*p)[ADDRESS_MAX + 1];
+	char		(*targets)[ADDRESS_MAX + 1] = NULL;
+	char		(*p)[ADDRESS_MAX + 1];
 	const char	*t, *at;
 	size_t		 i, n = 0, maxtargets = 0;
 	int		 rc;

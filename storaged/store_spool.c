@@ -29,9 +29,9 @@
 #include "storaged.h"
 
 #define SPOOL_NAME_LEN		16	/* hex digits of a spool id */
-#define SPOOL_ORCPT_MAX		500	/* RFC 3461 4.2: xtext, decoded */
+#define SPOOL_ORCPT_MAX		500	/* RFC 3461 4.2 */
 #define SPOOL_ENVID_MAX		100	/* RFC 3461 4.4 */
-#define SPOOL_HELO_MAX		255	/* a domain or an address literal */
+#define SPOOL_HELO_MAX		255	/* a name or address literal */
 #define SPOOL_CLIENT_MAX	64
 #define SPOOL_READ_SIZE		65536
 
@@ -65,7 +65,7 @@ struct spool {
 	int64_t			 size;
 	int64_t			 queue_id;
 	int			 in_blobs;	/* its hash is in /blobs */
-	const char		*err;		/* NULL while all is well */
+	const char		*err;	/* NULL while all is well */
 };
 
 RB_HEAD(spool_tree, spool);
@@ -74,7 +74,7 @@ static int	spool_cmp(struct spool *, struct spool *);
 RB_GENERATE(spool_tree, spool, entry, spool_cmp)
 
 static struct spool_tree	 spools = RB_INITIALIZER(&spools);
-static size_t			 spool_count;	/* open and committing */
+static size_t			 spool_count;	/* open, committing */
 static TAILQ_HEAD(, spool)	 spool_batch =
 				    TAILQ_HEAD_INITIALIZER(spool_batch);
 static struct event		 spool_batch_ev;
