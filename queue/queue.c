@@ -37,11 +37,9 @@ queue_init(struct postern_conf *conf)
 {
 	(void)conf;
 	queue_sched_init();
-#ifdef QUEUE_LOAD_AT_START
 	if (proc_compose(PROC_STORAGED, IMSG_STORE_QUEUE_LOAD, 0, -1,
 	    NULL, 0) == -1)
 		fatal("%s: IMSG_STORE_QUEUE_LOAD", __func__);
-#endif
 }
 
 static void
