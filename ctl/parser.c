@@ -16,6 +16,7 @@
 #define DOMAIN(w)	{ TOK_DOMAIN, w }
 #define ADDRESS(w)	{ TOK_ADDRESS, w }
 #define OPT_ADDRESS(w)	{ TOK_OPT_ADDRESS, w }
+#define ALIAS(w)	{ TOK_ALIAS, w }
 #define QUEUE_ID(w)	{ TOK_QUEUE_ID, w }
 #define MAILBOX(w)	{ TOK_MAILBOX, w }
 #define UID(w)		{ TOK_UID, w }
@@ -38,10 +39,10 @@ static const struct ctl_verb ctl_verbs[] = {
 	    ACT_LIST, IMSG_CTL_ACCOUNT_LIST },
 	{ { KW("account"), KW("passwd"), ADDRESS("address"), END },
 	    ACT_PASSWORD, IMSG_CTL_ACCOUNT_PASSWD },
-	{ { KW("alias"), KW("add"), ADDRESS("alias"), ADDRESS("target"),
+	{ { KW("alias"), KW("add"), ALIAS("alias"), ADDRESS("target"),
 	    END },
 	    ACT_SIMPLE, IMSG_CTL_ALIAS_ADD },
-	{ { KW("alias"), KW("del"), ADDRESS("alias"), OPT_ADDRESS("target"),
+	{ { KW("alias"), KW("del"), ALIAS("alias"), OPT_ADDRESS("target"),
 	    END },
 	    ACT_SIMPLE, IMSG_CTL_ALIAS_DEL },
 	{ { KW("alias"), KW("list"), END },
@@ -126,6 +127,10 @@ ctl_check_arg(const struct ctl_token *t, const char *arg, char *err,
 	case TOK_UID:
 		what = "uid";
 		r = ctl_valid_uid(arg, NULL, why, sizeof(why));
+		break;
+	case TOK_ALIAS:
+		what = "address";
+		r = ctl_valid_alias(arg, why, sizeof(why));
 		break;
 	default:
 		what = "address";

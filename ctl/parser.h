@@ -15,6 +15,7 @@ enum ctl_token_type {
 	TOK_KEYWORD,
 	TOK_DOMAIN,
 	TOK_ADDRESS,
+	TOK_ALIAS,		/* an address or @domain */
 	TOK_OPT_ADDRESS,	/* may be left out, last only */
 	TOK_QUEUE_ID,		/* 16 hex digits */
 	TOK_MAILBOX,

@@ -118,6 +118,14 @@ ctl_valid_address(const char *addr, char *err, size_t errlen)
 }
 
 int
+ctl_valid_alias(const char *alias, char *err, size_t errlen)
+{
+	if (alias[0] == '@')
+		return ctl_valid_domain(alias + 1, err, errlen);
+	return ctl_valid_address(alias, err, errlen);
+}
+
+int
 ctl_valid_password(const char *pw, char *err, size_t errlen)
 {
 	size_t	 len = strlen(pw);

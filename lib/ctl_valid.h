@@ -19,6 +19,8 @@
 /* Each returns 0, or -1 with a reason (no input echoed) in err. */
 int	ctl_valid_domain(const char *, char *, size_t);
 int	ctl_valid_address(const char *, char *, size_t);
+/* An address, or @domain: the domain's catch-all. */
+int	ctl_valid_alias(const char *, char *, size_t);
 int	ctl_valid_password(const char *, char *, size_t);
 int	ctl_valid_mailbox(const char *, char *, size_t);
 int	ctl_valid_uid(const char *, uint32_t *, char *, size_t);

@@ -298,7 +298,7 @@ control_request_check(const struct control_request *req, struct imsg *imsg,
 		return 0;
 	case SHAPE_ALIAS_TARGET:
 	case SHAPE_ALIAS_OPT_TARGET:
-		if (ctl_valid_address(a, why, sizeof(why)) == -1)
+		if (ctl_valid_alias(a, why, sizeof(why)) == -1)
 			goto bad_address;
 		if (req->shape == SHAPE_ALIAS_OPT_TARGET && *b == '\0')
 			return 0;

@@ -738,6 +738,25 @@ store_auth_current(int64_t id, const char *hash)
 	return ok;
 }
 
+/*
+ * An alias is an address, or "@domain": the domain's catch-all, which
+ * takes mail for any address there that nothing else takes.
+ */
+static int
+store_alias_normalize(const char *in, char *out, size_t outlen, char *err,
+    size_t errlen)
+{
+	if (in[0] != '@')
+		return store_addr_normalize(in, out, outlen, err, errlen);
+	if (outlen < 2) {
+		store_err(err, errlen, "alias too long");
+		return -1;
+	}
+	out[0] = '@';
+	return store_domain_normalize(in + 1, out + 1, outlen - 1, err,
+	    errlen);
+}
+
 int
 store_alias_add(const char *in_alias, const char *in_target, char *err,
     size_t errlen)
@@ -747,7 +766,7 @@ store_alias_add(const char *in_alias, const char *in_target, char *err,
 	char		 owner[ADDRESS_MAX + 1];
 	int64_t		 domain_id, id, target_id, n;
 
-	if (store_addr_normalize(in_alias, alias, sizeof(alias), err,
+	if (store_alias_normalize(in_alias, alias, sizeof(alias), err,
 	    errlen) == -1 ||
 	    store_addr_normalize(in_target, target, sizeof(target), err,
 	    errlen) == -1)
@@ -811,7 +830,7 @@ store_alias_del(const char *in_alias, const char *in_target, char *err,
 	char		 alias[ADDRESS_MAX + 1], target[ADDRESS_MAX + 1];
 	int		 rc, all = in_target[0] == '\0';
 
-	if (store_addr_normalize(in_alias, alias, sizeof(alias), err,
+	if (store_alias_normalize(in_alias, alias, sizeof(alias), err,
 	    errlen) == -1)
 		return -1;
 	if (!all && store_addr_normalize(in_target, target, sizeof(target),

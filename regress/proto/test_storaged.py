@@ -243,6 +243,24 @@ def test_alias_made_before_its_account_follows_it(postern):
     assert ok(p.ctl("alias", "list")) == []
 
 
+def test_catch_all_alias(postern):
+    p = postern
+    p.add_account("alice@example.test", PASSWORD)
+    ok(p.ctl("alias", "add", "@Example.TEST", "alice@example.test"))
+    assert ok(p.ctl("alias", "list")) == ["@example.test -> alice@example.test"]
+    assert fail(p.ctl("alias", "add", "@example.test",
+                      "Alice@example.test")) \
+        == "alias @example.test -> Alice@example.test exists"
+    assert fail(p.ctl("alias", "add", "@remote.test", "alice@example.test")) \
+        == "domain remote.test is not a local domain"
+    r = p.ctl("alias", "add", "@", "alice@example.test")
+    assert r.returncode != 0 and "invalid address" in r.stderr, r.stderr
+    r = p.ctl("alias", "add", "@exa_mple.test", "alice@example.test")
+    assert r.returncode != 0 and "invalid address" in r.stderr, r.stderr
+    ok(p.ctl("alias", "del", "@example.test"))
+    assert ok(p.ctl("alias", "list")) == []
+
+
 def test_domain_delete_rules(postern):
     p = postern
     assert fail(p.ctl("domain", "del", "example.test")) \
