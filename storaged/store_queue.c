@@ -93,14 +93,14 @@ store_queue_insert(const struct store_envelope *env,
 	size_t		 i;
 	int		 rc = 1, tries;
 
+	if (store_blob_ref(env->blob, env->size) == -1)
+		return -1;
 	for (tries = 0; rc == 1 && tries < QUEUE_ID_TRIES; tries++) {
 		id = queue_new_id();
 		rc = queue_insert_entry(id, env, now);
 	}
 	if (rc != 0)
 		goto fail;
-	if (store_blob_ref(env->blob, env->size) == -1)
-		return -1;
 	if ((st = store_db_stmt("INSERT INTO queue_rcpts (queue_id, idx, "
 	    "address, kind, notify, orcpt, status) "
 	    "VALUES (?, ?, ?, ?, ?, ?, ?)")) == NULL)
