@@ -3,12 +3,13 @@
  * messages in one, and one message as delivered (its added header
  * lines, and a read-only descriptor of its blob for the rest).
  *
- *   mailbox list:	NAME	MESSAGES	UNSEEN	SIZE
- *   message list:	UID	SIZE	RECEIVED	FROM	SUBJECT
+ *   mailbox list:	NAME MESSAGES UNSEEN SIZE
+ *   message list:	UID SIZE RECEIVED FROM SUBJECT
  *
- * one line per mailbox or message, fields separated by a tab; SIZE in
- * bytes, RECEIVED in UTC as 2026-12-01T14:05:00Z, FROM "-" when the
- * message has none.
+ * one line per mailbox or message, fields separated by a space (the
+ * subject, last, may hold spaces; a mailbox name too, and its three
+ * numbers follow it); SIZE in bytes, RECEIVED in UTC as
+ * 2026-12-01T14:05:00Z, FROM "-" when the message has none.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -114,7 +115,7 @@ store_mailbox_list(const char *account, store_emit_fn emit, void *arg,
 		return sql_fail(err, errlen, "mailbox list");
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		(void)snprintf(line, sizeof(line), "%s\t%lld\t%lld\t%lld",
+		(void)snprintf(line, sizeof(line), "%s %lld %lld %lld",
 		    (const char *)sqlite3_column_text(st, 0),
 		    (long long)sqlite3_column_int64(st, 1),
 		    (long long)sqlite3_column_int64(st, 2),
@@ -128,8 +129,8 @@ store_mailbox_list(const char *account, store_emit_fn emit, void *arg,
 }
 
 /*
- * A field for a list line: controls (tabs too) become spaces, cut at
- * max bytes without splitting a UTF-8 character.
+ * A field for a list line: controls become spaces, cut at max bytes
+ * without splitting a UTF-8 character.
  */
 static void
 list_field(char *out, size_t outlen, const char *in, size_t max)
@@ -189,7 +190,7 @@ store_message_list(const char *account, const char *mailbox,
 		list_field(subject, sizeof(subject),
 		    (const char *)sqlite3_column_text(st, 4),
 		    LIST_SUBJECT_MAX);
-		(void)snprintf(line, sizeof(line), "%lld\t%lld\t%s\t%s\t%s",
+		(void)snprintf(line, sizeof(line), "%lld %lld %s %s %s",
 		    (long long)sqlite3_column_int64(st, 0),
 		    (long long)sqlite3_column_int64(st, 1), date, from,
 		    subject);
