@@ -284,7 +284,7 @@ queue_load_end(void)
 		n++;
 		queue_entry_settle(e);
 	}
-	log_info("%zu messages in the queue at start", n);
+	log_info("%zu messages loaded from the store", n);
 	queue_run();
 }
 
@@ -455,8 +455,7 @@ queue_bounce_result(uint64_t id, uint64_t dsn)
 		log_info("%016" PRIx64 ": bounce queued as %016" PRIx64, id,
 		    dsn);
 	else
-		log_info("%016" PRIx64 ": no bounce sent (null sender or "
-		    "NOTIFY)", id);
+		log_info("%016" PRIx64 ": bounced, no report queued", id);
 	queue_entry_settle(e);
 	queue_run();
 }
