@@ -5,10 +5,14 @@ directory, and talk to it with real clients.
 Tests use the `postern` fixture (a started daemon with the default
 listeners) or `postern_factory` to start one with their own config.
 """
+import base64
 import os
 import pwd
+import re
 import signal
+import smtplib
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -24,6 +28,8 @@ USER = "_postern"
 STORAGE_USER = "_posterns"
 # Sanitizer builds are slower to start.
 START_TIMEOUT = float(os.environ.get("POSTERN_START_TIMEOUT", "20"))
+# Sanitizer builds are slower at everything.
+TIME_SCALE = float(os.environ.get("POSTERN_TIME_SCALE", "1"))
 
 
 def ensure_users():
@@ -117,16 +123,49 @@ class Postern:
         if wait:
             self.wait_log("startup complete", START_TIMEOUT)
 
+    def restart(self):
+        """Starts the daemon again on the same state, after it stopped
+        or was killed, and waits for this start to complete."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise AssertionError("posternd still runs")
+        log = getattr(self, "log", None)
+        if log is not None and not log.closed:
+            log.close()
+        since = len(self.logtext())
+        self.start(wait=False)
+        self.wait_log("startup complete", START_TIMEOUT, since=since)
+
+    def kill_all(self):
+        """SIGKILL to the daemon's whole process group, and wait until
+        every one of its processes is gone."""
+        pids = list(self.role_pids().values()) + [self.proc.pid]
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        deadline = time.time() + 10
+        for pid in pids:
+            while os.path.exists("/proc/%d" % pid) and \
+                    time.time() < deadline:
+                try:
+                    with open("/proc/%d/stat" % pid) as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                            break
+                except OSError:
+                    break
+                time.sleep(0.02)
+        return pids
+
     def logtext(self):
         with open(self.logpath, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def wait_log(self, needle, timeout=10.0):
+    def wait_log(self, needle, timeout=10.0, since=0):
+        """Waits for needle in the log, after its first since bytes."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if needle in self.logtext():
+            if needle in self.logtext()[since:]:
                 return
-            if self.proc.poll() is not None and needle not in self.logtext():
+            if self.proc.poll() is not None and \
+                    needle not in self.logtext()[since:]:
                 raise AssertionError("posternd exited (%s) before %r:\n%s"
                                      % (self.proc.returncode, needle,
                                         self.logtext()))
@@ -176,6 +215,84 @@ class Postern:
         self.ctl("account", "add", address, input=password + "\n",
                  check=True)
 
+    # --- reading delivered mail and the queue back -------------------
+
+    def ctl_bytes(self, *args):
+        """posternctl with its output as bytes, line ends untouched."""
+        return subprocess.run([POSTERNCTL, "-s", self.sock] + list(args),
+                              capture_output=True, timeout=30)
+
+    def mailbox_list(self, account):
+        r = self.ctl("mailbox", "list", account, check=True)
+        return [line.split()[0] for line in r.stdout.splitlines()
+                if line.strip()]
+
+    def message_uids(self, account, mailbox="INBOX"):
+        """The UIDs in a mailbox: the first number of each line."""
+        r = self.ctl("message", "list", account, mailbox)
+        if r.returncode != 0:
+            raise AssertionError("message list %s %s: %s"
+                                 % (account, mailbox, r.stderr))
+        uids = []
+        for line in r.stdout.splitlines():
+            m = re.match(r"\s*(\d+)\b", line)
+            if m:
+                uids.append(int(m.group(1)))
+        return uids
+
+    def message_show(self, account, mailbox, uid):
+        r = self.ctl_bytes("message", "show", account, mailbox, str(uid))
+        if r.returncode != 0:
+            raise AssertionError("message show %s %s %d: %r"
+                                 % (account, mailbox, uid, r.stderr))
+        return r.stdout
+
+    def messages(self, account, mailbox="INBOX"):
+        """Every message in the mailbox, as message show prints it."""
+        return [self.message_show(account, mailbox, uid)
+                for uid in self.message_uids(account, mailbox)]
+
+    def wait_messages(self, account, n, mailbox="INBOX", timeout=10.0):
+        """Wait until the mailbox holds at least n messages; return all."""
+        deadline = time.time() + timeout * TIME_SCALE
+        while True:
+            uids = self.message_uids(account, mailbox)
+            if len(uids) >= n or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        assert len(uids) >= n, ("%s %s holds %d messages, not %d"
+                                % (account, mailbox, len(uids), n))
+        return [self.message_show(account, mailbox, u) for u in uids]
+
+    def fetch_all(self, account, mailbox="INBOX"):
+        """uid -> message of a mailbox, showing only UIDs not seen yet."""
+        if not hasattr(self, "_msgcache"):
+            self._msgcache = {}
+        cache = self._msgcache.setdefault((account, mailbox), {})
+        for uid in self.message_uids(account, mailbox):
+            if uid not in cache:
+                cache[uid] = self.message_show(account, mailbox, uid)
+        return cache
+
+    def find_messages(self, account, needle, mailbox="INBOX", count=1,
+                      timeout=10.0):
+        """Waits until at least count messages of the mailbox contain
+        needle (bytes) and returns all that do."""
+        if isinstance(needle, str):
+            needle = needle.encode()
+        deadline = time.time() + timeout * TIME_SCALE
+        while True:
+            found = [raw for uid, raw in
+                     sorted(self.fetch_all(account, mailbox).items())
+                     if needle in raw]
+            if len(found) >= count or time.time() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def show_queue(self):
+        r = self.ctl("show", "queue", check=True)
+        return r.stdout
+
     def wait_exit(self, timeout=5.0):
         try:
             return self.proc.wait(timeout)
@@ -196,6 +313,215 @@ class Postern:
         except ProcessLookupError:
             pass
         self.log.close()
+
+
+def split_trace(raw):
+    """Splits a delivered message into the trace header fields added on
+    delivery (Return-Path, Delivered-To, Received at the top) and the
+    rest, which must be the bytes the client sent.  Returns
+    ({lower-case name: [values]}, rest)."""
+    added = {}
+    pos = 0
+    while True:
+        m = re.match(rb"(Return-Path|Delivered-To|Received):"
+                     rb"((?:[^\r\n]*(?:\r?\n)[ \t])*[^\r\n]*)\r?\n",
+                     raw[pos:], re.I)
+        if not m:
+            break
+        name = m.group(1).decode().lower()
+        added.setdefault(name, []).append(
+            m.group(2).decode("utf-8", "replace").strip())
+        pos += m.end()
+    return added, raw[pos:]
+
+
+def header_value(message, name):
+    """The first header field called name in the message bytes."""
+    head = re.split(rb"\r?\n\r?\n", message, 1)[0]
+    m = re.search(rb"(?im)^" + re.escape(name.encode()) +
+                  rb":[ \t]*((?:[^\r\n]*(?:\r?\n)[ \t])*[^\r\n]*)", head)
+    return m.group(1).decode("utf-8", "replace") if m else None
+
+
+QUEUED_RE = re.compile(r"^2\.0\.0 .*queued as ([0-9a-f]{16})$")
+
+
+class SMTPClient:
+    """A raw SMTP client over a socket, for dialogues smtplib will not
+    hold: malformed input, pipelining, exact bytes."""
+
+    def __init__(self, port, tls=False, timeout=10.0, greet=True,
+                 source=None):
+        self.timeout = timeout * TIME_SCALE
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=self.timeout,
+            source_address=(source, 0) if source else None)
+        self.buf = b""
+        if tls:
+            self._wrap()
+        self.greeting = self.reply() if greet else None
+
+    def _wrap(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; unread %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def reply(self):
+        """(code, [text of each line]) of one reply."""
+        texts = []
+        while True:
+            line = self.line()
+            assert re.match(r"^[2-5]\d\d[ -]", line) or \
+                re.match(r"^[2-5]\d\d$", line), "bad reply line %r" % line
+            texts.append(line[4:])
+            if len(line) == 3 or line[3] == " ":
+                return int(line[:3]), texts
+
+    def cmd(self, line):
+        """Sends one command line (CRLF added) and reads its reply."""
+        if isinstance(line, str):
+            line = line.encode("utf-8")
+        self.send(line + b"\r\n")
+        return self.reply()
+
+    def ehlo(self, name="client.example.net"):
+        code, lines = self.cmd("EHLO " + name)
+        assert code == 250, (code, lines)
+        return [l.upper() for l in lines[1:]]
+
+    def starttls(self):
+        code, lines = self.cmd("STARTTLS")
+        assert code == 220, (code, lines)
+        assert not self.buf
+        self._wrap()
+
+    def auth_plain(self, user, password):
+        """AUTH PLAIN with an initial response; returns the reply."""
+        token = base64.b64encode(b"\0" + user.encode() + b"\0" +
+                                 password.encode()).decode()
+        return self.cmd("AUTH PLAIN " + token)
+
+    def auth_login(self, user, password):
+        """AUTH LOGIN in three steps; returns the last reply."""
+        code, text = self.cmd("AUTH LOGIN")
+        if code != 334:
+            return code, text
+        code, text = self.cmd(base64.b64encode(user.encode()).decode())
+        if code != 334:
+            return code, text
+        return self.cmd(base64.b64encode(password.encode()).decode())
+
+    def closed(self, timeout=5.0):
+        """True when the server closes the connection within timeout,
+        reading (and dropping) anything it still sends."""
+        self.sock.settimeout(timeout * TIME_SCALE)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except (ConnectionError, ssl.SSLError):
+            return True
+        finally:
+            self.sock.settimeout(self.timeout)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def send_raw(port, mail_from, rcpts, data, ehlo=True):
+    """One whole transaction with data sent as given (already
+    dot-stuffed and ending in CRLF.CRLF).  Returns the final reply."""
+    with SMTPClient(port) as c:
+        if ehlo:
+            c.ehlo()
+        code, text = c.cmd("MAIL FROM:<%s>" % mail_from)
+        assert code == 250, (code, text)
+        for r in rcpts:
+            code, text = c.cmd("RCPT TO:<%s>" % r)
+            assert code == 250, (r, code, text)
+        code, text = c.cmd("DATA")
+        assert code == 354, (code, text)
+        c.send(data)
+        reply = c.reply()
+        c.cmd("QUIT")
+        return reply
+
+
+def tls_context():
+    """A client context that takes the tests' self-signed certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def submit_session(p, user, password, kind="submission", source=None):
+    """An smtplib session on a submission listener, encrypted and
+    authenticated as user."""
+    port = p.ports[kind]
+    src = (source, 0) if source else None
+    if kind == "submissions":
+        s = smtplib.SMTP_SSL("127.0.0.1", port, timeout=30 * TIME_SCALE,
+                             context=tls_context(), source_address=src)
+        s.ehlo("client.example.net")
+    else:
+        s = smtplib.SMTP("127.0.0.1", port, timeout=30 * TIME_SCALE,
+                         source_address=src)
+        s.ehlo("client.example.net")
+        s.starttls(context=tls_context())
+        s.ehlo("client.example.net")
+    s.login(user, password)
+    return s
+
+
+def _factory():
+    started = []
+
+    def make(**kw):
+        tmp = tempfile.mkdtemp(prefix="postern-test-")
+        os.chmod(tmp, 0o755)
+        p = Postern(tmp, **kw)
+        started.append(p)
+        return p
+
+    return make, started
+
+
+@pytest.fixture(scope="module")
+def module_factory():
+    """postern_factory for a daemon shared by the tests of a module."""
+    make, started = _factory()
+    yield make
+    for p in started:
+        p.stop()
 
 
 @pytest.fixture
