@@ -422,10 +422,10 @@ storaged_auth(struct proc_peer *peer, struct imsg *imsg)
 		auth_reply(peer->id, imsg->hdr.peerid, 0, "");
 		return;
 	}
-	storaged_scrub(peer, imsg);
 	job->peer = peer->id;
 	job->peerid = imsg->hdr.peerid;
 	job->type = imsg->hdr.type;
+	/* user points into the payload: look it up before the wipe. */
 	if ((id = store_auth_lookup(user, canon, sizeof(canon), hash,
 	    sizeof(hash))) > 0) {
 		job->account_id = id;
@@ -433,6 +433,7 @@ storaged_auth(struct proc_peer *peer, struct imsg *imsg)
 		strlcpy(job->hash, hash, sizeof(job->hash));
 	} else
 		strlcpy(job->hash, auth_dummy_hash(), sizeof(job->hash));
+	storaged_scrub(peer, imsg);
 	if (id == -1 || auth_job_submit(job) == -1) {
 		auth_reply(peer->id, imsg->hdr.peerid, 0, "");
 		auth_job_free(job);
