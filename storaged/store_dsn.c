@@ -227,8 +227,12 @@ dsn_compose(int64_t queue_id, const struct dsn_entry *e,
 	full = e->ret == SMTP_RET_FULL;
 	if (blob_head(e->blob, full ? store_deliver_max() : MIME_MAX_HEADER,
 	    &orig, &origlen, &whole) == -1) {
+		/* The notice matters more than the copy of the original. */
 		log_warn("dsn: blob %s", e->blob);
-		return -1;
+		if ((orig = strdup("")) == NULL)
+			return -1;
+		origlen = 0;
+		whole = 0;
 	}
 	if (full && !whole)
 		full = 0;
