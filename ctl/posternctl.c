@@ -25,7 +25,7 @@
 
 #define CTL_STOP_WAIT_MS	10000	/* for the daemon to hang up */
 #define CTL_COPY_BUF		65536	/* message show's read size */
-#define CTL_QUEUE_COLUMNS	5	/* id, age, sender, recipient, status */
+#define CTL_QUEUE_COLUMNS	5	/* id age sender recipient status */
 
 /* glibc permutes argv unless told not to: "domain add -x" is a verb. */
 #ifdef __GLIBC__

@@ -15,22 +15,22 @@
 #include "envelope.h"
 #include "proc.h"
 
-#define QUEUE_INFLIGHT_MAX	64	/* DELIVERs waiting for their DONE */
+#define QUEUE_INFLIGHT_MAX	64	/* DELIVERs out at once */
 #define QUEUE_EXPIRE_SEC	(5 * 24 * 3600)	/* then bounce */
-#define QUEUE_NOANSWER_SEC	60	/* recipient storaged left out */
-#define QUEUE_HELD_TEXT		"held: relaying to other domains is not " \
-				"built yet"
+#define QUEUE_NOANSWER_SEC	60	/* retry one storaged left out */
+#define QUEUE_HELD_TEXT	\
+	"held: relaying to other domains is not built yet"
 
 struct queue_rcpt {
-	uint32_t		 index;
-	uint8_t			 kind;		/* enum rcpt_kind */
-	uint8_t			 status;	/* enum rcpt_status */
-	uint32_t		 attempts;
-	time_t			 next_attempt;
-	int			 answered;	/* in the attempt under way */
-	int			 failed;	/* for good, to bounce */
-	char			 address[ADDRESS_MAX + 1];
-	char			 last_error[ENVELOPE_REASON_MAX + 1];
+	uint32_t	 index;
+	uint8_t		 kind;		/* enum rcpt_kind */
+	uint8_t		 status;	/* enum rcpt_status */
+	uint32_t	 attempts;
+	time_t		 next_attempt;
+	int		 answered;	/* in the attempt under way */
+	int		 failed;	/* for good, to bounce */
+	char		 address[ADDRESS_MAX + 1];
+	char		 last_error[ENVELOPE_REASON_MAX + 1];
 };
 
 struct queue_entry {
@@ -41,13 +41,13 @@ struct queue_entry {
 	char			 sender[ADDRESS_MAX + 1];
 	struct queue_rcpt	*rcpts;
 	size_t			 nrcpts;
-	int			 complete;	/* every recipient is known */
+	int			 complete;	/* all recipients known */
 	int			 scheduled;	/* in the time tree */
 	time_t			 due;		/* its key there */
 	int			 delivering;	/* a DELIVER is out */
 	uint32_t		 deliver_peerid;
-	int			 bounces;	/* BOUNCEs without a result */
-	uint32_t		 remove_peerid;	/* control client waiting */
+	int			 bounces;	/* BOUNCEs unanswered */
+	uint32_t		 remove_peerid;	/* control client */
 	int			 removed;
 };
 

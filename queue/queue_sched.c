@@ -37,9 +37,8 @@ RB_HEAD(queue_times, queue_entry);
 RB_PROTOTYPE(queue_ids, queue_entry, by_id, queue_id_cmp)
 RB_PROTOTYPE(queue_times, queue_entry, by_time, queue_time_cmp)
 
-static struct queue_ids		 queue_by_id = RB_INITIALIZER(&queue_by_id);
-static struct queue_times	 queue_by_time =
-				    RB_INITIALIZER(&queue_by_time);
+static struct queue_ids	 queue_by_id = RB_INITIALIZER(&queue_by_id);
+static struct queue_times queue_by_time = RB_INITIALIZER(&queue_by_time);
 static struct event		 queue_timer;
 static int			 queue_inflight;
 static uint32_t			 queue_deliver_serial;
@@ -607,8 +606,8 @@ queue_ctl_show(uint32_t peerid)
 {
 	struct queue_entry	*e, **all = NULL, **more;
 	struct queue_rcpt	*r;
-	char			 line[2 * ADDRESS_MAX + ENVELOPE_REASON_MAX +
-				    128];
+	char			 line[2 * ADDRESS_MAX +
+				    ENVELOPE_REASON_MAX + 128];
 	char			 age[32], status[ENVELOPE_REASON_MAX + 64];
 	time_t			 now = time(NULL);
 	size_t			 i, j, n = 0, cap = 0;
