@@ -165,6 +165,7 @@ char	*store_buf_finish(struct store_buf *);
 int	 store_blob_read(const char *, size_t, char **, size_t *);
 size_t	 store_deliver_max(void);
 int	 store_queue_drop_if_done(int64_t);
+int	 store_messages_purge(int64_t);
 void	 store_deliver(struct proc_peer *, struct imsg *);
 void	 store_bounce(struct proc_peer *, struct imsg *);
 int	 store_mailbox_list(const char *, store_emit_fn, void *, char *,

@@ -619,6 +619,8 @@ store_account_del(const char *in, char *err, size_t errlen)
 		store_db_rollback();
 		return -1;
 	}
+	if (store_messages_purge(id) == -1)
+		return store_sql_fail(err, errlen, "account delete");
 	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		if ((st = store_db_stmt(sql[i])) == NULL ||
 		    sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
@@ -629,8 +631,11 @@ store_account_del(const char *in, char *err, size_t errlen)
 		}
 		sqlite3_finalize(st);
 	}
-	if (store_db_commit() == -1)
+	if (store_db_commit() == -1) {
+		store_blob_collect();
 		return store_sql_fail(err, errlen, "commit");
+	}
+	store_blob_collect();
 	log_info("account %s deleted", addr);
 	return 0;
 }

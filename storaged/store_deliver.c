@@ -574,6 +574,73 @@ deliver_account(struct deliver_msg *dm, const char *hash,
 	return rc;
 }
 
+/*
+ * Inside a transaction, before an account goes: its messages, their
+ * index rows and the references they hold on their blobs (a blob row
+ * may go only once no message names it).
+ */
+int
+store_messages_purge(int64_t account_id)
+{
+	sqlite3_stmt	*st;
+	char		**hashes = NULL, **nh;
+	size_t		 i, n = 0, cap = 0;
+	int		 rc, ret = -1;
+
+	if ((st = store_db_stmt("DELETE FROM messages_fts WHERE rowid IN "
+	    "(SELECT id FROM messages WHERE account_id = ?)")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, account_id) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	if (step_done(st) == -1)
+		return -1;
+
+	if ((st = store_db_stmt("SELECT blob FROM messages "
+	    "WHERE account_id = ?")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, account_id) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((nh = reallocarray(hashes, cap,
+			    sizeof(*nh))) == NULL)
+				break;
+			hashes = nh;
+		}
+		if ((hashes[n] = strdup((const char *)
+		    sqlite3_column_text(st, 0))) == NULL)
+			break;
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		goto done;
+
+	if ((st = store_db_stmt("DELETE FROM messages "
+	    "WHERE account_id = ?")) == NULL)
+		goto done;
+	if (sqlite3_bind_int64(st, 1, account_id) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		goto done;
+	}
+	if (step_done(st) == -1)
+		goto done;
+	for (i = 0; i < n; i++)
+		if (store_blob_unref(hashes[i]) == -1)
+			goto done;
+	ret = 0;
+ done:
+	for (i = 0; i < n; i++)
+		free(hashes[i]);
+	free(hashes);
+	return ret;
+}
+
 /* Drops the entry if none of its recipients waits any more. */
 int
 store_queue_drop_if_done(int64_t queue_id)

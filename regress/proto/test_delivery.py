@@ -285,3 +285,33 @@ def test_storaged_never_killed(pm):
     log = pm.logtext()
     assert "SIGSYS" not in log and "signal 31" not in log
     assert "storaged: " in log and "died" not in log
+
+
+def test_account_delete_drops_blob_references(pm):
+    pm.add_account("temp@example.test", PASSWORD)
+    alone, shared = msgid(), msgid()
+    send(pm, "sender@example.net", ["temp@example.test"],
+         message(alone, to=b"temp@example.test"))
+    send(pm, "sender@example.net", ["temp@example.test", "bob@example.test"],
+         message(shared, to=b"temp@example.test"))
+    pm.find_messages("temp@example.test", alone)
+    pm.find_messages("temp@example.test", shared)
+    pm.find_messages("bob@example.test", shared)
+    wait_queue_empty(pm)
+    con = db(pm)
+    blobs = {}
+    for mid in (alone, shared):
+        blobs[mid] = con.execute("SELECT DISTINCT blob FROM messages "
+                                 "WHERE message_id = ?",
+                                 (mid.strip("<>"),)).fetchone()[0]
+    con.close()
+    pm.ctl("account", "del", "temp@example.test", check=True)
+    con = db(pm)
+    refs = dict(con.execute("SELECT hash, refs FROM blobs").fetchall())
+    con.close()
+    assert blobs[alone] not in refs
+    assert not os.path.exists(os.path.join(pm.statedir, "blobs",
+                                           blobs[alone]))
+    assert refs[blobs[shared]] == 1
+    assert os.path.exists(os.path.join(pm.statedir, "blobs",
+                                       blobs[shared]))
