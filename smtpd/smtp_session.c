@@ -38,6 +38,7 @@
 
 #define SMTP_AUTH_DECODED_MAX	2048	/* a decoded AUTH PLAIN blob */
 #define SMTP_LOG_USER_MAX	64	/* bytes of a user name in logs */
+#define LIMIT_SMTP_LINE_MAX	(64 * 1024)	/* smtp-line-length's top */
 
 enum smtp_state {
 	SMTP_TLS_HANDSHAKE,	/* implicit TLS, before the greeting */
@@ -70,6 +71,7 @@ enum smtp_wait {
 #define SF_BDAT		0x0020	/* it uses BDAT */
 #define SF_CLOSE	0x0040	/* free when the current event is done */
 #define SF_DISCARD	0x0080	/* this BDAT chunk goes nowhere */
+#define SF_LONGLINE	0x0100	/* skipping the rest of a long line */
 
 /* Data errors beyond smtp_parse.h's SMTP_DATA_*. */
 #define DATA_TOO_BIG	0x0100
@@ -887,7 +889,6 @@ static void
 smtp_data_begin(struct smtp_session *s)
 {
 	smtp_trace_header(s);
-	io_set_timeout(s->io, 0);
 	smtp_data_timer_start(s);
 	if (s->flags & SF_BDAT) {
 		s->binary = s->mail.body == SMTP_BODY_BINARYMIME;
@@ -1601,6 +1602,11 @@ static const struct smtp_command smtp_commands[] = {
 	{ "VRFY",	smtp_cmd_vrfy },
 };
 
+/*
+ * A command line is what comes before CR LF, whatever it holds: a bare
+ * LF or CR inside does not end it, it spoils all of it (so
+ * "NOOP<LF>NOOP<CR><LF>" is one bad line, not two commands).
+ */
 static void
 smtp_line(struct smtp_session *s, char *line, size_t len)
 {
@@ -1608,9 +1614,8 @@ smtp_line(struct smtp_session *s, char *line, size_t len)
 	char				*arg;
 	size_t				 i;
 
-	/* io_getline() cut at LF: only CR LF may end a command. */
-	if (len == 0 || line[len - 1] != '\r' ||
-	    memchr(line, '\r', len - 1) != NULL ||
+	if (memchr(line, '\r', len) != NULL ||
+	    memchr(line, '\n', len) != NULL ||
 	    memchr(line, '\0', len) != NULL) {
 		explicit_bzero(line, len);
 		if (s->state != SMTP_CMD)
@@ -1619,7 +1624,7 @@ smtp_line(struct smtp_session *s, char *line, size_t len)
 		    "line");
 		return;
 	}
-	line[--len] = '\0';
+	line[len] = '\0';
 	if (s->state == SMTP_AUTH_PLAIN || s->state == SMTP_AUTH_USER ||
 	    s->state == SMTP_AUTH_PASS) {
 		smtp_auth_line(s, line);
@@ -1640,6 +1645,57 @@ smtp_line(struct smtp_session *s, char *line, size_t len)
 		}
 	}
 	smtp_bad(s, "500 5.5.1 Command unrecognized");
+}
+
+/*
+ * The next line up to CR LF, copied out of the input buffer (so that
+ * STARTTLS may drop the buffer under it).  Returns 0 when no whole line
+ * is in, 1 with a line, -1 after an over-long one, whose rest is then
+ * skipped up to its CR LF however late that comes.
+ */
+static int
+smtp_getline(struct smtp_session *s, char **linep, size_t *lenp)
+{
+	static char	 line[LIMIT_SMTP_LINE_MAX + 1];
+	unsigned char	*p, *end;
+	size_t		 avail, max = smtp_limit(LIMIT_SMTP_LINE), n;
+
+	for (;;) {
+		if ((avail = io_datalen(s->io)) == 0)
+			return 0;
+		p = io_data(s->io);
+		end = memmem(p, avail, "\r\n", 2);
+		if (s->flags & SF_LONGLINE) {
+			if (end == NULL) {
+				/* A CR at the end may be half of the CR LF. */
+				n = p[avail - 1] == '\r' ? avail - 1 : avail;
+				io_drop(s->io, n);
+				return 0;
+			}
+			io_drop(s->io, end - p + 2);
+			s->flags &= ~SF_LONGLINE;
+			continue;
+		}
+		if (end == NULL) {
+			if (avail < max)
+				return 0;
+			n = p[avail - 1] == '\r' ? avail - 1 : avail;
+			io_drop(s->io, n);
+			s->flags |= SF_LONGLINE;
+			return -1;
+		}
+		n = end - p;
+		if (n + 2 > max) {
+			io_drop(s->io, n + 2);
+			return -1;
+		}
+		memcpy(line, p, n);
+		line[n] = '\0';
+		io_drop(s->io, n + 2);
+		*linep = line;
+		*lenp = n;
+		return 1;
+	}
 }
 
 static void
@@ -1667,14 +1723,16 @@ smtp_input(struct smtp_session *s)
 		default:
 			break;
 		}
-		if ((line = io_getline(s->io, &len)) == NULL) {
-			if (len != IO_LINE_TOOLONG)
-				return;
+		switch (smtp_getline(s, &line, &len)) {
+		case 0:
+			return;
+		case -1:
 			if (s->state != SMTP_CMD)
 				s->state = SMTP_CMD;
 			smtp_bad(s, "500 5.5.2 Line too long");
 			continue;
 		}
 		smtp_line(s, line, len);
+		explicit_bzero(line, len);
 	}
 }
