@@ -99,6 +99,11 @@ static const int sc_storage[] = {
 #ifdef __NR_rseq
 	__NR_rseq,
 #endif
+	/*
+	 * glibc's malloc asks for the CPU count (sched_getaffinity) when
+	 * a thread would make it open more arenas than its first guess.
+	 */
+	__NR_sched_getaffinity,
 	SC_END
 };
 
