@@ -131,6 +131,14 @@ static const char *const store_migrations[] = {
 	"  subject TEXT,"
 	"  from_addr TEXT,"
 	"  message_id TEXT,"
+	/* For IMAP SORT and THREAD (RFC 5256) and JMAP sorting. */
+	"  sent_ts INTEGER,"
+	"  sort_subject TEXT,"
+	"  sort_from TEXT,"
+	"  sort_to TEXT,"
+	"  sort_cc TEXT,"
+	"  in_reply_to TEXT,"
+	"  refs TEXT,"
 	"  preview TEXT NOT NULL,"
 	"  has_attachment INTEGER NOT NULL,"
 	"  thread_id INTEGER,"
@@ -176,7 +184,23 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX changes_account ON changes(account_id, modseq);"
 	/* rowid is messages.id. */
 	"CREATE VIRTUAL TABLE messages_fts USING fts5("
-	"  subject, addresses, body, tokenize = 'unicode61'"
+	"  subject, addresses, body, tokenize = 'trigram'"
+	");"
+	/* UIDs expunged from a mailbox, for QRESYNC's VANISHED. */
+	"CREATE TABLE vanished ("
+	"  mailbox_id INTEGER NOT NULL"
+	"    REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	"  uid INTEGER NOT NULL,"
+	"  modseq INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox_id, uid)"
+	");"
+	"CREATE INDEX vanished_modseq ON vanished(mailbox_id, modseq);"
+	/* IMAP subscriptions, which may name mailboxes that do not exist. */
+	"CREATE TABLE subscriptions ("
+	"  account_id INTEGER NOT NULL"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  PRIMARY KEY (account_id, name)"
 	");",
 };
 
