@@ -74,6 +74,7 @@ FUZZ_SAN=	address,undefined -fno-sanitize-recover=all
 FUZZ_LIB_OBJS=	$(LIB_SRCS:%.c=$(BUILD)/fuzzobj/%.o)
 # What a fuzz target links besides lib/: fuzz_config needs the parser.
 FUZZ_EXTRA_fuzz_config=	$(BUILD)/parent/parse.c
+FUZZ_EXTRA_fuzz_smtp=	smtpd/smtp_parse.c
 FUZZ_TIME?=	15
 
 test: deps
