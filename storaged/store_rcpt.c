@@ -11,11 +11,16 @@
  *	3. user+tag@domain: rules 1 and 2 for user@domain;
  *	4. the domain's catch-all, the alias "@domain".
  *
+ * "postmaster" without a domain (RFC 5321 4.5.1) is postmaster at the
+ * host name if that is a local domain, else at the oldest domain.
+ *
  * The first rule that names the address decides: an alias whose
  * targets all lead nowhere does not fall through to the catch-all.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "envelope.h"
 #include "log.h"
@@ -28,6 +33,7 @@ struct resolve {
 	int		 visits;
 	int		 flags;
 	int		 error;
+	int		 overflow;
 };
 
 static int	resolve_address(struct resolve *, const char *, int);
@@ -82,8 +88,7 @@ resolve_add(struct resolve *r, int64_t id)
 		if (r->accounts[i] == id)
 			return;
 	if (r->n == r->max) {
-		log_warnx("recipient reaches more than %zu accounts; the "
-		    "rest are left out", r->max);
+		r->overflow = 1;
 		return;
 	}
 	r->accounts[r->n++] = id;
@@ -207,6 +212,34 @@ resolve_address(struct resolve *r, const char *addr, int depth)
 	return 0;
 }
 
+/* postmaster@ a local domain, or RCPT_UNKNOWN if we have none. */
+static int
+rcpt_postmaster(char *out, size_t outlen)
+{
+	sqlite3_stmt	*st;
+	const char	*domain = NULL;
+	int		 rc;
+
+	if ((st = store_db_stmt("SELECT name FROM domains "
+	    "ORDER BY name <> ? COLLATE NOCASE, id LIMIT 1")) == NULL)
+		return RCPT_TEMPFAIL;
+	if (sqlite3_bind_text(st, 1, proc_conf->hostname, -1,
+	    SQLITE_STATIC) != SQLITE_OK)
+		rc = SQLITE_ERROR;
+	else
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		domain = (const char *)sqlite3_column_text(st, 0);
+	if (rc == SQLITE_ROW && domain != NULL)
+		(void)snprintf(out, outlen, "postmaster@%s", domain);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return RCPT_UNKNOWN;
+	if (rc != SQLITE_ROW || domain == NULL)
+		return RCPT_TEMPFAIL;
+	return RCPT_LOCAL;
+}
+
 /*
  * The answer to "what is this address": an enum rcpt_lookup.  For
  * RCPT_LOCAL, accounts[0 .. *n - 1] are the distinct accounts it
@@ -218,11 +251,16 @@ store_resolve(const char *address, int64_t *accounts, size_t max,
 {
 	struct resolve	 r;
 	char		 addr[ADDRESS_MAX + 1], domain[DOMAIN_MAX + 1];
-	char		 err[STORE_ERR_MAX];
+	char		 pm[ADDRESS_MAX + 1], err[STORE_ERR_MAX];
 	const char	*at;
 	int		 rc;
 
 	*n = 0;
+	if (strcasecmp(address, "postmaster") == 0) {
+		if ((rc = rcpt_postmaster(pm, sizeof(pm))) != RCPT_LOCAL)
+			return rc;
+		address = pm;
+	}
 	if ((at = strrchr(address, '@')) == NULL)
 		return RCPT_UNKNOWN;
 	/* An address literal or a name we could not hold is not ours. */
@@ -242,6 +280,9 @@ store_resolve(const char *address, int64_t *accounts, size_t max,
 	r.flags = flags;
 	if (resolve_address(&r, addr, 0) == -1 || r.error)
 		return RCPT_TEMPFAIL;
+	if (r.overflow && max > 1)
+		log_warnx("%s reaches more than %zu accounts; the rest are "
+		    "left out", addr, max);
 	*n = r.n;
 	return r.n > 0 ? RCPT_LOCAL : RCPT_UNKNOWN;
 }
