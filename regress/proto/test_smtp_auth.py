@@ -20,7 +20,9 @@ PASSWORD = "Amber-Osprey-6620-unlikely"
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
 AUTH_FAIL = (535, "5.7.8")
-LOCKOUT_CODES = (454, 421)
+# 454 4.7.0 (RFC 4954's temporary authentication failure); the session
+# stays open.
+LOCKOUT_CODES = (454,)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +76,7 @@ def test_submission_refuses_auth_before_tls(pm, line):
     with SMTPClient(pm.ports["submission"]) as c:
         c.ehlo()
         code, text = c.cmd(line)
-        assert 500 <= code < 600, (code, text)
-        assert code != 535, (code, text)
+        assert (code, text[0][:5]) == (530, "5.7.0"), (code, text)
         # Not authenticated: MAIL still needs AUTH.
         code, text = c.cmd("MAIL FROM:<%s>" % ALICE)
         assert (code, text[0][:5]) == (530, "5.7.0"), (code, text)
@@ -88,7 +89,7 @@ def test_smtp_listener_never_offers_auth(pm):
         kw = c.ehlo()
         assert not [k for k in kw if k.startswith("AUTH")], kw
         code, text = c.cmd("AUTH PLAIN " + plain_token(ALICE, PASSWORD))
-        assert 500 <= code < 600, (code, text)
+        assert (code, text[0][:5]) == (502, "5.5.1"), (code, text)
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "starttls"])
@@ -328,11 +329,13 @@ def test_swaks_tls_auth(pm, kind, mech, tmp_path):
     mid = mark()
     data = message(mid)
     path = tmp_path / "msg.eml"
-    path.write_bytes(data)
+    # swaks ends the data with CRLF.CRLF itself: the last line's CRLF
+    # is its own.
+    path.write_bytes(data[:-2])
     cmd = ["swaks", "--server", "127.0.0.1:%d" % pm.ports[kind],
            "--ehlo", "client.example.net", "--from", ALICE, "--to", BOB,
            "--auth", mech, "--auth-user", ALICE, "--auth-password",
-           PASSWORD, "--data", str(path), "--timeout", "30"]
+           PASSWORD, "--data", "@" + str(path), "--timeout", "30"]
     cmd.append("--tls" if kind == "submission" else "--tls-on-connect")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

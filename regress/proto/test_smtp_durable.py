@@ -5,6 +5,7 @@ mailboxes exactly once.  A kill during DATA leaves no partial message
 and no 250."""
 import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -66,10 +67,17 @@ def spool_files(p):
     return os.listdir(spool)
 
 
-def test_kill_after_last_250_loses_and_repeats_nothing(postern_factory):
+@pytest.mark.parametrize("queue", ["delivering", "stopped"])
+def test_kill_after_last_250_loses_and_repeats_nothing(postern_factory,
+                                                      queue):
+    """With queue delivering, the kill falls among deliveries under way;
+    with queue stopped (SIGSTOP) nothing is delivered before the kill,
+    so every message must come back from the stored queue."""
     p = postern_factory(listeners=["smtp"])
     for u in USERS:
         p.add_account(u, PASSWORD)
+    if queue == "stopped":
+        os.kill(p.role_pids()["queue"], signal.SIGSTOP)
     acked = {}          # mid -> (queue id, [recipients], bytes)
     lock = threading.Lock()
     errors = []
@@ -123,7 +131,12 @@ def test_kill_after_last_250_loses_and_repeats_nothing(postern_factory):
     ids = [q for q, _, _ in acked.values()]
     assert len(set(ids)) == len(ids), "queue ids repeat"
 
+    since = len(p.logtext())
     p.restart()
+    if queue == "stopped":
+        # All of them came back from the store, none had been delivered.
+        p.wait_log("queue: %d messages loaded from the store"
+                   % len(acked), since=since)
     expect = {}
     for mid, (_, rcpts, _) in acked.items():
         for r in rcpts:

@@ -74,8 +74,13 @@ def test_remote_from_authenticated_user_is_held(pm):
     qid = submit_remote(pm, ["someone@remote.example"], mark())
     lines = wait_queue(pm, qid)
     assert lines, pm.show_queue()
-    assert "someone@remote.example" in pm.show_queue(), pm.show_queue()
-    assert HELD in pm.show_queue(), pm.show_queue()
+    # One line per recipient: id, age, sender, recipient, status.
+    assert len(lines) == 1, lines
+    fields = lines[0].split(None, 4)
+    assert fields[0] == qid, lines
+    assert fields[2:] == [ALICE, "someone@remote.example", HELD], lines
+    assert pm.show_queue().splitlines()[0].split() == \
+        ["ID", "AGE", "SENDER", "RECIPIENT", "STATUS"], pm.show_queue()
     # Scheduling it again changes nothing: held, never dropped.
     pm.ctl("queue", "schedule", qid, check=True)
     pm.ctl("queue", "schedule", "all", check=True)
