@@ -182,7 +182,7 @@ store_deliver_max(void)
 	return max;
 }
 
-/* A header value made safe for one header line: no CR, LF or NUL. */
+/* A value made safe for one header line: no CR, LF or TAB. */
 static void
 header_safe(char *s)
 {
@@ -891,6 +891,9 @@ store_deliver_run(int fd, short ev, void *arg)
 	}
 	if (!TAILQ_EMPTY(&deliver_waiting))
 		evtimer_add(&deliver_ev, &tv);
+	if (n > 1)
+		log_debug("delivery: %zu queue entries in one transaction, "
+		    "%zu waiting", n, deliver_nwaiting);
 
 	ok = store_db_begin() == 0;
 	TAILQ_FOREACH(job, &batch, entry) {
