@@ -47,6 +47,12 @@
  * MSG_THREAD: u64 mailbox, s algorithm, program -> THREAD_DATA: d chunk
  *	..., THREAD_END (the chunks are RFC 5256 thread data in UIDs)
  *
+ * A request for a mailbox that is no longer the session's selected one
+ * (another session deleted it) is answered empty: MSG_END, STORE_END,
+ * SEARCH_END 0, THREAD_END, or ok 0 "[NONEXISTENT] ..." in COPY_RESULT,
+ * MBOX_RESULT and APPEND_RESULT; MBOX_SYNC then gets MBOX_RESULT ok 0
+ * instead of SYNC_END (imapd ends the session with BYE).
+ *
  * The search program is a tree in prefix order, each node a u8 SK_* and
  * its fields (see enum search_key).
  */
