@@ -139,6 +139,9 @@ static const char *const store_migrations[] = {
 	"  sort_cc TEXT,"
 	"  in_reply_to TEXT,"
 	"  refs TEXT,"
+	/* RFC 5957 DISPLAYFROM and DISPLAYTO. */
+	"  sort_display_from TEXT,"
+	"  sort_display_to TEXT,"
 	"  preview TEXT NOT NULL,"
 	"  has_attachment INTEGER NOT NULL,"
 	"  thread_id INTEGER,"
@@ -160,6 +163,8 @@ static const char *const store_migrations[] = {
 	");"
 	"CREATE INDEX mailbox_messages_message ON mailbox_messages(message_id);"
 	"CREATE INDEX mailbox_messages_account ON mailbox_messages(account_id);"
+	"CREATE INDEX mailbox_messages_modseq"
+	"  ON mailbox_messages(mailbox_id, modseq);"
 	/* Flags are keywords of the message: \Seen is '$seen' and so on. */
 	"CREATE TABLE keywords ("
 	"  message_id INTEGER NOT NULL"
@@ -171,6 +176,9 @@ static const char *const store_migrations[] = {
 	");"
 	/* The account's counter behind MODSEQ and JMAP states. */
 	"ALTER TABLE accounts ADD COLUMN modseq INTEGER NOT NULL DEFAULT 1;"
+	/* The last UIDVALIDITY handed out: a re-created name gets a new one. */
+	"ALTER TABLE accounts"
+	"  ADD COLUMN uidvalidity INTEGER NOT NULL DEFAULT 0;"
 	/* op: 1 created, 2 updated, 3 destroyed. */
 	"CREATE TABLE changes ("
 	"  id INTEGER PRIMARY KEY,"
