@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import POSTERNCTL, ROLES, ROOT
+from conftest import POSTERNCTL, ROLES, ROOT, send_raw
 
 PASSWORD = "Quartz-Zebra-7351-unlikely"
 NEW_PASSWORD = "Marble-Heron-2468-unlikely"
@@ -426,6 +426,51 @@ def test_unknown_queue_id(postern, verb):
     assert line == \
         "posternctl: no such message in the queue: 0123456789abcdef"
     still_up(p)
+
+
+def control_fds(p):
+    return len(os.listdir("/proc/%d/fd" % p.role_pids()["control"]))
+
+
+def test_message_show_passes_the_blob_and_leaks_nothing(postern):
+    p = postern
+    p.add_account("alice@example.test", PASSWORD)
+    data = (b"Subject: fd test\r\nMessage-ID: <fd-test@example.net>\r\n"
+            b"\r\nbody\r\n")
+    assert send_raw(p.ports["smtp"], "bob@example.net",
+                    ["alice@example.test"], data + b".\r\n")[0] == 250
+    raw = p.find_messages("alice@example.test", b"<fd-test@example.net>")
+    assert len(raw) == 1
+    uid = p.message_uids("alice@example.test", "INBOX")[0]
+    r = subprocess.run([POSTERNCTL, "-s", p.sock, "message", "show",
+                        "alice@example.test", "INBOX", str(uid)],
+                       capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith(data), r.stdout
+    assert r.stdout.startswith(b"Return-Path: <bob@example.net>\r\n")
+    one = one_line(p.ctl("message", "show", "alice@example.test", "INBOX",
+                         str(uid + 1)))
+    assert one.startswith("posternctl: "), one
+    # Clients that leave before their descriptor is relayed, or never
+    # read it: control keeps none of them open.
+    before = control_fds(p)
+    payload = s("alice@example.test") + s("INBOX") + struct.pack("=I", uid)
+    for _ in range(20):
+        c = Raw(p.sock)
+        assert c.hello() == ("IMSG_CTL_OK", b"")
+        c.send("IMSG_CTL_MESSAGE_SHOW", payload)
+        c.close()
+    for _ in range(5):
+        c = Raw(p.sock)
+        assert c.hello() == ("IMSG_CTL_OK", b"")
+        c.send("IMSG_CTL_MESSAGE_SHOW", payload)
+        assert c.recv()[0] == "IMSG_CTL_OK"
+        c.close()
+    still_up(p)
+    deadline = time.time() + 5
+    while control_fds(p) > before and time.time() < deadline:
+        time.sleep(0.05)
+    assert control_fds(p) <= before
 
 
 # --- raw clients: the control role's own checks ---------------------
