@@ -88,6 +88,28 @@ int	 store_blob_open(const char *);
 int	 store_blob_put(const void *, size_t, char *, size_t);
 int	 store_blob_sync(void);
 
+/* storaged/store_sync.c: flushes off the event loop */
+#define STORE_SYNC_THREADS	8	/* flushes in flight at once */
+#define STORE_SYNC_BUF		65536	/* each thread's read buffer */
+
+struct store_job {
+	struct store_job	*next;
+	void			(*run)(struct store_job *, unsigned char *,
+				    size_t);
+	void			(*done)(struct store_job *);
+	void			*arg;
+	int			 dirsync;
+	const char		*what;	/* set by run() on failure */
+	int			 err;	/* and its errno */
+};
+
+void	 store_sync_init(void);
+void	 store_job_submit(struct store_job *);
+void	 store_db_sync(int, void (*)(void *), void *);
+int	 store_db_begin_lazy(void);
+int	 store_db_commit_lazy(void);
+void	 store_db_rollback_lazy(void);
+
 /* storaged/store_spool.c: acceptance, from SPOOL_OPEN to COMMIT */
 #define STORE_SPOOLS_MAX	4096	/* open spool files, all sessions */
 
@@ -127,6 +149,7 @@ int64_t	 store_queue_insert(const struct store_envelope *,
 	    const struct store_rcpt *, size_t);
 int	 store_queue_drop(int64_t);
 int	 store_queue_announce(int64_t);
+void	 store_queue_recover(void);
 void	 store_queue_load(struct proc_peer *, struct imsg *);
 void	 store_queue_update(struct proc_peer *, struct imsg *);
 void	 store_queue_remove(struct proc_peer *, struct imsg *);

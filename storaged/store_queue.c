@@ -4,7 +4,11 @@
  * the schedule; storaged keeps what must survive a crash and tells
  * queue of every entry after it is committed.
  */
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <event.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -174,6 +178,60 @@ queue_column_text(sqlite3_stmt *st, int i)
 	const char	*s = (const char *)sqlite3_column_text(st, i);
 
 	return s != NULL ? s : "";
+}
+
+/*
+ * At start-up: an entry whose blob is not in /blobs was never
+ * acknowledged (store_spool.c: its commit reached the WAL's disk
+ * before the blob's name did, and then the machine went down).
+ * Nobody was told of it; it goes.
+ */
+void
+store_queue_recover(void)
+{
+	sqlite3_stmt	*st;
+	struct stat	 sb;
+	int64_t		*ids = NULL, *p;
+	size_t		 n = 0, max = 0, i;
+	const char	*blob;
+	int		 rc;
+
+	if ((st = store_db_stmt("SELECT id, blob FROM queue")) == NULL)
+		fatalx("%s: cannot read the queue", __func__);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		blob = queue_column_text(st, 1);
+		if (fstatat(store_blob_dir(), blob, &sb,
+		    AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+			continue;
+		if (n == max) {
+			max = max ? max * 2 : 16;
+			if ((p = reallocarray(ids, max, sizeof(*ids))) ==
+			    NULL)
+				fatal("%s", __func__);
+			ids = p;
+		}
+		ids[n++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		fatalx("%s: cannot read the queue: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+	if (n == 0)
+		return;
+	if (store_db_begin() == -1)
+		fatalx("%s: cannot begin", __func__);
+	for (i = 0; i < n; i++) {
+		if (store_queue_drop(ids[i]) == -1)
+			fatalx("%s: cannot drop queue entry %016llx",
+			    __func__, (unsigned long long)ids[i]);
+		log_warnx("queue entry %016llx: its message never reached "
+		    "the disk and was never acknowledged; removed",
+		    (unsigned long long)ids[i]);
+	}
+	if (store_db_commit() == -1)
+		fatalx("%s: cannot commit", __func__);
+	store_blob_collect();
+	free(ids);
 }
 
 /* QUEUE_RCPT for each recipient of an entry; -1 if it is not there. */

@@ -6,13 +6,20 @@
  * Commits are made in groups: every COMMIT read in one pass of the
  * event loop joins a batch that starts from a zero timeout once the
  * pass is over.  The spool files of the batch are fdatasynced and
- * hashed by a pool of threads, all at once (the disk takes parallel
- * flushes far faster than a row of them), while the event loop goes
- * on.  When the last is done the main thread renames each into
- * /blobs, fsyncs /blobs once and records every entry in one
- * transaction (a savepoint each, so one bad entry spoils no other);
- * then each asker gets its COMMIT_RESULT and queue its entries.
- * While a batch is out, the next one gathers.
+ * hashed by the sync threads (store_sync.c), all at once (the disk
+ * takes parallel flushes far faster than a row of them), while the
+ * event loop goes on.  When the last is done the main thread renames
+ * each into /blobs and records every entry in one transaction (a
+ * savepoint each, so one bad entry spoils no other), committed
+ * without SQLite's own fsync; store_db_sync() then fsyncs /blobs and
+ * the WAL, once each for the batch (or for several), and only then
+ * does each asker get its COMMIT_RESULT and queue its entries.  While
+ * a batch's files are synced the next one gathers; while its
+ * transaction is flushed the next one's files are synced.
+ *
+ * Another commit's fsync of the WAL may make an entry durable before
+ * the name of its blob is: a crash then leaves an entry that nobody
+ * was told of and whose blob is missing.  Start-up removes those.
  */
 #include <sys/stat.h>
 #include <sys/tree.h>
@@ -21,9 +28,7 @@
 #include <errno.h>
 #include <event.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sha2.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +43,6 @@
 #define SPOOL_ENVID_MAX		100	/* RFC 3461 4.4 */
 #define SPOOL_HELO_MAX		255	/* a name or address literal */
 #define SPOOL_CLIENT_MAX	64
-#define SPOOL_READ_SIZE		65536
-#define SPOOL_SYNC_THREADS	8	/* fdatasyncs in flight at once */
 
 struct spool_rcpt {
 	char			*address;
@@ -71,37 +74,30 @@ struct spool {
 	int64_t			 size;
 	int64_t			 queue_id;
 	int			 in_blobs;	/* its hash is in /blobs */
-	/* Set by a sync thread. */
-	struct spool		*sync_next;
-	const char		*sync_what;	/* the call that failed */
-	int			 sync_errno;
+	struct store_job	 job;	/* its fdatasync and hash */
 	const char		*err;	/* NULL while all is well */
 };
 
 RB_HEAD(spool_tree, spool);
+TAILQ_HEAD(spool_list, spool);
+
+/* A batch whose transaction is committed, waiting for its flush. */
+struct spool_batch {
+	struct spool_list	 spools;
+};
 
 static int	spool_cmp(struct spool *, struct spool *);
 RB_GENERATE(spool_tree, spool, entry, spool_cmp)
 
 static struct spool_tree	 spools = RB_INITIALIZER(&spools);
 static size_t			 spool_count;	/* open, committing */
-static TAILQ_HEAD(, spool)	 spool_batch =
+static struct spool_list	 spool_batch =
 				    TAILQ_HEAD_INITIALIZER(spool_batch);
-static TAILQ_HEAD(, spool)	 spool_syncing =
+static struct spool_list	 spool_syncing =
 				    TAILQ_HEAD_INITIALIZER(spool_syncing);
 static size_t			 spool_sync_left;	/* of spool_syncing */
 static struct event		 spool_batch_ev;
 static int			 spool_dirfd = -1;
-
-static pthread_mutex_t		 sync_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t		 sync_wakeup = PTHREAD_COND_INITIALIZER;
-static struct spool		*sync_head;
-static struct spool		**sync_tail = &sync_head;
-static int			 sync_started;
-/* Static: a thread's first malloc would make glibc a new arena. */
-static unsigned char		 sync_bufs[SPOOL_SYNC_THREADS][SPOOL_READ_SIZE];
-static int			 sync_done_pipe[2] = { -1, -1 };
-static struct event		 sync_done_ev;
 
 static int
 spool_cmp(struct spool *a, struct spool *b)
@@ -166,7 +162,8 @@ spool_find(enum proc_id peer, uint64_t id)
 }
 
 static void	spool_batch_run(int, short, void *);
-static void	sync_pool_init(void);
+static void	spool_batch_finish(void);
+static void	spool_batch_done(void *);
 
 /* /spool, mode 0700, emptied of what a previous run left. */
 void
@@ -205,8 +202,8 @@ store_spool_init(void)
 	if (n > 0)
 		log_info("%s: removed %d unfinished message%s",
 		    STORE_SPOOL_DIR, n, n == 1 ? "" : "s");
+	store_queue_recover();
 	evtimer_set(&spool_batch_ev, spool_batch_run, NULL);
-	sync_pool_init();
 }
 
 static void
@@ -412,11 +409,12 @@ store_spool_commit(struct proc_peer *peer, struct imsg *imsg)
 /*
  * In a sync thread: makes a spool file durable and names it
  * (fdatasync, SHA-256 of its bytes, size).  The file stays in /spool.
- * Nothing is logged here; the main thread reports sync_what.
+ * Nothing is logged here; spool_sync_done() reports job->what.
  */
 static void
-sync_run(struct spool *s, unsigned char *buf, size_t buflen)
+spool_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 {
+	struct spool	*s = job->arg;
 	SHA2_CTX	 ctx;
 	char		 name[SPOOL_NAME_LEN + 1];
 	ssize_t		 n;
@@ -425,13 +423,13 @@ sync_run(struct spool *s, unsigned char *buf, size_t buflen)
 	spool_name(s->id, name, sizeof(name));
 	if ((fd = openat(spool_dirfd, name, O_RDONLY | O_CLOEXEC |
 	    O_NOFOLLOW)) == -1) {
-		s->sync_what = "open";
-		s->sync_errno = errno;
+		job->what = "open";
+		job->err = errno;
 		return;
 	}
 	if (fdatasync(fd) == -1) {
-		s->sync_what = "fdatasync";
-		s->sync_errno = errno;
+		job->what = "fdatasync";
+		job->err = errno;
 		close(fd);
 		return;
 	}
@@ -441,8 +439,8 @@ sync_run(struct spool *s, unsigned char *buf, size_t buflen)
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			s->sync_what = "read";
-			s->sync_errno = errno;
+			job->what = "read";
+			job->err = errno;
 			close(fd);
 			return;
 		}
@@ -453,117 +451,21 @@ sync_run(struct spool *s, unsigned char *buf, size_t buflen)
 	SHA256End(&ctx, s->hash);
 }
 
-static void *
-sync_thread(void *arg)
-{
-	struct spool	*s;
-	unsigned char	*buf;
-	ssize_t		 n;
-
-	(void)arg;
-	pthread_mutex_lock(&sync_lock);
-	buf = sync_bufs[sync_started];
-	sync_started++;
-	pthread_cond_broadcast(&sync_wakeup);
-	pthread_mutex_unlock(&sync_lock);
-	for (;;) {
-		pthread_mutex_lock(&sync_lock);
-		while (sync_head == NULL)
-			pthread_cond_wait(&sync_wakeup, &sync_lock);
-		s = sync_head;
-		if ((sync_head = s->sync_next) == NULL)
-			sync_tail = &sync_head;
-		pthread_mutex_unlock(&sync_lock);
-		s->sync_next = NULL;
-
-		sync_run(s, buf, SPOOL_READ_SIZE);
-
-		/* A pointer is less than PIPE_BUF: the write is whole. */
-		do {
-			n = write(sync_done_pipe[1], &s, sizeof(s));
-		} while (n == -1 && errno == EINTR);
-		if (n != sizeof(s))
-			fatal("%s: write", __func__);
-	}
-	return NULL;
-}
-
+/* In the main thread: one file is synced; the last moves on. */
 static void
-sync_submit(struct spool *s)
+spool_sync_done(struct store_job *job)
 {
-	pthread_mutex_lock(&sync_lock);
-	*sync_tail = s;
-	sync_tail = &s->sync_next;
-	pthread_cond_signal(&sync_wakeup);
-	pthread_mutex_unlock(&sync_lock);
-}
-
-static void	spool_batch_finish(void);
-
-/* In the main thread: a spool file is synced; the last ends the wait. */
-static void
-sync_done(int fd, short event, void *arg)
-{
-	struct spool	*s;
+	struct spool	*s = job->arg;
 	char		 name[SPOOL_NAME_LEN + 1];
-	ssize_t		 n;
 
-	(void)event;
-	(void)arg;
-	for (;;) {
-		n = read(fd, &s, sizeof(s));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN)
-			return;
-		if (n != sizeof(s))
-			fatalx("%s: short read from the sync threads",
-			    __func__);
-		if (s->sync_what != NULL) {
-			spool_name(s->id, name, sizeof(name));
-			errno = s->sync_errno;
-			log_warn("%s %s/%s", s->sync_what, STORE_SPOOL_DIR,
-			    name);
-			s->err = "cannot write the message to disk";
-		}
-		if (--spool_sync_left == 0)
-			spool_batch_finish();
+	if (job->what != NULL) {
+		spool_name(s->id, name, sizeof(name));
+		errno = job->err;
+		log_warn("%s %s/%s", job->what, STORE_SPOOL_DIR, name);
+		s->err = "cannot write the message to disk";
 	}
-}
-
-/* Before the sandbox, as the password pool (store_auth.c). */
-static void
-sync_pool_init(void)
-{
-	pthread_t	 tid;
-	sigset_t	 all, old;
-	int		 i, rc, flags;
-
-	if (pipe2(sync_done_pipe, O_CLOEXEC) == -1)
-		fatal("pipe2");
-	if ((flags = fcntl(sync_done_pipe[0], F_GETFL)) == -1 ||
-	    fcntl(sync_done_pipe[0], F_SETFL, flags | O_NONBLOCK) == -1)
-		fatal("%s: fcntl", __func__);
-	event_set(&sync_done_ev, sync_done_pipe[0], EV_READ | EV_PERSIST,
-	    sync_done, NULL);
-	event_add(&sync_done_ev, NULL);
-
-	sigfillset(&all);
-	if ((rc = pthread_sigmask(SIG_BLOCK, &all, &old)) != 0)
-		fatalx("pthread_sigmask: %s", strerror(rc));
-	for (i = 0; i < SPOOL_SYNC_THREADS; i++) {
-		if ((rc = pthread_create(&tid, NULL, sync_thread, NULL)) != 0)
-			fatalx("pthread_create: %s", strerror(rc));
-		if ((rc = pthread_detach(tid)) != 0)
-			fatalx("pthread_detach: %s", strerror(rc));
-	}
-	if ((rc = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)
-		fatalx("pthread_sigmask: %s", strerror(rc));
-	/* Every thread's own start-up calls before the sandbox. */
-	pthread_mutex_lock(&sync_lock);
-	while (sync_started < SPOOL_SYNC_THREADS)
-		pthread_cond_wait(&sync_wakeup, &sync_lock);
-	pthread_mutex_unlock(&sync_lock);
+	if (--spool_sync_left == 0)
+		spool_batch_finish();
 }
 
 /*
@@ -639,14 +541,19 @@ commit_exec(const char *sql)
 	return 0;
 }
 
-/* One transaction for the batch, a savepoint per entry. */
-static void
+/*
+ * One transaction for the batch, a savepoint per entry, committed
+ * lazily: spool_batch_finish() has it flushed.  Returns how many
+ * entries were recorded.
+ */
+static size_t
 commit_transaction(void)
 {
 	struct spool	*s;
+	size_t		 n = 0;
 	int		 fail = 0;
 
-	if (store_db_begin() == -1)
+	if (store_db_begin_lazy() == -1)
 		fail = 1;
 	TAILQ_FOREACH(s, &spool_syncing, batch) {
 		if (s->err != NULL)
@@ -659,17 +566,21 @@ commit_transaction(void)
 			s->err = "storage error";
 			if (commit_exec("ROLLBACK TO entry") == -1)
 				fail = 1;
-		}
+		} else
+			n++;
 		if (commit_exec("RELEASE entry") == -1)
 			fail = 1;
 	}
-	if (!fail && store_db_commit() == -1)
+	if (fail)
+		store_db_rollback_lazy();
+	else if (store_db_commit_lazy() == -1)
 		fail = 1;
 	if (fail) {
-		store_db_rollback();
 		TAILQ_FOREACH(s, &spool_syncing, batch)
 			s->err = "storage error";
+		n = 0;
 	}
+	return n;
 }
 
 /* From a zero timeout: the gathered COMMITs go to the sync threads. */
@@ -683,29 +594,33 @@ spool_batch_run(int fd, short event, void *arg)
 	(void)arg;
 	if (!TAILQ_EMPTY(&spool_syncing))
 		return;		/* spool_batch_finish() comes back */
+	if (TAILQ_EMPTY(&spool_batch))
+		return;
 	TAILQ_CONCAT(&spool_syncing, &spool_batch, batch);
 	spool_sync_left = 1;	/* until every job is out */
 	TAILQ_FOREACH(s, &spool_syncing, batch) {
 		if (s->err != NULL)
 			continue;
 		spool_sync_left++;
-		sync_submit(s);
+		s->job.run = spool_sync_run;
+		s->job.done = spool_sync_done;
+		s->job.arg = s;
+		store_job_submit(&s->job);
 	}
 	if (--spool_sync_left == 0)
 		spool_batch_finish();
 }
 
-/* Every file of the batch is synced: name, record, answer. */
+/* Every file of the batch is synced: name and record, then flush. */
 static void
 spool_batch_finish(void)
 {
-	struct spool	*s;
-	struct timeval	 tv = { 0, 0 };
-	size_t		 n = 0, ok = 0;
-	int		 renamed = 0, rc;
+	struct spool_batch	*b;
+	struct spool		*s;
+	struct timeval		 tv = { 0, 0 };
+	int			 renamed = 0, rc;
 
 	TAILQ_FOREACH(s, &spool_syncing, batch) {
-		n++;
 		if (s->err != NULL) {
 			spool_unlink(s);
 			continue;
@@ -716,19 +631,38 @@ spool_batch_finish(void)
 		} else if (rc == 1)
 			renamed = 1;
 	}
-	if (renamed && store_blob_sync() == -1)
-		TAILQ_FOREACH(s, &spool_syncing, batch)
-			if (s->err == NULL)
-				s->err = "cannot write the message to disk";
-	commit_transaction();
+	rc = commit_transaction() > 0;
 	/* A blob made for an entry that was not recorded goes again. */
 	TAILQ_FOREACH(s, &spool_syncing, batch)
 		if (s->err != NULL && s->in_blobs)
 			store_blob_forget(s->hash);
 	store_blob_collect();
 
-	while ((s = TAILQ_FIRST(&spool_syncing)) != NULL) {
-		TAILQ_REMOVE(&spool_syncing, s, batch);
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		fatal("%s", __func__);
+	TAILQ_INIT(&b->spools);
+	TAILQ_CONCAT(&b->spools, &spool_syncing, batch);
+	if (rc)
+		store_db_sync(renamed, spool_batch_done, b);
+	else
+		spool_batch_done(b);
+	/* The next batch's files can be synced meanwhile. */
+	if (!TAILQ_EMPTY(&spool_batch) &&
+	    !evtimer_pending(&spool_batch_ev, NULL))
+		evtimer_add(&spool_batch_ev, &tv);
+}
+
+/* The batch is durable: answer, and tell queue. */
+static void
+spool_batch_done(void *arg)
+{
+	struct spool_batch	*b = arg;
+	struct spool		*s;
+	size_t			 n = 0, ok = 0;
+
+	while ((s = TAILQ_FIRST(&b->spools)) != NULL) {
+		TAILQ_REMOVE(&b->spools, s, batch);
+		n++;
 		commit_reply(s);
 		if (s->err == NULL) {
 			ok++;
@@ -742,8 +676,6 @@ spool_batch_finish(void)
 			    s->client != NULL ? s->client : "?", s->err);
 		spool_free(s);
 	}
+	free(b);
 	log_debug("group commit: %zu of %zu messages queued", ok, n);
-	if (!TAILQ_EMPTY(&spool_batch) &&
-	    !evtimer_pending(&spool_batch_ev, NULL))
-		evtimer_add(&spool_batch_ev, &tv);
 }

@@ -1,0 +1,297 @@
+/*
+ * Flushes off the event loop.  A pool of threads runs jobs that wait
+ * on the disk (fdatasync of spool files, fsync of /blobs and of the
+ * WAL) and hands each back to the main thread through a pipe, as the
+ * password pool does (store_auth.c).  Several flushes at once cost the
+ * disk little more than one, and the event loop meanwhile answers
+ * lookups and commits.  Only the main thread touches SQLite.
+ *
+ * store_db_sync() makes every commit made so far durable and then
+ * calls back; requests that come while a flush is out share the next
+ * one.  With store_db_begin_lazy() and store_db_commit_lazy() a
+ * transaction commits without SQLite's own fsync (synchronous =
+ * NORMAL: still atomic, durable once the WAL is flushed), so that
+ * the flush can be made here, once for many transactions.  Whoever
+ * commits lazily must not tell anyone before its store_db_sync()
+ * callback, nor unlink what the transaction dropped (collect blobs
+ * in the callback).
+ */
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <event.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "storaged.h"
+
+struct db_sync_req {
+	TAILQ_ENTRY(db_sync_req) entry;
+	void			(*done)(void *);
+	void			*arg;
+};
+TAILQ_HEAD(db_sync_reqs, db_sync_req);
+
+static pthread_mutex_t	 sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 sync_wakeup = PTHREAD_COND_INITIALIZER;
+static struct store_job	*sync_head;
+static struct store_job	**sync_tail = &sync_head;
+static int		 sync_started;
+/* Static: a thread's first malloc would make glibc a new arena. */
+static unsigned char	 sync_bufs[STORE_SYNC_THREADS][STORE_SYNC_BUF];
+static int		 sync_done_pipe[2] = { -1, -1 };
+static struct event	 sync_done_ev;
+
+static struct store_job		 db_sync_job;
+static struct db_sync_reqs	 db_sync_waiting =
+				    TAILQ_HEAD_INITIALIZER(db_sync_waiting);
+static struct db_sync_reqs	 db_sync_out =
+				    TAILQ_HEAD_INITIALIZER(db_sync_out);
+static int			 db_sync_dirsync;	/* for the next */
+static int			 db_sync_busy;
+
+static void *
+sync_thread(void *arg)
+{
+	struct store_job	*job;
+	unsigned char		*buf;
+	ssize_t			 n;
+
+	(void)arg;
+	pthread_mutex_lock(&sync_lock);
+	buf = sync_bufs[sync_started];
+	sync_started++;
+	pthread_cond_broadcast(&sync_wakeup);
+	pthread_mutex_unlock(&sync_lock);
+	for (;;) {
+		pthread_mutex_lock(&sync_lock);
+		while (sync_head == NULL)
+			pthread_cond_wait(&sync_wakeup, &sync_lock);
+		job = sync_head;
+		if ((sync_head = job->next) == NULL)
+			sync_tail = &sync_head;
+		pthread_mutex_unlock(&sync_lock);
+		job->next = NULL;
+
+		job->run(job, buf, STORE_SYNC_BUF);
+
+		/* A pointer is less than PIPE_BUF: the write is whole. */
+		do {
+			n = write(sync_done_pipe[1], &job, sizeof(job));
+		} while (n == -1 && errno == EINTR);
+		if (n != sizeof(job))
+			fatal("%s: write", __func__);
+	}
+	return NULL;
+}
+
+/* In the main thread: each finished job to its done(). */
+static void
+sync_done(int fd, short event, void *arg)
+{
+	struct store_job	*job;
+	ssize_t			 n;
+
+	(void)event;
+	(void)arg;
+	for (;;) {
+		n = read(fd, &job, sizeof(job));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return;
+		if (n != sizeof(job))
+			fatalx("%s: short read from the sync threads",
+			    __func__);
+		job->done(job);
+	}
+}
+
+/*
+ * Runs job->run(job, buf, buflen) in a thread (buf is the thread's
+ * own), then job->done(job) in the main thread.  job->what and
+ * job->err are cleared here for run() to report a failure in.
+ */
+void
+store_job_submit(struct store_job *job)
+{
+	job->what = NULL;
+	job->err = 0;
+	pthread_mutex_lock(&sync_lock);
+	*sync_tail = job;
+	sync_tail = &job->next;
+	pthread_cond_signal(&sync_wakeup);
+	pthread_mutex_unlock(&sync_lock);
+}
+
+/* In a thread: /blobs if asked, then the WAL. */
+static void
+db_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
+{
+	int	 fd;
+
+	(void)buf;
+	(void)buflen;
+	if (job->dirsync && fsync(store_blob_dir()) == -1) {
+		job->what = "fsync " STORE_BLOB_DIR;
+		job->err = errno;
+		return;
+	}
+	if ((fd = open(STORE_DB_PATH "-wal", O_RDONLY | O_CLOEXEC)) == -1) {
+		job->what = "open " STORE_DB_PATH "-wal";
+		job->err = errno;
+		return;
+	}
+	if (fdatasync(fd) == -1) {
+		job->what = "fdatasync " STORE_DB_PATH "-wal";
+		job->err = errno;
+	}
+	close(fd);
+}
+
+static void
+db_sync_start(void)
+{
+	TAILQ_CONCAT(&db_sync_out, &db_sync_waiting, entry);
+	db_sync_job.dirsync = db_sync_dirsync;
+	db_sync_dirsync = 0;
+	db_sync_busy = 1;
+	store_job_submit(&db_sync_job);
+}
+
+static void
+db_sync_done(struct store_job *job)
+{
+	struct db_sync_reqs	 done = TAILQ_HEAD_INITIALIZER(done);
+	struct db_sync_req	*req;
+
+	/*
+	 * What was committed may be on disk or not; what was written
+	 * after a failed fsync may never be (Linux forgets the error).
+	 * Answering either way could lose mail or repeat it: stop.
+	 */
+	if (job->what != NULL) {
+		errno = job->err;
+		fatal("%s", job->what);
+	}
+	TAILQ_CONCAT(&done, &db_sync_out, entry);
+	db_sync_busy = 0;
+	if (!TAILQ_EMPTY(&db_sync_waiting))
+		db_sync_start();
+	while ((req = TAILQ_FIRST(&done)) != NULL) {
+		TAILQ_REMOVE(&done, req, entry);
+		req->done(req->arg);
+		free(req);
+	}
+}
+
+/*
+ * Calls done(arg) in the main thread once every commit made before
+ * this call is on disk, and with dirsync every name made in /blobs.
+ */
+void
+store_db_sync(int dirsync, void (*done)(void *), void *arg)
+{
+	struct db_sync_req	*req;
+
+	if ((req = calloc(1, sizeof(*req))) == NULL)
+		fatal("%s", __func__);
+	req->done = done;
+	req->arg = arg;
+	TAILQ_INSERT_TAIL(&db_sync_waiting, req, entry);
+	if (dirsync)
+		db_sync_dirsync = 1;
+	if (!db_sync_busy)
+		db_sync_start();
+}
+
+static int
+sync_exec(const char *sql)
+{
+	if (sqlite3_exec(store_db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		log_warnx("%s: %s: %s", STORE_DB_PATH, sql,
+		    sqlite3_errmsg(store_db));
+		return -1;
+	}
+	return 0;
+}
+
+/* BEGIN IMMEDIATE for a transaction that store_db_commit_lazy() ends. */
+int
+store_db_begin_lazy(void)
+{
+	/* The level cannot change inside a transaction. */
+	if (sync_exec("PRAGMA synchronous = NORMAL") == -1)
+		return -1;
+	if (store_db_begin() == -1) {
+		if (sync_exec("PRAGMA synchronous = FULL") == -1)
+			fatalx("%s: commits would not be durable",
+			    STORE_DB_PATH);
+		return -1;
+	}
+	return 0;
+}
+
+/* COMMIT without a flush; rolled back on failure.  Then FULL again. */
+int
+store_db_commit_lazy(void)
+{
+	int	 rc;
+
+	rc = store_db_commit();
+	if (sync_exec("PRAGMA synchronous = FULL") == -1)
+		fatalx("%s: commits would not be durable", STORE_DB_PATH);
+	return rc;
+}
+
+/* The other end of store_db_begin_lazy(), when the work failed. */
+void
+store_db_rollback_lazy(void)
+{
+	store_db_rollback();
+	if (sync_exec("PRAGMA synchronous = FULL") == -1)
+		fatalx("%s: commits would not be durable", STORE_DB_PATH);
+}
+
+/* Before the sandbox: the pipe and the threads. */
+void
+store_sync_init(void)
+{
+	pthread_t	 tid;
+	sigset_t	 all, old;
+	int		 i, rc, flags;
+
+	db_sync_job.run = db_sync_run;
+	db_sync_job.done = db_sync_done;
+	if (pipe2(sync_done_pipe, O_CLOEXEC) == -1)
+		fatal("pipe2");
+	if ((flags = fcntl(sync_done_pipe[0], F_GETFL)) == -1 ||
+	    fcntl(sync_done_pipe[0], F_SETFL, flags | O_NONBLOCK) == -1)
+		fatal("%s: fcntl", __func__);
+	event_set(&sync_done_ev, sync_done_pipe[0], EV_READ | EV_PERSIST,
+	    sync_done, NULL);
+	event_add(&sync_done_ev, NULL);
+
+	/* Signals are the main thread's (libevent's) business. */
+	sigfillset(&all);
+	if ((rc = pthread_sigmask(SIG_BLOCK, &all, &old)) != 0)
+		fatalx("pthread_sigmask: %s", strerror(rc));
+	for (i = 0; i < STORE_SYNC_THREADS; i++) {
+		if ((rc = pthread_create(&tid, NULL, sync_thread, NULL)) != 0)
+			fatalx("pthread_create: %s", strerror(rc));
+		if ((rc = pthread_detach(tid)) != 0)
+			fatalx("pthread_detach: %s", strerror(rc));
+	}
+	if ((rc = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)
+		fatalx("pthread_sigmask: %s", strerror(rc));
+	/* Every thread's own start-up calls before the sandbox. */
+	pthread_mutex_lock(&sync_lock);
+	while (sync_started < STORE_SYNC_THREADS)
+		pthread_cond_wait(&sync_wakeup, &sync_lock);
+	pthread_mutex_unlock(&sync_lock);
+}
