@@ -376,8 +376,8 @@ def test_swaks_auth_refused_without_tls(pm):
 def test_guessing_does_not_stall_deliveries_and_locks_out(postern_factory):
     """20 sessions guess passwords at once, each from its own client
     address and each past the failure limit, while 5 other sessions
-    deliver 100 messages: every 250 comes promptly, every message is
-    delivered promptly, and every guessing address ends locked out
+    deliver messages all along: every 250 comes promptly, every message
+    is delivered promptly, and every guessing address ends locked out
     (while an address that did not guess still authenticates)."""
     p = postern_factory(config_extra="limit auth-failures 3\n"
                                      "limit auth-lockout 60s\n")
@@ -390,13 +390,17 @@ def test_guessing_does_not_stall_deliveries_and_locks_out(postern_factory):
     replies = {a: [] for a in attackers}
     errors = []
     start = threading.Event()
+    guessing_done = threading.Event()
 
     def deliver(n):
         try:
             start.wait()
             with SMTPClient(p.ports["smtp"]) as c:
                 c.ehlo()
-                for i in range(20):
+                i = 0
+                # At least 20 each, and on until the guessing is over.
+                while i < 20 or not guessing_done.is_set():
+                    i += 1
                     mid = mark()
                     assert c.cmd("MAIL FROM:<sender@example.net>")[0] == 250
                     assert c.cmd("RCPT TO:<%s>" % BOB)[0] == 250
@@ -443,17 +447,25 @@ def test_guessing_does_not_stall_deliveries_and_locks_out(postern_factory):
         t.start()
     t0 = time.monotonic()
     start.set()
-    for t in threads:
+    for t in threads[5:]:
+        t.join(120)
+    guessing_done.set()
+    for t in threads[:5]:
         t.join(120)
     assert not errors, errors
-    assert len(delivered_mids) == 100
-    # Acceptance never waited on password hashing.
-    assert max(lat) < 2.0 * TIME_SCALE, sorted(lat)[-5:]
+    n = len(delivered_mids)
+    assert n >= 100, n
+    print("%d messages, acceptance latency: max %.3fs, median %.3fs"
+          % (len(lat), max(lat), statistics.median(lat)))
+    # Acceptance never waited on password hashing: 20 argon2id checks
+    # in a row on storaged's event loop would hold a commit up for
+    # most of a second.
+    assert max(lat) < 0.5 * TIME_SCALE, sorted(lat)[-5:]
     # And delivery kept up: all in the mailbox soon after the last 250.
     deadline = time.time() + 15 * TIME_SCALE
-    while len(p.message_uids(BOB)) < 100 and time.time() < deadline:
+    while len(p.message_uids(BOB)) < n and time.time() < deadline:
         time.sleep(0.1)
-    assert len(p.message_uids(BOB)) == 100
+    assert len(p.message_uids(BOB)) == n
     elapsed = time.monotonic() - t0
     assert elapsed < 60 * TIME_SCALE, elapsed
 
