@@ -75,6 +75,7 @@ FUZZ_LIB_OBJS=	$(LIB_SRCS:%.c=$(BUILD)/fuzzobj/%.o)
 # What a fuzz target links besides lib/: fuzz_config needs the parser.
 FUZZ_EXTRA_fuzz_config=	$(BUILD)/parent/parse.c
 FUZZ_EXTRA_fuzz_smtp=	smtpd/smtp_parse.c
+FUZZ_EXTRA_fuzz_imap_render=	imapd/imap_render.c
 FUZZ_TIME?=	15
 
 test: deps
@@ -86,10 +87,15 @@ unit-bins: $(UNIT_BINS)
 unit: unit-bins
 	@BUILD=$(BUILD) sh mk/test.sh unit
 
-$(BUILD)/regress/unit/%: regress/unit/%.c regress/unit/unit.h $(LIB_OBJS)
+# What a unit test links besides lib/, as FUZZ_EXTRA_ for fuzz targets.
+UNIT_EXTRA_test_imap_render=	$(BUILD)/imapd/imap_render.o
+
+.SECONDEXPANSION:
+$(BUILD)/regress/unit/%: regress/unit/%.c regress/unit/unit.h $(LIB_OBJS) \
+	    $$(UNIT_EXTRA_$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iregress/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) \
-	    $(LDLIBS)
+	$(CC) $(CFLAGS) -Iregress/unit $(LDFLAGS) -o $@ $< \
+	    $(UNIT_EXTRA_$*) $(LIB_OBJS) $(LDLIBS)
 
 fuzz-bins: $(FUZZ_BINS)
 
@@ -101,7 +107,6 @@ $(BUILD)/fuzzobj/%.o: %.c $(wildcard lib/*.h)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) \
 	    -c -o $@ $<
 
-.SECONDEXPANSION:
 $(BUILD)/regress/fuzz/%: regress/fuzz/%.c $(FUZZ_LIB_OBJS) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iparent -Wno-sign-compare \
