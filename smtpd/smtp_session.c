@@ -7,7 +7,8 @@
  * answer is in, so pipelined commands queue up in the input buffer and
  * their replies go out in order.  Message data is read from the raw
  * input buffer, never line by line, so that a bare CR or LF is seen
- * for what it is (smtp_data_scan() in smtp_parse.c).
+ * for what it is (smtp_data.c, smtp_data_scan() in smtp_parse.c).
+ * AUTH is in smtp_auth.c.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -16,7 +17,6 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <event.h>
 #include <stdarg.h>
@@ -34,97 +34,8 @@
 #include "log.h"
 #include "proc.h"
 #include "smtp_parse.h"
+#include "smtp_session.h"
 #include "smtpd.h"
-
-#define SMTP_AUTH_DECODED_MAX	2048	/* a decoded AUTH PLAIN blob */
-#define SMTP_LOG_USER_MAX	64	/* bytes of a user name in logs */
-#define LIMIT_SMTP_LINE_MAX	(64 * 1024)	/* smtp-line-length's top */
-
-enum smtp_state {
-	SMTP_TLS_HANDSHAKE,	/* implicit TLS, before the greeting */
-	SMTP_STARTTLS,		/* handshake after STARTTLS */
-	SMTP_CMD,
-	SMTP_AUTH_PLAIN,	/* waiting for the response to "334 " */
-	SMTP_AUTH_USER,		/* LOGIN: the user name */
-	SMTP_AUTH_PASS,		/* LOGIN: the password */
-	SMTP_DATA,		/* reading message data */
-	SMTP_BDAT,		/* reading a chunk */
-	SMTP_QUIT		/* the last reply is going out */
-};
-
-/* What the session waits for; while it waits it reads nothing. */
-enum smtp_wait {
-	WAIT_NONE,
-	WAIT_AUTH,
-	WAIT_AUTH_DELAY,	/* a failure, answered after a delay */
-	WAIT_SENDER,
-	WAIT_RCPT,
-	WAIT_SPOOL,
-	WAIT_COMMIT
-};
-
-#define SF_HELO		0x0001
-#define SF_EHLO		0x0002
-#define SF_TLS		0x0004
-#define SF_AUTHED	0x0008
-#define SF_MAIL		0x0010	/* a transaction is open */
-#define SF_BDAT		0x0020	/* it uses BDAT */
-#define SF_CLOSE	0x0040	/* free when the current event is done */
-#define SF_DISCARD	0x0080	/* this BDAT chunk goes nowhere */
-#define SF_LONGLINE	0x0100	/* skipping the rest of a long line */
-
-/* Data errors beyond smtp_parse.h's SMTP_DATA_*. */
-#define DATA_TOO_BIG	0x0100
-#define DATA_WRITE	0x0200
-
-struct smtp_rcpt {
-	TAILQ_ENTRY(smtp_rcpt)	 entry;
-	char			 addr[SMTP_PATH_MAX + 1];
-	enum rcpt_kind		 kind;
-	int			 notify;
-	char			 orcpt[SMTP_ORCPT_MAX + 1];
-};
-
-struct smtp_client {
-	RB_ENTRY(smtp_client)	 entry;
-	char			 addr[INET6_ADDRSTRLEN];
-	unsigned int		 sessions;
-};
-
-struct smtp_session {
-	RB_ENTRY(smtp_session)	 entry;
-	uint32_t		 id;
-	struct smtpd_listener	*sl;
-	struct io		*io;
-	struct smtp_client	*client;
-	char			 addr[INET6_ADDRSTRLEN];
-	int			 family;
-	enum smtp_state		 state;
-	enum smtp_wait		 wait;
-	int			 flags;
-	int			 badcmds;
-	char			 helo[SMTP_DOMAIN_MAX + 1];
-	char			 account[ADDRESS_MAX + 1];
-	char			 auth_user[SMTP_LOG_USER_MAX + 1];
-	struct event		 ev_auth;	/* the failure delay */
-	struct event		 ev_data;	/* data-timeout */
-
-	/* The transaction. */
-	struct smtp_mail_args	 mail;
-	struct smtp_rcpt_args	 rcpt;		/* the one being looked up */
-	TAILQ_HEAD(, smtp_rcpt)	 rcpts;
-	int			 nrcpts;
-	uint64_t		 spool;		/* 0: none */
-	int			 spoolfd;
-	uint64_t		 datasize;
-	int			 data_errors;
-	struct smtp_data_scan	 scan;
-	int			 binary;	/* BODY=BINARYMIME */
-	uint64_t		 chunk_size;
-	uint64_t		 chunk_left;
-	int			 chunk_last;
-	const char		*discard_reply;
-};
 
 RB_HEAD(smtp_sessions, smtp_session);
 RB_HEAD(smtp_clients, smtp_client);
@@ -148,23 +59,18 @@ static struct smtp_sessions	 sessions = RB_INITIALIZER(&sessions);
 static struct smtp_clients	 clients = RB_INITIALIZER(&clients);
 static unsigned int		 nsessions;
 static uint32_t			 next_id;
-static unsigned char		 scratch[IO_READ_SIZE + SMTP_DATA_SCAN_SLACK];
 
 static void	smtp_io(struct io *, int, void *);
 static void	smtp_input(struct smtp_session *);
-static void	smtp_release(struct smtp_session *);
-static void	smtp_close(struct smtp_session *);
-static void	smtp_tx_reset(struct smtp_session *);
-static void	smtp_data_end(struct smtp_session *);
 
-static long long
+long long
 smtp_limit(enum limit_id id)
 {
 	return proc_conf->limits[id];
 }
 
 /* Monotonic seconds: the sandbox allows clock_gettime, not time(2). */
-static time_t
+time_t
 smtp_now(void)
 {
 	struct timespec	 ts;
@@ -174,11 +80,11 @@ smtp_now(void)
 	return ts.tv_sec;
 }
 
-static void
+void
 smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((__format__ (printf, 2, 3)));
 
-static void
+void
 smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -197,7 +103,7 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 }
 
 /* The reply goes out, then the connection closes. */
-static void
+void
 smtp_quit(struct smtp_session *s)
 {
 	if (s->flags & SF_CLOSE)
@@ -212,7 +118,7 @@ smtp_quit(struct smtp_session *s)
  * A command that is not acceptable at all.  Past bad-commands of them
  * the session is closed.
  */
-static void
+void
 smtp_bad(struct smtp_session *s, const char *reply)
 {
 	if (++s->badcmds > smtp_limit(LIMIT_BAD_COMMANDS)) {
@@ -226,18 +132,7 @@ smtp_bad(struct smtp_session *s, const char *reply)
 	smtp_reply(s, "%s", reply);
 }
 
-/* A user name as the client sent it, fit for one log line. */
-static void
-smtp_log_user(char *dst, size_t dstlen, const char *src)
-{
-	size_t	 i;
-
-	for (i = 0; src[i] != '\0' && i + 1 < dstlen; i++)
-		dst[i] = isprint((unsigned char)src[i]) ? src[i] : '?';
-	dst[i] = '\0';
-}
-
-static struct smtp_session *
+struct smtp_session *
 smtp_lookup(uint32_t id)
 {
 	struct smtp_session	 key;
@@ -246,14 +141,14 @@ smtp_lookup(uint32_t id)
 	return RB_FIND(smtp_sessions, &sessions, &key);
 }
 
-static void
+void
 smtp_wait(struct smtp_session *s, enum smtp_wait what)
 {
 	s->wait = what;
 	io_pause(s->io, IO_IN);
 }
 
-static void
+void
 smtp_unwait(struct smtp_session *s)
 {
 	s->wait = WAIT_NONE;
@@ -261,7 +156,7 @@ smtp_unwait(struct smtp_session *s)
 }
 
 /* Whether the session can go on after an answer came in for it. */
-static void
+void
 smtp_continue(struct smtp_session *s)
 {
 	if (!(s->flags & SF_CLOSE))
@@ -269,7 +164,7 @@ smtp_continue(struct smtp_session *s)
 	smtp_release(s);
 }
 
-static int
+int
 smtp_send_storaged(struct smtp_session *s, struct msg_out *m)
 {
 	if (proc_send(PROC_STORAGED, m) == -1) {
@@ -432,7 +327,7 @@ smtp_session_accept(struct smtpd_listener *sl, int fd,
 }
 
 /* Ends the session at once; the memory goes in smtp_release(). */
-static void
+void
 smtp_close(struct smtp_session *s)
 {
 	if (s->flags & SF_CLOSE)
@@ -453,7 +348,7 @@ smtp_close(struct smtp_session *s)
 	log_debug("session %u: closed", s->id);
 }
 
-static void
+void
 smtp_release(struct smtp_session *s)
 {
 	if (!(s->flags & SF_CLOSE))
@@ -478,7 +373,7 @@ smtp_session_shutdown(void)
 }
 
 /* Forgets the transaction; a spool file not yet committed is dropped. */
-static void
+void
 smtp_tx_reset(struct smtp_session *s)
 {
 	struct smtp_rcpt	*r;
@@ -570,395 +465,6 @@ smtp_io(struct io *io, int event, void *arg)
 	smtp_release(s);
 }
 
-static void
-smtp_data_timeout(int fd, short event, void *arg)
-{
-	struct smtp_session	*s = arg;
-
-	log_info("session %u from %s: data timeout", s->id, s->addr);
-	smtp_tx_reset(s);
-	smtp_reply(s, "421 4.4.2 %s Timeout, closing connection",
-	    proc_conf->hostname);
-	smtp_quit(s);
-	smtp_release(s);
-}
-
-static void
-smtp_data_timer_start(struct smtp_session *s)
-{
-	struct timeval	 tv;
-
-	if (evtimer_pending(&s->ev_data, NULL))
-		return;
-	tv.tv_sec = smtp_limit(LIMIT_DATA_TIMEOUT);
-	tv.tv_usec = 0;
-	evtimer_set(&s->ev_data, smtp_data_timeout, s);
-	evtimer_add(&s->ev_data, &tv);
-}
-
-/* --- the trace header and the spool file ---------------------------- */
-
-static void
-smtp_spool_write(struct smtp_session *s, const void *buf, size_t len)
-{
-	const unsigned char	*p = buf;
-	ssize_t			 n;
-
-	while (len > 0 && !(s->data_errors & DATA_WRITE)) {
-		n = write(s->spoolfd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			log_warn("session %u: spool %016llx write", s->id,
-			    (unsigned long long)s->spool);
-			s->data_errors |= DATA_WRITE;
-			return;
-		}
-		p += n;
-		len -= n;
-	}
-}
-
-/* Message data: counted, and kept while nothing is wrong with it. */
-static void
-smtp_spool_add(struct smtp_session *s, const void *buf, size_t len)
-{
-	s->datasize += len;
-	if (s->datasize > (uint64_t)smtp_limit(LIMIT_MESSAGE_SIZE))
-		s->data_errors |= DATA_TOO_BIG;
-	if (s->data_errors == 0 && len > 0)
-		smtp_spool_write(s, buf, len);
-}
-
-static const char *
-smtp_protocol(struct smtp_session *s)
-{
-	int	 tls = (s->flags & SF_TLS) != 0;
-	int	 auth = (s->flags & SF_AUTHED) != 0;
-
-	if (s->mail.smtputf8)
-		return tls ? (auth ? "UTF8SMTPSA" : "UTF8SMTPS") :
-		    (auth ? "UTF8SMTPA" : "UTF8SMTP");
-	if (!(s->flags & SF_EHLO))
-		return "SMTP";
-	return tls ? (auth ? "ESMTPSA" : "ESMTPS") :
-	    (auth ? "ESMTPA" : "ESMTP");
-}
-
-/* RFC 5322 3.3 date-time, from the zone read before the chroot. */
-static void
-smtp_date(char *buf, size_t len)
-{
-	static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu",
-	    "Fri", "Sat" };
-	static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May",
-	    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct timespec	 ts;
-	struct tm	 tm;
-	long		 off;
-	time_t		 t;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
-		fatal("clock_gettime");
-	t = ts.tv_sec;
-	if (localtime_r(&t, &tm) == NULL)
-		gmtime_r(&t, &tm);
-	off = tm.tm_gmtoff / 60;
-	snprintf(buf, len, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
-	    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	    off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
-}
-
-static void
-smtp_trace_header(struct smtp_session *s)
-{
-	char		 hdr[2048], date[64], tlsinfo[256], forpart[300];
-	struct tls	*tls;
-	struct smtp_rcpt *r;
-	int		 n;
-
-	smtp_date(date, sizeof(date));
-	tlsinfo[0] = '\0';
-	if ((tls = io_tls(s->io)) != NULL)
-		snprintf(tlsinfo, sizeof(tlsinfo), "\r\n\t(using %s with "
-		    "cipher %s)", tls_conn_version(tls), tls_conn_cipher(tls));
-	forpart[0] = '\0';
-	if (s->nrcpts == 1 && (r = TAILQ_FIRST(&s->rcpts)) != NULL)
-		snprintf(forpart, sizeof(forpart), "\r\n\tfor <%s>", r->addr);
-	n = snprintf(hdr, sizeof(hdr), "Received: from %s (%s%s])\r\n"
-	    "\tby %s (%s) with %s id %016llx%s%s;\r\n\t%s\r\n",
-	    s->helo, s->family == AF_INET6 ? "[IPv6:" : "[", s->addr,
-	    proc_conf->hostname, SMTPD_NAME, smtp_protocol(s),
-	    (unsigned long long)s->spool, tlsinfo, forpart, date);
-	if (n < 0 || (size_t)n >= sizeof(hdr)) {
-		s->data_errors |= DATA_WRITE;
-		return;
-	}
-	smtp_spool_write(s, hdr, n);
-}
-
-/* --- the end of a message ------------------------------------------- */
-
-static void
-smtp_data_refuse(struct smtp_session *s, int errors)
-{
-	const char	*reply, *why;
-
-	if (errors & (SMTP_DATA_BARE_CR | SMTP_DATA_BARE_LF |
-	    SMTP_DATA_NUL)) {
-		why = "bare CR, bare LF or NUL in the message";
-		reply = "550 5.6.0 Message refused: bare CR, bare LF or NUL "
-		    "in message data";
-	} else if (errors & DATA_TOO_BIG) {
-		why = "message too big";
-		reply = "552 5.3.4 Message size exceeds fixed maximum "
-		    "message size";
-	} else if (errors & SMTP_DATA_LONG_LINE) {
-		why = "line too long";
-		reply = "500 5.5.2 Line too long";
-	} else {
-		why = "spool write failed";
-		reply = "451 4.3.0 Error writing the message, try again "
-		    "later";
-	}
-	log_info("session %u from %s: message refused: %s", s->id, s->addr,
-	    why);
-	smtp_tx_reset(s);
-	smtp_reply(s, "%s", reply);
-}
-
-static void
-smtp_data_end(struct smtp_session *s)
-{
-	struct smtp_rcpt	*r;
-	struct msg_out		 m;
-	int			 errors = s->data_errors | s->scan.errors;
-
-	evtimer_del(&s->ev_data);
-	io_set_timeout(s->io, smtp_limit(LIMIT_IDLE_TIMEOUT) * 1000);
-	s->state = SMTP_CMD;
-	if (errors) {
-		smtp_data_refuse(s, errors);
-		return;
-	}
-	/* storaged fsyncs it; our descriptor has done its job. */
-	close(s->spoolfd);
-	s->spoolfd = -1;
-	TAILQ_FOREACH(r, &s->rcpts, entry) {
-		msg_create(&m, IMSG_STORE_SPOOL_RCPT, s->id, -1);
-		msg_add_u64(&m, s->spool);
-		msg_add_string(&m, r->addr);
-		msg_add_u8(&m, r->kind);
-		msg_add_u32(&m, r->notify);
-		msg_add_string(&m, r->orcpt);
-		if (smtp_send_storaged(s, &m) == -1)
-			goto fail;
-	}
-	msg_create(&m, IMSG_STORE_COMMIT, s->id, -1);
-	msg_add_u64(&m, s->spool);
-	msg_add_string(&m, s->mail.from);
-	msg_add_u8(&m, s->mail.body);
-	msg_add_u8(&m, s->mail.smtputf8);
-	msg_add_u8(&m, s->mail.ret);
-	msg_add_string(&m, s->mail.envid);
-	msg_add_string(&m, (s->flags & SF_AUTHED) ? s->account : "");
-	msg_add_string(&m, s->addr);
-	msg_add_string(&m, s->helo);
-	if (smtp_send_storaged(s, &m) == -1)
-		goto fail;
-	smtp_wait(s, WAIT_COMMIT);
-	return;
- fail:
-	smtp_tx_reset(s);
-	smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
-}
-
-void
-smtp_session_commit_result(uint32_t id, int ok, uint64_t qid,
-    const char *err)
-{
-	struct smtp_session	*s;
-
-	if ((s = smtp_lookup(id)) == NULL)
-		return;
-	if (s->wait != WAIT_COMMIT)
-		fatalx("%s: session %u is not committing", __func__, id);
-	/* Committed or not, the spool file is storaged's now. */
-	s->spool = 0;
-	if (ok) {
-		log_info("session %u from %s: queued %016llx from=<%s> "
-		    "size=%llu nrcpts=%d", s->id, s->addr,
-		    (unsigned long long)qid, s->mail.from,
-		    (unsigned long long)s->datasize, s->nrcpts);
-		smtp_reply(s, "250 2.0.0 Ok: queued as %016llx",
-		    (unsigned long long)qid);
-	} else {
-		log_warnx("session %u from %s: commit failed: %s", s->id,
-		    s->addr, err);
-		smtp_reply(s, "451 4.3.0 Error queueing the message, try "
-		    "again later");
-	}
-	smtp_tx_reset(s);
-	smtp_unwait(s);
-	smtp_continue(s);
-}
-
-/* --- DATA and BDAT input ------------------------------------------- */
-
-/* Returns 0 when it needs more input. */
-static int
-smtp_data_in(struct smtp_session *s)
-{
-	size_t	 avail, take, n, olen;
-
-	if ((avail = io_datalen(s->io)) == 0)
-		return 0;
-	take = avail < IO_READ_SIZE ? avail : IO_READ_SIZE;
-	n = smtp_data_scan(&s->scan, io_data(s->io), take, scratch, &olen);
-	io_drop(s->io, n);
-	smtp_spool_add(s, scratch, olen);
-	if (s->scan.done)
-		smtp_data_end(s);
-	return 1;
-}
-
-static void
-smtp_bdat_chunk_done(struct smtp_session *s)
-{
-	int	 errors;
-
-	s->state = SMTP_CMD;
-	if (s->flags & SF_DISCARD) {
-		s->flags &= ~SF_DISCARD;
-		smtp_reply(s, "%s", s->discard_reply);
-		return;
-	}
-	if (s->chunk_last) {
-		if (!s->binary)
-			smtp_data_scan_finish(&s->scan);
-		smtp_data_end(s);
-		return;
-	}
-	errors = s->data_errors | s->scan.errors;
-	if (errors) {
-		/* RFC 3030 3: later chunks already sent are discarded. */
-		evtimer_del(&s->ev_data);
-		io_set_timeout(s->io, smtp_limit(LIMIT_IDLE_TIMEOUT) * 1000);
-		smtp_data_refuse(s, errors);
-		return;
-	}
-	smtp_reply(s, "250 2.0.0 %llu octets received",
-	    (unsigned long long)s->chunk_size);
-}
-
-static int
-smtp_bdat_in(struct smtp_session *s)
-{
-	size_t		 avail, take, olen;
-	unsigned char	*p;
-
-	if (s->chunk_left == 0) {
-		smtp_bdat_chunk_done(s);
-		return 1;
-	}
-	if ((avail = io_datalen(s->io)) == 0)
-		return 0;
-	take = avail < IO_READ_SIZE ? avail : IO_READ_SIZE;
-	if (take > s->chunk_left)
-		take = s->chunk_left;
-	p = io_data(s->io);
-	if (!(s->flags & SF_DISCARD)) {
-		if (s->binary)
-			smtp_spool_add(s, p, take);
-		else {
-			(void)smtp_data_scan(&s->scan, p, take, scratch,
-			    &olen);
-			smtp_spool_add(s, scratch, olen);
-		}
-	}
-	io_drop(s->io, take);
-	s->chunk_left -= take;
-	if (s->chunk_left == 0)
-		smtp_bdat_chunk_done(s);
-	return 1;
-}
-
-/* The spool file is open: message data may come. */
-static void
-smtp_data_begin(struct smtp_session *s)
-{
-	smtp_trace_header(s);
-	smtp_data_timer_start(s);
-	if (s->flags & SF_BDAT) {
-		s->binary = s->mail.body == SMTP_BODY_BINARYMIME;
-		smtp_data_scan_init(&s->scan, 0, smtp_limit(LIMIT_SMTP_LINE));
-		s->state = SMTP_BDAT;
-		return;
-	}
-	smtp_data_scan_init(&s->scan, 1, smtp_limit(LIMIT_SMTP_LINE));
-	s->state = SMTP_DATA;
-	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
-}
-
-void
-smtp_session_spool_fd(uint32_t id, uint64_t spool, const char *err, int fd)
-{
-	struct smtp_session	*s;
-	struct msg_out		 m;
-
-	if ((s = smtp_lookup(id)) == NULL) {
-		if (fd != -1)
-			close(fd);
-		if (spool != 0) {
-			msg_create(&m, IMSG_STORE_SPOOL_ABORT, id, -1);
-			msg_add_u64(&m, spool);
-			if (proc_send(PROC_STORAGED, &m) == -1)
-				log_warn("SPOOL_ABORT to storaged");
-		}
-		return;
-	}
-	if (s->wait != WAIT_SPOOL)
-		fatalx("%s: session %u did not ask for a spool file",
-		    __func__, id);
-	smtp_unwait(s);
-	if (spool == 0) {
-		if (fd != -1)
-			close(fd);
-		log_warnx("session %u: no spool file: %s", s->id, err);
-		if (s->flags & SF_BDAT) {
-			/* The chunk that asked still has to be read. */
-			s->flags |= SF_DISCARD;
-			s->discard_reply = "451 4.3.0 Temporary failure, try "
-			    "again later";
-			smtp_tx_reset(s);
-			s->state = SMTP_BDAT;
-		} else {
-			smtp_tx_reset(s);
-			smtp_reply(s, "451 4.3.0 Temporary failure, try again "
-			    "later");
-		}
-		smtp_continue(s);
-		return;
-	}
-	s->spool = spool;
-	s->spoolfd = fd;
-	smtp_data_begin(s);
-	smtp_continue(s);
-}
-
-static int
-smtp_spool_open(struct smtp_session *s)
-{
-	struct msg_out	 m;
-
-	msg_create(&m, IMSG_STORE_SPOOL_OPEN, s->id, -1);
-	if (smtp_send_storaged(s, &m) == -1)
-		return -1;
-	smtp_wait(s, WAIT_SPOOL);
-	return 0;
-}
-
 /* --- commands -------------------------------------------------------- */
 
 static int
@@ -970,14 +476,14 @@ smtp_need_helo(struct smtp_session *s)
 	return -1;
 }
 
-static int
+int
 smtp_submission(struct smtp_session *s)
 {
 	return s->sl->l->kind == LISTEN_SUBMISSION ||
 	    s->sl->l->kind == LISTEN_SUBMISSIONS;
 }
 
-static int
+int
 smtp_auth_offered(struct smtp_session *s)
 {
 	return smtp_submission(s) && ((s->flags & SF_TLS) ||
@@ -1200,76 +706,6 @@ smtp_session_rcpt_result(uint32_t id, uint32_t result)
 }
 
 static void
-smtp_cmd_data(struct smtp_session *s, const char *verb, char *arg)
-{
-	if (arg != NULL) {
-		smtp_bad(s, "501 5.5.4 Syntax: DATA");
-		return;
-	}
-	if (!(s->flags & SF_MAIL)) {
-		smtp_reply(s, "503 5.5.1 Need MAIL before DATA");
-		return;
-	}
-	if (s->flags & SF_BDAT) {
-		smtp_reply(s, "503 5.5.1 DATA after BDAT");
-		return;
-	}
-	if (s->nrcpts == 0) {
-		smtp_reply(s, "554 5.5.1 No valid recipients");
-		return;
-	}
-	if (s->mail.body == SMTP_BODY_BINARYMIME) {
-		smtp_reply(s, "503 5.5.1 BODY=BINARYMIME needs BDAT");
-		return;
-	}
-	if (smtp_spool_open(s) == -1)
-		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
-}
-
-/* A chunk whose transaction cannot go on is read and thrown away. */
-static void
-smtp_bdat_discard(struct smtp_session *s, const char *reply)
-{
-	s->flags |= SF_DISCARD;
-	s->discard_reply = reply;
-	s->state = SMTP_BDAT;
-}
-
-static void
-smtp_cmd_bdat(struct smtp_session *s, const char *verb, char *arg)
-{
-	uint64_t	 size;
-	int		 last;
-
-	if (arg == NULL || smtp_parse_bdat(arg, &size, &last) == -1) {
-		/* The chunk's length is unknown: its bytes are not commands. */
-		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
-		smtp_quit(s);
-		return;
-	}
-	s->chunk_size = s->chunk_left = size;
-	s->chunk_last = last;
-	if (!(s->flags & SF_MAIL)) {
-		smtp_bdat_discard(s, "503 5.5.1 Need MAIL before BDAT");
-		return;
-	}
-	if (s->nrcpts == 0) {
-		smtp_bdat_discard(s, "554 5.5.1 No valid recipients");
-		return;
-	}
-	if (s->flags & SF_BDAT) {
-		s->state = SMTP_BDAT;
-		return;
-	}
-	s->flags |= SF_BDAT;
-	if (smtp_spool_open(s) == -1) {
-		smtp_tx_reset(s);
-		smtp_bdat_discard(s, "451 4.3.0 Temporary failure, try again "
-		    "later");
-	}
-}
-
-static void
 smtp_cmd_rset(struct smtp_session *s, const char *verb, char *arg)
 {
 	smtp_tx_reset(s);
@@ -1341,241 +777,6 @@ smtp_cmd_starttls(struct smtp_session *s, const char *verb, char *arg)
 		log_warnx("session %u: %s", s->id, io_error(s->io));
 		smtp_close(s);
 	}
-}
-
-/* --- AUTH ------------------------------------------------------------ */
-
-static void
-smtp_auth_fail_delayed(int fd, short event, void *arg)
-{
-	struct smtp_session	*s = arg;
-
-	smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
-	smtp_unwait(s);
-	smtp_continue(s);
-}
-
-static void
-smtp_auth_done(struct smtp_session *s, int ok, const char *account)
-{
-	struct timeval	 tv;
-	unsigned int	 ms;
-	int		 locked;
-
-	locked = authlimit_end(smtpd_authlimit(), s->addr, ok, smtp_now());
-	if (ok) {
-		s->flags |= SF_AUTHED;
-		strlcpy(s->account, account, sizeof(s->account));
-		log_info("authentication succeeded for %s from %s", s->account,
-		    s->addr);
-		smtp_reply(s, "235 2.7.0 Authentication successful");
-		smtp_unwait(s);
-		return;
-	}
-	log_info("authentication failed for user %s from %s", s->auth_user,
-	    s->addr);
-	if (locked)
-		log_info("client %s locked out for %lld seconds after %lld "
-		    "authentication failures", s->addr,
-		    smtp_limit(LIMIT_AUTH_LOCKOUT),
-		    smtp_limit(LIMIT_AUTH_FAILURES));
-	ms = authlimit_delay_ms();
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	s->wait = WAIT_AUTH_DELAY;
-	evtimer_set(&s->ev_auth, smtp_auth_fail_delayed, s);
-	evtimer_add(&s->ev_auth, &tv);
-}
-
-void
-smtp_session_auth_result(uint32_t id, int ok, const char *account)
-{
-	struct smtp_session	*s;
-
-	if ((s = smtp_lookup(id)) == NULL)
-		return;
-	if (s->wait != WAIT_AUTH)
-		fatalx("%s: session %u did not ask", __func__, id);
-	smtp_auth_done(s, ok, account);
-	smtp_continue(s);
-}
-
-/* Asks storaged; every way of failing takes the same path back. */
-static void
-smtp_auth_check(struct smtp_session *s, const char *user,
-    const char *password, int bad)
-{
-	struct msg_out	 m;
-
-	smtp_log_user(s->auth_user, sizeof(s->auth_user), user);
-	authlimit_begin(smtpd_authlimit(), s->addr, smtp_now());
-	s->state = SMTP_CMD;
-	s->wait = WAIT_AUTH;
-	io_pause(s->io, IO_IN);
-	if (!bad && strlen(user) <= ADDRESS_MAX) {
-		msg_create(&m, IMSG_STORE_AUTH, s->id, -1);
-		msg_add_string(&m, user);
-		msg_add_string(&m, password);
-		if (smtp_send_storaged(s, &m) != -1) {
-			explicit_bzero(&m, sizeof(m));
-			return;
-		}
-		explicit_bzero(&m, sizeof(m));
-	}
-	smtp_auth_done(s, 0, "");
-}
-
-static void
-smtp_auth_plain(struct smtp_session *s, const char *b64)
-{
-	unsigned char	 buf[SMTP_AUTH_DECODED_MAX + 1];
-	const char	*authz, *user, *pass;
-	size_t		 len, n;
-
-	if (smtp_base64_decode(b64, buf, sizeof(buf) - 1, &len) == -1) {
-		s->state = SMTP_CMD;
-		smtp_bad(s, "501 5.5.2 Invalid base64 data");
-		return;
-	}
-	buf[len] = '\0';
-	/* authzid NUL authcid NUL passwd */
-	authz = (const char *)buf;
-	n = strlen(authz);
-	if (n >= len) {
-		explicit_bzero(buf, sizeof(buf));
-		s->state = SMTP_CMD;
-		smtp_bad(s, "501 5.5.2 Invalid AUTH PLAIN data");
-		return;
-	}
-	user = authz + n + 1;
-	n += strlen(user) + 1;
-	if (n >= len || *user == '\0') {
-		explicit_bzero(buf, sizeof(buf));
-		s->state = SMTP_CMD;
-		smtp_bad(s, "501 5.5.2 Invalid AUTH PLAIN data");
-		return;
-	}
-	pass = user + strlen(user) + 1;
-	/* Acting as someone else is not offered. */
-	smtp_auth_check(s, user, pass, *authz != '\0' &&
-	    strcmp(authz, user) != 0);
-	explicit_bzero(buf, sizeof(buf));
-}
-
-static void
-smtp_auth_line(struct smtp_session *s, char *line)
-{
-	unsigned char	 buf[SMTP_AUTH_DECODED_MAX + 1];
-	size_t		 len;
-
-	if (strcmp(line, "*") == 0) {
-		explicit_bzero(s->auth_user, sizeof(s->auth_user));
-		s->state = SMTP_CMD;
-		smtp_reply(s, "501 5.0.0 Authentication cancelled");
-		return;
-	}
-	switch (s->state) {
-	case SMTP_AUTH_PLAIN:
-		smtp_auth_plain(s, line);
-		break;
-	case SMTP_AUTH_USER:
-		if (smtp_base64_decode(line, buf, sizeof(buf) - 1,
-		    &len) == -1 || len == 0 || len > ADDRESS_MAX ||
-		    memchr(buf, '\0', len) != NULL) {
-			s->state = SMTP_CMD;
-			smtp_bad(s, "501 5.5.2 Invalid base64 data");
-			break;
-		}
-		buf[len] = '\0';
-		/* Kept until the password comes; only a user name. */
-		strlcpy(s->auth_user, (char *)buf, sizeof(s->auth_user));
-		if (strlen((char *)buf) >= sizeof(s->auth_user)) {
-			/* Too long to keep: it cannot be an account. */
-			s->auth_user[0] = '\0';
-		}
-		s->state = SMTP_AUTH_PASS;
-		smtp_reply(s, "334 UGFzc3dvcmQ6");
-		break;
-	case SMTP_AUTH_PASS:
-		if (smtp_base64_decode(line, buf, sizeof(buf) - 1,
-		    &len) == -1 || memchr(buf, '\0', len) != NULL) {
-			s->state = SMTP_CMD;
-			smtp_bad(s, "501 5.5.2 Invalid base64 data");
-			break;
-		}
-		buf[len] = '\0';
-		smtp_auth_check(s, s->auth_user, (char *)buf,
-		    s->auth_user[0] == '\0');
-		break;
-	default:
-		fatalx("%s: state %d", __func__, s->state);
-	}
-	explicit_bzero(buf, sizeof(buf));
-}
-
-static void
-smtp_cmd_auth(struct smtp_session *s, const char *verb, char *arg)
-{
-	char	*mech, *ir = NULL;
-
-	if (!smtp_submission(s)) {
-		smtp_reply(s, "502 5.5.1 AUTH not available");
-		return;
-	}
-	if (!smtp_auth_offered(s)) {
-		smtp_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
-		return;
-	}
-	if (!(s->flags & SF_EHLO)) {
-		smtp_reply(s, "503 5.5.1 Send EHLO first");
-		return;
-	}
-	if (s->flags & SF_AUTHED) {
-		smtp_reply(s, "503 5.5.1 Already authenticated");
-		return;
-	}
-	if (s->flags & SF_MAIL) {
-		smtp_reply(s, "503 5.5.1 AUTH not allowed during a mail "
-		    "transaction");
-		return;
-	}
-	if (arg == NULL) {
-		smtp_bad(s, "501 5.5.4 Syntax: AUTH mechanism");
-		return;
-	}
-	mech = arg;
-	if ((ir = strchr(arg, ' ')) != NULL)
-		*ir++ = '\0';
-	if (strcasecmp(mech, "PLAIN") != 0 && strcasecmp(mech, "LOGIN") != 0) {
-		smtp_reply(s, "504 5.5.4 Unrecognized authentication "
-		    "mechanism");
-		return;
-	}
-	if (authlimit_locked(smtpd_authlimit(), s->addr, smtp_now())) {
-		log_info("authentication from %s refused: locked out",
-		    s->addr);
-		smtp_reply(s, "454 4.7.0 Too many authentication failures, "
-		    "try again later");
-		return;
-	}
-	s->auth_user[0] = '\0';
-	if (strcasecmp(mech, "PLAIN") == 0) {
-		if (ir == NULL) {
-			s->state = SMTP_AUTH_PLAIN;
-			smtp_reply(s, "334 ");
-			return;
-		}
-		s->state = SMTP_AUTH_PLAIN;
-		smtp_auth_line(s, ir);
-		return;
-	}
-	if (ir == NULL) {
-		s->state = SMTP_AUTH_USER;
-		smtp_reply(s, "334 VXNlcm5hbWU6");
-		return;
-	}
-	s->state = SMTP_AUTH_USER;
-	smtp_auth_line(s, ir);
 }
 
 /* --- the command loop ------------------------------------------------ */

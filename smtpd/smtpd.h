@@ -1,7 +1,8 @@
 /*
  * smtpd: SMTP inbound (smtp) and submission (submission, submissions)
  * sessions.  smtpd.c holds the role and its peers, smtp_session.c the
- * sessions, smtp_parse.c the command arguments and the data framing.
+ * sessions (with smtp_data.c and smtp_auth.c, see smtp_session.h),
+ * smtp_parse.c the command arguments and the data framing.
  */
 #ifndef SMTPD_H
 #define SMTPD_H
