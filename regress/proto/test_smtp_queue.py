@@ -224,7 +224,8 @@ def test_permanent_failure_bounces_to_sender(pm):
     mid = mark()
     doomed = "doomed1@example.test"
     qid, data = bounce_setup(pm, mid, doomed,
-                             params=" RET=FULL ENVID=env-314")
+                             params=" RET=FULL ENVID=env-314",
+                             rparams=" ORCPT=rfc822;list@example.test")
     found = pm.find_messages(ALICE, mid, timeout=15)
     assert len(found) == 1, "no bounce in the sender's INBOX"
     raw = found[0]
@@ -253,6 +254,9 @@ def test_permanent_failure_bounces_to_sender(pm):
     assert re.search(r"(?im)^Original-Envelope-Id: env-314", text), text
     assert re.search(r"(?im)^Final-Recipient: rfc822; ?%s" % doomed,
                      text), text
+    assert re.search(r"(?im)^Original-Recipient: rfc822; ?"
+                     r"list@example\.test", text), text
+    assert re.search(r"(?im)^Arrival-Date: \S", text), text
     assert re.search(r"(?im)^Action: failed", text), text
     assert re.search(r"(?im)^Status: 5\.\d+\.\d+", text), text
     # RET=FULL: the whole original message comes back.
