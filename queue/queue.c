@@ -212,6 +212,8 @@ const struct proc_role queue_role = {
 	.id = PROC_QUEUE,
 	.init = queue_init,
 	.dispatch = {
+		/* Config and log level are proc.c's; nothing else. */
+		[PROC_PARENT] = proc_unexpected,
 		[PROC_CONTROL] = queue_dispatch_control,
 		[PROC_STORAGED] = queue_dispatch_storaged,
 		[PROC_SMTPD] = proc_unexpected,
