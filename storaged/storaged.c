@@ -45,6 +45,7 @@ storaged_reload(struct postern_conf *conf)
 static void
 storaged_shutdown(void)
 {
+	store_stmt_close();
 	store_db_close();
 }
 

@@ -88,6 +88,11 @@ int	 store_blob_open(const char *);
 int	 store_blob_put(const void *, size_t, char *, size_t);
 int	 store_blob_sync(void);
 
+/* storaged/store_stmt.c: statements kept prepared, by SQL literal */
+sqlite3_stmt	*store_stmt(const char *);
+void		 store_stmt_done(sqlite3_stmt *);
+void		 store_stmt_close(void);
+
 /* storaged/store_sync.c: flushes off the event loop */
 #define STORE_SYNC_THREADS	8	/* flushes in flight at once */
 #define STORE_SYNC_BUF		65536	/* each thread's read buffer */

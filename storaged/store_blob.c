@@ -50,7 +50,7 @@ blob_known(const char *hash)
 	sqlite3_stmt	*st;
 	int		 rc, known = -1;
 
-	if ((st = store_db_stmt("SELECT 1 FROM blobs WHERE hash = ?")) ==
+	if ((st = store_stmt("SELECT 1 FROM blobs WHERE hash = ?")) ==
 	    NULL)
 		return -1;
 	if (sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) == SQLITE_OK) {
@@ -60,7 +60,7 @@ blob_known(const char *hash)
 		else if (rc == SQLITE_DONE)
 			known = 0;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	return known;
 }
 
@@ -139,7 +139,7 @@ store_blob_ref(const char *hash, int64_t size)
 	sqlite3_stmt	*st;
 	int		 rc = -1;
 
-	if ((st = store_db_stmt("INSERT INTO blobs (hash, size, refs) "
+	if ((st = store_stmt("INSERT INTO blobs (hash, size, refs) "
 	    "VALUES (?, ?, 1) ON CONFLICT (hash) DO UPDATE "
 	    "SET refs = refs + 1")) == NULL)
 		return -1;
@@ -150,7 +150,7 @@ store_blob_ref(const char *hash, int64_t size)
 	else
 		log_warnx("%s: blob ref: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	return rc;
 }
 
@@ -187,26 +187,26 @@ store_blob_unref(const char *hash)
 	sqlite3_stmt	*st;
 	int		 rc = -1;
 
-	if ((st = store_db_stmt("UPDATE blobs SET refs = refs - 1 "
+	if ((st = store_stmt("UPDATE blobs SET refs = refs - 1 "
 	    "WHERE hash = ? AND refs > 0")) == NULL)
 		return -1;
 	if (sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_DONE)
 		rc = 0;
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc == -1)
 		goto fail;
 	if (sqlite3_changes(store_db) != 1)
 		log_warnx("%s: blob %s had no reference to drop",
 		    STORE_DB_PATH, hash);
-	if ((st = store_db_stmt("DELETE FROM blobs "
+	if ((st = store_stmt("DELETE FROM blobs "
 	    "WHERE hash = ? AND refs <= 0")) == NULL)
 		return -1;
 	rc = -1;
 	if (sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_DONE)
 		rc = 0;
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc == -1)
 		goto fail;
 	if (sqlite3_changes(store_db) > 0)

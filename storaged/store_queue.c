@@ -58,7 +58,7 @@ queue_insert_entry(int64_t id, const struct store_envelope *env,
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if ((st = store_db_stmt("INSERT INTO queue (id, blob, sender, body, "
+	if ((st = store_stmt("INSERT INTO queue (id, blob, sender, body, "
 	    "smtputf8, ret, envid, auth, client, helo, created) "
 	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) == NULL)
 		return -1;
@@ -76,7 +76,7 @@ queue_insert_entry(int64_t id, const struct store_envelope *env,
 		rc = SQLITE_ERROR;
 	else
 		rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -105,7 +105,7 @@ store_queue_insert(const struct store_envelope *env,
 	}
 	if (rc != 0)
 		goto fail;
-	if ((st = store_db_stmt("INSERT INTO queue_rcpts (queue_id, idx, "
+	if ((st = store_stmt("INSERT INTO queue_rcpts (queue_id, idx, "
 	    "address, kind, notify, orcpt, status) "
 	    "VALUES (?, ?, ?, ?, ?, ?, ?)")) == NULL)
 		return -1;
@@ -119,12 +119,12 @@ store_queue_insert(const struct store_envelope *env,
 		    sqlite3_bind_int(st, 7, rcpts[i].kind == RCPT_KIND_LOCAL ?
 		    RCPT_PENDING : RCPT_HELD) != SQLITE_OK ||
 		    sqlite3_step(st) != SQLITE_DONE) {
-			sqlite3_finalize(st);
+			store_stmt_done(st);
 			goto fail;
 		}
 		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	return id;
  fail:
 	log_warnx("%s: queue insert: %s", STORE_DB_PATH,
@@ -145,7 +145,7 @@ store_queue_drop(int64_t id)
 	char		 blob[STORE_HASH_HEX + 1];
 	int		 rc;
 
-	if ((st = store_db_stmt("SELECT blob FROM queue WHERE id = ?")) ==
+	if ((st = store_stmt("SELECT blob FROM queue WHERE id = ?")) ==
 	    NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
@@ -153,16 +153,16 @@ store_queue_drop(int64_t id)
 	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		strlcpy(blob, (const char *)sqlite3_column_text(st, 0),
 		    sizeof(blob));
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc == SQLITE_DONE)
 		return 1;
 	if (rc != SQLITE_ROW)
 		goto fail;
-	if ((st = store_db_stmt("DELETE FROM queue WHERE id = ?")) == NULL)
+	if ((st = store_stmt("DELETE FROM queue WHERE id = ?")) == NULL)
 		return -1;
 	rc = sqlite3_bind_int64(st, 1, id) == SQLITE_OK ?
 	    sqlite3_step(st) : SQLITE_ERROR;
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE)
 		goto fail;
 	return store_blob_unref(blob);
@@ -242,13 +242,13 @@ queue_send_rcpts(int64_t id)
 	struct msg_out	 m;
 	int		 rc, n = 0;
 
-	if ((st = store_db_stmt("SELECT r.idx, q.sender, q.created, "
+	if ((st = store_stmt("SELECT r.idx, q.sender, q.created, "
 	    "r.address, r.kind, r.status, r.attempts, r.next_attempt, "
 	    "r.last_error FROM queue q JOIN queue_rcpts r "
 	    "ON r.queue_id = q.id WHERE q.id = ? ORDER BY r.idx")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -267,7 +267,7 @@ queue_send_rcpts(int64_t id)
 			fatal("%s: IMSG_STORE_QUEUE_RCPT", __func__);
 		n++;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE) {
 		log_warnx("%s: queue read: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
@@ -372,7 +372,7 @@ store_queue_update(struct proc_peer *peer, struct imsg *imsg)
 	    msg_get_i64(&m, &next) == -1 ||
 	    msg_get_string(&m, &last_error) == -1 || msg_end(&m) == -1)
 		queue_malformed(peer, imsg);
-	if ((st = store_db_stmt("UPDATE queue_rcpts SET attempts = ?, "
+	if ((st = store_stmt("UPDATE queue_rcpts SET attempts = ?, "
 	    "next_attempt = ?, last_error = substr(?, 1, ?) "
 	    "WHERE queue_id = ? AND idx = ?")) == NULL)
 		return;
@@ -385,7 +385,7 @@ store_queue_update(struct proc_peer *peer, struct imsg *imsg)
 		rc = SQLITE_ERROR;
 	else
 		rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE)
 		log_warnx("%s: queue update %016llx: %s", STORE_DB_PATH,
 		    (unsigned long long)id, sqlite3_errmsg(store_db));

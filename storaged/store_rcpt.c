@@ -52,7 +52,7 @@ rcpt_query_id(const char *sql, const char *arg, int64_t *v)
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if ((st = store_db_stmt(sql)) == NULL)
+	if ((st = store_stmt(sql)) == NULL)
 		return -1;
 	if (sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC) != SQLITE_OK)
 		rc = SQLITE_ERROR;
@@ -60,7 +60,7 @@ rcpt_query_id(const char *sql, const char *arg, int64_t *v)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	if (rc == SQLITE_DONE)
@@ -122,12 +122,12 @@ resolve_alias(struct resolve *r, const char *alias, int depth)
 	size_t		 i, n = 0, maxtargets = 0;
 	int		 rc;
 
-	if ((st = store_db_stmt("SELECT target FROM aliases WHERE alias = ? "
+	if ((st = store_stmt("SELECT target FROM aliases WHERE alias = ? "
 	    "ORDER BY target LIMIT ?")) == NULL)
 		return -1;
 	if (sqlite3_bind_text(st, 1, alias, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int(st, 2, STORE_ALIAS_TARGETS_MAX) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -146,7 +146,7 @@ resolve_alias(struct resolve *r, const char *alias, int depth)
 		}
 		strlcpy(targets[n++], t, sizeof(targets[0]));
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE) {
 		if (rc != SQLITE_NOMEM)
 			log_warnx("%s: alias lookup: %s", STORE_DB_PATH,

@@ -333,6 +333,26 @@ store_spool_abort(struct proc_peer *peer, struct imsg *imsg)
 	spool_free(s);
 }
 
+/*
+ * APPEND: the peer's spool file leaves the table of open ones and is
+ * the caller's, still in /spool under its id.  -1 if the peer has no
+ * such spool.
+ */
+int
+store_spool_take(enum proc_id peer, uint64_t id)
+{
+	struct spool	*s;
+
+	if ((s = spool_find(peer, id)) == NULL) {
+		log_warnx("%s: no spool %016llx from %s", __func__,
+		    (unsigned long long)id, proc_names[peer]);
+		return -1;
+	}
+	RB_REMOVE(spool_tree, &spools, s);
+	spool_free(s);
+	return 0;
+}
+
 static void
 commit_reply(struct spool *s)
 {
@@ -530,10 +550,18 @@ commit_record(struct spool *s)
 	return 0;
 }
 
+/* One of the savepoint statements, kept prepared. */
 static int
 commit_exec(const char *sql)
 {
-	if (sqlite3_exec(store_db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = store_stmt(sql)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	store_stmt_done(st);
+	if (rc != SQLITE_DONE) {
 		log_warnx("%s: %s: %s", STORE_DB_PATH, sql,
 		    sqlite3_errmsg(store_db));
 		return -1;
