@@ -65,7 +65,7 @@ smtp_auth_done(struct smtp_session *s, int ok, const char *account)
 		smtp_unwait(s);
 		return;
 	}
-	log_info("authentication failed for user %s from %s", s->auth_user,
+	log_info("authentication failed for user %s from %s", s->auth_log,
 	    s->addr);
 	if (locked)
 		log_info("client %s locked out for %lld seconds after %lld "
@@ -100,7 +100,7 @@ smtp_auth_check(struct smtp_session *s, const char *user,
 {
 	struct msg_out	 m;
 
-	smtp_log_user(s->auth_user, sizeof(s->auth_user), user);
+	smtp_log_user(s->auth_log, sizeof(s->auth_log), user);
 	authlimit_begin(smtpd_authlimit(), s->addr, smtp_now());
 	s->state = SMTP_CMD;
 	s->wait = WAIT_AUTH;
@@ -182,10 +182,6 @@ smtp_auth_line(struct smtp_session *s, char *line)
 		buf[len] = '\0';
 		/* Kept until the password comes; only a user name. */
 		strlcpy(s->auth_user, (char *)buf, sizeof(s->auth_user));
-		if (strlen((char *)buf) >= sizeof(s->auth_user)) {
-			/* Too long to keep: it cannot be an account. */
-			s->auth_user[0] = '\0';
-		}
 		s->state = SMTP_AUTH_PASS;
 		smtp_reply(s, "334 UGFzc3dvcmQ6");
 		break;
@@ -197,8 +193,8 @@ smtp_auth_line(struct smtp_session *s, char *line)
 			break;
 		}
 		buf[len] = '\0';
-		smtp_auth_check(s, s->auth_user, (char *)buf,
-		    s->auth_user[0] == '\0');
+		smtp_auth_check(s, s->auth_user, (char *)buf, 0);
+		explicit_bzero(s->auth_user, sizeof(s->auth_user));
 		break;
 	default:
 		fatalx("%s: state %d", __func__, s->state);

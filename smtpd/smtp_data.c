@@ -348,11 +348,11 @@ smtp_data_begin(struct smtp_session *s)
 	smtp_data_timer_start(s);
 	if (s->flags & SF_BDAT) {
 		s->binary = s->mail.body == SMTP_BODY_BINARYMIME;
-		smtp_data_scan_init(&s->scan, 0, smtp_limit(LIMIT_SMTP_LINE));
+		smtp_data_scan_init(&s->scan, 0, s->maxline);
 		s->state = SMTP_BDAT;
 		return;
 	}
-	smtp_data_scan_init(&s->scan, 1, smtp_limit(LIMIT_SMTP_LINE));
+	smtp_data_scan_init(&s->scan, 1, s->maxline);
 	s->state = SMTP_DATA;
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }

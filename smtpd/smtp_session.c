@@ -299,7 +299,9 @@ smtp_session_accept(struct smtpd_listener *sl, int fd,
 	} while (s->id == 0 || RB_INSERT(smtp_sessions, &sessions, s) != NULL);
 
 	io_set_callback(s->io, smtp_io, s);
-	(void)io_set_maxline(s->io, smtp_limit(LIMIT_SMTP_LINE));
+	/* Fixed for the session: the input buffer is sized for it. */
+	s->maxline = smtp_limit(LIMIT_SMTP_LINE);
+	(void)io_set_maxline(s->io, s->maxline);
 	if (io_set_fd(s->io, fd) == -1) {
 		log_warn("session %u: io_set_fd", s->id);
 		close(fd);
@@ -859,7 +861,7 @@ smtp_getline(struct smtp_session *s, char **linep, size_t *lenp)
 {
 	static char	 line[LIMIT_SMTP_LINE_MAX + 1];
 	unsigned char	*p, *end;
-	size_t		 avail, max = smtp_limit(LIMIT_SMTP_LINE), n;
+	size_t		 avail, max = s->maxline, n;
 
 	for (;;) {
 		if ((avail = io_datalen(s->io)) == 0)

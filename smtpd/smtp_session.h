@@ -88,9 +88,11 @@ struct smtp_session {
 	enum smtp_wait		 wait;
 	int			 flags;
 	int			 badcmds;
+	size_t			 maxline;	/* CR LF included */
 	char			 helo[SMTP_DOMAIN_MAX + 1];
 	char			 account[ADDRESS_MAX + 1];
-	char			 auth_user[SMTP_LOG_USER_MAX + 1];
+	char			 auth_user[ADDRESS_MAX + 1];	/* LOGIN's */
+	char			 auth_log[SMTP_LOG_USER_MAX + 1];
 	struct event		 ev_auth;	/* the failure delay */
 	struct event		 ev_data;	/* data-timeout */
 
