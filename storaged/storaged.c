@@ -395,6 +395,8 @@ auth_verify_done(struct auth_job *job)
 	log_debug("%s: authentication %s for %s", proc_names[job->peer],
 	    ok ? "succeeded" : "failed",
 	    job->account_id > 0 ? job->address : "an unknown user");
+	if (ok && job->peer == PROC_IMAPD)
+		store_imap_bind(job->peerid, job->account_id);
 	auth_reply(job->peer, job->peerid, ok, job->address);
 }
 
@@ -502,6 +504,60 @@ storaged_dispatch_imapd(struct proc_peer *peer, struct imsg *imsg)
 	switch (imsg->hdr.type) {
 	case IMSG_STORE_AUTH:
 		storaged_auth(peer, imsg);
+		break;
+	case IMSG_STORE_SESSION_END:
+		store_imap_session_end(peer, imsg);
+		break;
+	case IMSG_STORE_MBOX_LIST:
+		store_imap_list(peer, imsg);
+		break;
+	case IMSG_STORE_MBOX_CREATE:
+		store_imap_create(peer, imsg);
+		break;
+	case IMSG_STORE_MBOX_DELETE:
+		store_imap_delete(peer, imsg);
+		break;
+	case IMSG_STORE_MBOX_RENAME:
+		store_imap_rename(peer, imsg);
+		break;
+	case IMSG_STORE_MBOX_SUBSCRIBE:
+		store_imap_subscribe(peer, imsg);
+		break;
+	case IMSG_STORE_MBOX_SELECT:
+		store_imap_select(peer, imsg);
+		break;
+	case IMSG_STORE_MBOX_UNSELECT:
+		store_imap_unselect(peer, imsg);
+		break;
+	case IMSG_STORE_MBOX_SYNC:
+		store_imap_sync(peer, imsg);
+		break;
+	case IMSG_STORE_MSG_FETCH:
+		store_imap_fetch(peer, imsg);
+		break;
+	case IMSG_STORE_MSG_STORE:
+		store_imap_store(peer, imsg);
+		break;
+	case IMSG_STORE_MSG_COPY:
+		store_imap_copy(peer, imsg);
+		break;
+	case IMSG_STORE_MSG_EXPUNGE:
+		store_imap_expunge(peer, imsg);
+		break;
+	case IMSG_STORE_SPOOL_OPEN:
+		store_spool_open(peer, imsg);
+		break;
+	case IMSG_STORE_SPOOL_ABORT:
+		store_spool_abort(peer, imsg);
+		break;
+	case IMSG_STORE_MSG_APPEND:
+		store_imap_append(peer, imsg);
+		break;
+	case IMSG_STORE_MSG_SEARCH:
+		store_imap_search(peer, imsg);
+		break;
+	case IMSG_STORE_MSG_THREAD:
+		store_imap_thread(peer, imsg);
 		break;
 	default:
 		proc_unexpected(peer, imsg);

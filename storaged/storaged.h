@@ -6,8 +6,10 @@
 #define STORAGED_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "imap_proto.h"
 #include "proc.h"
 
 #define STORE_DB_PATH		"/postern.db"
@@ -123,6 +125,7 @@ void	 store_spool_open(struct proc_peer *, struct imsg *);
 void	 store_spool_rcpt(struct proc_peer *, struct imsg *);
 void	 store_spool_abort(struct proc_peer *, struct imsg *);
 void	 store_spool_commit(struct proc_peer *, struct imsg *);
+int	 store_spool_take(enum proc_id, uint64_t);
 
 /*
  * storaged/store_queue.c: queue entries and their recipients.
@@ -190,6 +193,23 @@ void	 store_buf_str(struct store_buf *, const char *);
 void	 store_buf_printf(struct store_buf *, const char *, ...)
 	    __attribute__((__format__ (printf, 2, 3)));
 char	*store_buf_finish(struct store_buf *);
+/* What one message yields once, for every account it is filed for. */
+struct mime_message;
+struct deliver_msg {
+	char			*raw;
+	size_t			 len;
+	struct mime_message	*mime;
+	ptrdiff_t		 shift;		/* applied to mime now */
+	char			*from_addr;
+	char			*addresses;
+	char			*text;
+};
+
+int	 store_msg_load(struct deliver_msg *, const char *, int *, char *,
+	    size_t);
+void	 store_msg_clear(struct deliver_msg *);
+int64_t	 store_message_insert(struct deliver_msg *, const char *, int64_t,
+	    const char *, size_t, int64_t);
 int	 store_blob_read(const char *, size_t, char **, size_t *);
 size_t	 store_deliver_max(void);
 int	 store_queue_drop_if_done(int64_t);
@@ -231,5 +251,95 @@ struct auth_job	*auth_job_new(enum auth_job_kind, const char *,
 int		 auth_job_submit(struct auth_job *);
 void		 auth_job_free(struct auth_job *);
 const char	*auth_dummy_hash(void);
+
+/*
+ * imapd's side of the store.  store_imap.c: sessions bound to their
+ * account, mailboxes, SELECT and SYNC, change events; store_imap_msg.c:
+ * FETCH, STORE, COPY, EXPUNGE, APPEND; store_search.c: SEARCH and SORT,
+ * and the sort keys made at ingestion; store_thread.c: THREAD;
+ * store_keyword.c: IMAP flags and stored keywords.
+ */
+#define STORE_KEYWORD_LEN	255	/* bytes of a keyword (RFC 8621) */
+#define STORE_KEYWORDS_MAX	128	/* on a message, or in one STORE */
+#define STORE_MBOX_NAME_MAX	1000	/* bytes of a mailbox name */
+#define STORE_SEARCH_PARAMS	8192	/* bound values in one search */
+
+struct store_keywords {
+	char		*kw[STORE_KEYWORDS_MAX];
+	size_t		 n;
+};
+
+struct store_ranges {
+	uint32_t	 n;
+	uint32_t	 lo[IMAP_RANGES_MAX];
+	uint32_t	 hi[IMAP_RANGES_MAX];
+};
+
+struct store_search_param {
+	int		 text;
+	int64_t		 i;
+	char		*s;
+};
+
+struct store_search {
+	struct store_buf		 sql;
+	struct store_search_param	*params;
+	size_t				 nparams;
+	time_t				 now;
+	int				 err;
+};
+
+int	 store_keyword_from_imap(const char *, char *, size_t);
+void	 store_keyword_to_imap(const char *, struct store_buf *);
+int	 store_keyword_is_system(const char *);
+void	 store_keywords_free(struct store_keywords *);
+int	 store_keywords_has(const struct store_keywords *, const char *);
+int	 store_keywords_add(struct store_keywords *, const char *);
+void	 store_keywords_remove(struct store_keywords *, const char *);
+int	 store_keywords_from_imap(const char *, struct store_keywords *);
+int	 store_keywords_from_list(const char *, struct store_keywords *);
+void	 store_keywords_to_imap(const struct store_keywords *,
+	    struct store_buf *);
+void	 store_keywords_list_to_imap(const char *, char *, size_t);
+
+void	 store_imap_bind(uint32_t, int64_t);
+int64_t	 store_imap_account(struct proc_peer *, struct imsg *);
+int	 store_imap_selected(uint32_t, uint64_t, int *);
+void	 store_imap_changed(int64_t, int64_t, int64_t);
+int64_t	 store_modseq_next(int64_t);
+int	 store_change_add(int64_t, int64_t, const char *, int64_t, int);
+int	 store_ranges_get(struct msg_in *, struct store_ranges *);
+void	 store_uidset(struct store_buf *, const uint32_t *, size_t);
+int	 store_mbox_name(const char *, char *, size_t);
+int64_t	 store_imap_mailbox_find(int64_t, const char *, uint32_t *);
+void	 store_imap_result(uint32_t, uint32_t, int, const char *);
+void	 store_imap_session_end(struct proc_peer *, struct imsg *);
+void	 store_imap_list(struct proc_peer *, struct imsg *);
+void	 store_imap_create(struct proc_peer *, struct imsg *);
+void	 store_imap_delete(struct proc_peer *, struct imsg *);
+void	 store_imap_rename(struct proc_peer *, struct imsg *);
+void	 store_imap_subscribe(struct proc_peer *, struct imsg *);
+void	 store_imap_select(struct proc_peer *, struct imsg *);
+void	 store_imap_unselect(struct proc_peer *, struct imsg *);
+void	 store_imap_sync(struct proc_peer *, struct imsg *);
+
+int	 store_placement_drop(int64_t, int64_t, uint32_t, int64_t, int64_t,
+	    int);
+void	 store_imap_fetch(struct proc_peer *, struct imsg *);
+void	 store_imap_store(struct proc_peer *, struct imsg *);
+void	 store_imap_copy(struct proc_peer *, struct imsg *);
+void	 store_imap_expunge(struct proc_peer *, struct imsg *);
+void	 store_imap_append(struct proc_peer *, struct imsg *);
+
+struct mime_envelope;
+
+int64_t	 store_date_parse(const char *);
+int	 store_sortkeys_bind(sqlite3_stmt *, int,
+	    const struct mime_envelope *);
+int	 store_search_parse(struct msg_in *, struct store_search *);
+int	 store_search_bind(sqlite3_stmt *, int, const struct store_search *);
+void	 store_search_free(struct store_search *);
+void	 store_imap_search(struct proc_peer *, struct imsg *);
+void	 store_imap_thread(struct proc_peer *, struct imsg *);
 
 #endif /* STORAGED_H */

@@ -51,17 +51,6 @@ struct deliver_job {
 };
 TAILQ_HEAD(deliver_jobs, deliver_job);
 
-/* What one message yields once, for every account it is filed for. */
-struct deliver_msg {
-	char			*raw;
-	size_t			 len;
-	struct mime_message	*mime;
-	ptrdiff_t		 shift;		/* applied to mime now */
-	char			*from_addr;
-	char			*addresses;
-	char			*text;
-};
-
 static struct deliver_jobs	 deliver_waiting =
     TAILQ_HEAD_INITIALIZER(deliver_waiting);
 static size_t			 deliver_nwaiting;
@@ -320,8 +309,8 @@ part_text(struct store_buf *b, const struct mime_part *p, const char *raw,
 	free(t);
 }
 
-static void
-msg_clear(struct deliver_msg *dm)
+void
+store_msg_clear(struct deliver_msg *dm)
 {
 	free(dm->raw);
 	mime_free(dm->mime);
@@ -335,8 +324,8 @@ msg_clear(struct deliver_msg *dm)
  * Reads and parses the blob and derives what every copy shares.  0,
  * or -1 with the recipients' answer in *result and reason.
  */
-static int
-msg_load(struct deliver_msg *dm, const char *hash, int *result,
+int
+store_msg_load(struct deliver_msg *dm, const char *hash, int *result,
     char *reason, size_t reasonlen)
 {
 	struct mime_envelope	*env;
@@ -405,7 +394,7 @@ msg_load(struct deliver_msg *dm, const char *hash, int *result,
 	*result = DELIVERY_TEMPFAIL;
 	strlcpy(reason, "4.3.0 out of memory", reasonlen);
  fail:
-	msg_clear(dm);
+	store_msg_clear(dm);
 	return -1;
 }
 
@@ -431,14 +420,90 @@ bind_opt(sqlite3_stmt *st, int i, const char *s)
 	return bind_text(st, i, s);
 }
 
+/*
+ * Inside a transaction: the messages row of one copy, with its blob
+ * reference and its full-text row (no placement, no change-log row:
+ * the caller's).  prefix is the header lines added before the blob's
+ * bytes.  The row's id, or -1 on a storage error.
+ */
+int64_t
+store_message_insert(struct deliver_msg *dm, const char *hash,
+    int64_t account, const char *prefix, size_t prefixlen, int64_t received)
+{
+	sqlite3_stmt		*st;
+	struct mime_envelope	*env = &dm->mime->envelope;
+	char			*json;
+	int64_t			 message_id = -1;
+
+	mime_shift(dm->mime, (ptrdiff_t)prefixlen - dm->shift);
+	dm->shift = prefixlen;
+	if ((json = mime_to_json(dm->mime)) == NULL)
+		return -1;
+
+	if ((st = store_db_stmt("INSERT INTO messages (account_id, blob, "
+	    "prefix, size, received, sent, subject, from_addr, message_id, "
+	    "preview, has_attachment, mime, sent_ts, sort_subject, sort_from, "
+	    "sort_to, sort_cc, in_reply_to, refs, sort_display_from, "
+	    "sort_display_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, ?)")) == NULL)
+		goto done;
+	if (sqlite3_bind_int64(st, 1, account) != SQLITE_OK ||
+	    bind_text(st, 2, hash) == -1 ||
+	    sqlite3_bind_blob(st, 3, prefix, prefixlen, SQLITE_STATIC) !=
+	    SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, (int64_t)(prefixlen + dm->len)) !=
+	    SQLITE_OK ||
+	    sqlite3_bind_int64(st, 5, received) != SQLITE_OK ||
+	    bind_opt(st, 6, env->date) == -1 ||
+	    bind_opt(st, 7, env->subject_utf8) == -1 ||
+	    bind_opt(st, 8, dm->from_addr) == -1 ||
+	    bind_opt(st, 9, env->message_ids.count > 0 ?
+	    env->message_ids.ids[0] : NULL) == -1 ||
+	    bind_text(st, 10, dm->mime->preview) == -1 ||
+	    sqlite3_bind_int(st, 11, dm->mime->has_attachment ? 1 : 0) !=
+	    SQLITE_OK ||
+	    bind_text(st, 12, json) == -1 ||
+	    store_sortkeys_bind(st, 13, env) == -1) {
+		sqlite3_finalize(st);
+		goto done;
+	}
+	if (step_done(st) == -1)
+		goto done;
+	message_id = sqlite3_last_insert_rowid(store_db);
+
+	if (store_blob_ref(hash, dm->len) == -1) {
+		message_id = -1;
+		goto done;
+	}
+
+	if ((st = store_db_stmt("INSERT INTO messages_fts (rowid, subject, "
+	    "addresses, body) VALUES (?, ?, ?, ?)")) == NULL) {
+		message_id = -1;
+		goto done;
+	}
+	if (sqlite3_bind_int64(st, 1, message_id) != SQLITE_OK ||
+	    bind_text(st, 2, env->subject_utf8 != NULL ?
+	    env->subject_utf8 : "") == -1 ||
+	    bind_text(st, 3, dm->addresses) == -1 ||
+	    bind_text(st, 4, dm->text) == -1) {
+		sqlite3_finalize(st);
+		message_id = -1;
+		goto done;
+	}
+	if (step_done(st) == -1)
+		message_id = -1;
+ done:
+	free(json);
+	return message_id;
+}
+
 /* One copy into the account's INBOX.  -1 on a storage error. */
 static int
 deliver_account(struct deliver_msg *dm, const char *hash,
     const char *sender, const struct deliver_account *acct, time_t now)
 {
 	sqlite3_stmt		*st;
-	struct mime_envelope	*env = &dm->mime->envelope;
-	char			*prefix = NULL, *json = NULL, *s, *r;
+	char			*prefix = NULL, *s, *r;
 	int64_t			 modseq, mailbox_id, uid, message_id;
 	int			 len, rc = -1;
 
@@ -454,11 +519,6 @@ deliver_account(struct deliver_msg *dm, const char *hash,
 	free(r);
 	if (len == -1)
 		return -1;
-
-	mime_shift(dm->mime, (ptrdiff_t)len - dm->shift);
-	dm->shift = len;
-	if ((json = mime_to_json(dm->mime)) == NULL)
-		goto done;
 
 	if ((st = store_db_stmt("UPDATE accounts SET modseq = modseq + 1 "
 	    "WHERE id = ? RETURNING modseq")) == NULL)
@@ -497,34 +557,8 @@ deliver_account(struct deliver_msg *dm, const char *hash,
 	}
 	sqlite3_finalize(st);
 
-	if ((st = store_db_stmt("INSERT INTO messages (account_id, blob, "
-	    "prefix, size, received, sent, subject, from_addr, message_id, "
-	    "preview, has_attachment, mime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-	    "?, ?, ?, ?)")) == NULL)
-		goto done;
-	if (sqlite3_bind_int64(st, 1, acct->id) != SQLITE_OK ||
-	    bind_text(st, 2, hash) == -1 ||
-	    sqlite3_bind_blob(st, 3, prefix, len, SQLITE_STATIC) !=
-	    SQLITE_OK ||
-	    sqlite3_bind_int64(st, 4, (int64_t)len + dm->len) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 5, now) != SQLITE_OK ||
-	    bind_opt(st, 6, env->date) == -1 ||
-	    bind_opt(st, 7, env->subject_utf8) == -1 ||
-	    bind_opt(st, 8, dm->from_addr) == -1 ||
-	    bind_opt(st, 9, env->message_ids.count > 0 ?
-	    env->message_ids.ids[0] : NULL) == -1 ||
-	    bind_text(st, 10, dm->mime->preview) == -1 ||
-	    sqlite3_bind_int(st, 11, dm->mime->has_attachment ? 1 : 0) !=
-	    SQLITE_OK ||
-	    bind_text(st, 12, json) == -1) {
-		sqlite3_finalize(st);
-		goto done;
-	}
-	if (step_done(st) == -1)
-		goto done;
-	message_id = sqlite3_last_insert_rowid(store_db);
-
-	if (store_blob_ref(hash, dm->len) == -1)
+	if ((message_id = store_message_insert(dm, hash, acct->id, prefix,
+	    len, now)) == -1)
 		goto done;
 
 	if ((st = store_db_stmt("INSERT INTO mailbox_messages (mailbox_id, "
@@ -553,24 +587,11 @@ deliver_account(struct deliver_msg *dm, const char *hash,
 	}
 	if (step_done(st) == -1)
 		goto done;
-
-	if ((st = store_db_stmt("INSERT INTO messages_fts (rowid, subject, "
-	    "addresses, body) VALUES (?, ?, ?, ?)")) == NULL)
-		goto done;
-	if (sqlite3_bind_int64(st, 1, message_id) != SQLITE_OK ||
-	    bind_text(st, 2, env->subject_utf8 != NULL ?
-	    env->subject_utf8 : "") == -1 ||
-	    bind_text(st, 3, dm->addresses) == -1 ||
-	    bind_text(st, 4, dm->text) == -1) {
-		sqlite3_finalize(st);
-		goto done;
-	}
-	if (step_done(st) == -1)
-		goto done;
+	/* Open IMAP sessions hear of it once the batch is committed. */
+	store_imap_changed(mailbox_id, modseq, -1);
 	rc = 0;
  done:
 	free(prefix);
-	free(json);
 	return rc;
 }
 
@@ -810,8 +831,8 @@ deliver_one(struct deliver_job *job, time_t now)
 	}
 
 	if (naccts > 0) {
-		if (msg_load(&dm, hash, &result, reason, sizeof(reason)) ==
-		    -1) {
+		if (store_msg_load(&dm, hash, &result, reason,
+		    sizeof(reason)) == -1) {
 			for (i = 0; i < job->nrcpts; i++)
 				if (job->rcpts[i].result == DELIVERY_OK)
 					rcpt_set(&job->rcpts[i], result,
@@ -835,7 +856,7 @@ deliver_one(struct deliver_job *job, time_t now)
 	ret = 0;
  done:
 	if (loaded)
-		msg_clear(&dm);
+		store_msg_clear(&dm);
 	free(accts);
 	free(sender);
 	return ret;

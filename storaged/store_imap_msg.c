@@ -1,0 +1,1141 @@
+/*
+ * imapd's requests on the messages of its selected mailbox: FETCH,
+ * STORE, COPY and MOVE, EXPUNGE, and APPEND into any mailbox of the
+ * account.  Every change is one transaction: one MODSEQ of the
+ * account for all of it, the placements touched set to it, each
+ * mailbox's highestmodseq and uidnext, a change-log row per message,
+ * a vanished row per expunged UID, and a message row (with its blob
+ * reference, keywords and index row) gone once no placement holds it.
+ * Keywords belong to the message, so a flag set through one mailbox
+ * shows in every mailbox that holds the message.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sha2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "log.h"
+#include "mime.h"
+#include "storaged.h"
+
+#define FLAGS_TEXT_MAX		8000	/* bytes of one message's flags */
+#define APPEND_READ_SIZE	65536
+
+struct msg_row {
+	uint32_t	 uid;
+	int64_t		 modseq;
+	int64_t		 message;
+	char		*keywords;
+};
+
+struct msg_rows {
+	struct msg_row	*r;
+	size_t		 n;
+	size_t		 cap;
+};
+
+static __attribute__((__noreturn__)) void
+msg_malformed(struct imsg *imsg)
+{
+	fatalx("malformed %s from imapd", imsg_type_name(imsg->hdr.type));
+}
+
+static int
+sql_done(sqlite3_stmt *st)
+{
+	int	 rc;
+
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("%s: %s", STORE_DB_PATH, sqlite3_errmsg(store_db));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+rows_free(struct msg_rows *rows)
+{
+	size_t	 i;
+
+	for (i = 0; i < rows->n; i++)
+		free(rows->r[i].keywords);
+	free(rows->r);
+	memset(rows, 0, sizeof(*rows));
+}
+
+/*
+ * The placements of mailbox in the ranges (all of them if r is NULL),
+ * ascending; only \Deleted ones if deleted is set.  -1 on an error.
+ */
+static int
+rows_load(struct msg_rows *rows, int64_t mailbox,
+    const struct store_ranges *r, int deleted)
+{
+	sqlite3_stmt	*st;
+	struct msg_row	*nr;
+	const char	*kw;
+	uint32_t	 i, n;
+	int		 rc = SQLITE_DONE;
+
+	memset(rows, 0, sizeof(*rows));
+	if ((st = store_db_stmt(deleted ?
+	    "SELECT mm.uid, mm.modseq, mm.message_id, NULL "
+	    "FROM mailbox_messages mm WHERE mm.mailbox_id = ?1 AND "
+	    "mm.uid BETWEEN ?2 AND ?3 AND EXISTS (SELECT 1 FROM keywords k "
+	    "WHERE k.message_id = mm.message_id AND k.keyword = '$deleted') "
+	    "ORDER BY mm.uid" :
+	    "SELECT mm.uid, mm.modseq, mm.message_id, (SELECT "
+	    "group_concat(k.keyword, ' ') FROM keywords k "
+	    "WHERE k.message_id = mm.message_id) FROM mailbox_messages mm "
+	    "WHERE mm.mailbox_id = ?1 AND mm.uid BETWEEN ?2 AND ?3 "
+	    "ORDER BY mm.uid")) == NULL)
+		return -1;
+	n = r == NULL ? 1 : r->n;
+	for (i = 0; i < n && rc == SQLITE_DONE; i++) {
+		sqlite3_reset(st);
+		if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 2, r == NULL ? 0 : r->lo[i]) !=
+		    SQLITE_OK ||
+		    sqlite3_bind_int64(st, 3, r == NULL ? UINT32_MAX :
+		    r->hi[i]) != SQLITE_OK) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (rows->n == rows->cap) {
+				rows->cap = rows->cap ? rows->cap * 2 : 64;
+				if ((nr = reallocarray(rows->r, rows->cap,
+				    sizeof(*nr))) == NULL) {
+					rc = SQLITE_NOMEM;
+					break;
+				}
+				rows->r = nr;
+			}
+			nr = &rows->r[rows->n];
+			nr->uid = sqlite3_column_int64(st, 0);
+			nr->modseq = sqlite3_column_int64(st, 1);
+			nr->message = sqlite3_column_int64(st, 2);
+			kw = (const char *)sqlite3_column_text(st, 3);
+			nr->keywords = NULL;
+			if (kw != NULL && (nr->keywords = strdup(kw)) == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			rows->n++;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("%s: placements: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+		rows_free(rows);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+mailbox_set_modseq(int64_t mailbox, int64_t modseq)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = store_db_stmt("UPDATE mailboxes SET highestmodseq = ? "
+	    "WHERE id = ?")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, modseq) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, mailbox) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	return sql_done(st);
+}
+
+/*
+ * Inside a transaction: a placement goes (with a vanished row when
+ * vanished is set), and its message too if nothing else holds it.
+ */
+int
+store_placement_drop(int64_t account, int64_t mailbox, uint32_t uid,
+    int64_t message, int64_t modseq, int vanished)
+{
+	sqlite3_stmt	*st;
+	char		 blob[STORE_HASH_HEX + 1];
+	int		 rc, others;
+
+	if ((st = store_db_stmt("DELETE FROM mailbox_messages "
+	    "WHERE mailbox_id = ? AND uid = ?")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, uid) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	if (sql_done(st) == -1)
+		return -1;
+	if (vanished) {
+		if ((st = store_db_stmt("INSERT OR REPLACE INTO vanished "
+		    "(mailbox_id, uid, modseq) VALUES (?, ?, ?)")) == NULL)
+			return -1;
+		if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 2, uid) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 3, modseq) != SQLITE_OK) {
+			sqlite3_finalize(st);
+			return -1;
+		}
+		if (sql_done(st) == -1)
+			return -1;
+	}
+	if ((st = store_db_stmt("SELECT blob, EXISTS (SELECT 1 FROM "
+	    "mailbox_messages WHERE message_id = ?1) FROM messages "
+	    "WHERE id = ?1")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	strlcpy(blob, (const char *)sqlite3_column_text(st, 0), sizeof(blob));
+	others = sqlite3_column_int(st, 1);
+	sqlite3_finalize(st);
+	if (others)
+		return store_change_add(account, modseq, "Email", message, 2);
+
+	if ((st = store_db_stmt("DELETE FROM messages_fts WHERE rowid = ?")) ==
+	    NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	if (sql_done(st) == -1)
+		return -1;
+	if ((st = store_db_stmt("DELETE FROM messages WHERE id = ?")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	if (sql_done(st) == -1 || store_blob_unref(blob) == -1)
+		return -1;
+	return store_change_add(account, modseq, "Email", message, 3);
+}
+
+static void
+send_end(uint32_t type, uint32_t peerid)
+{
+	struct msg_out	 m;
+
+	msg_create(&m, type, peerid, -1);
+	if (proc_send(PROC_IMAPD, &m) == -1)
+		log_warn("%s to imapd", imsg_type_name(type));
+}
+
+static void
+fetch_mime(uint32_t peerid, uint32_t uid, const char *json, size_t len)
+{
+	struct msg_out	 m;
+	size_t		 off = 0, n;
+
+	do {
+		n = len - off;
+		if (n > IMAP_MIME_CHUNK)
+			n = IMAP_MIME_CHUNK;
+		msg_create(&m, IMSG_STORE_MSG_MIME, peerid, -1);
+		msg_add_u32(&m, uid);
+		msg_add_u32(&m, len);
+		msg_add_data(&m, json + off, n);
+		if (proc_send(PROC_IMAPD, &m) == -1)
+			log_warn("%s: mime to imapd", __func__);
+		off += n;
+	} while (off < len);
+}
+
+/*
+ * MSG_FETCH: u64 mailbox, u32 what, u64 changedsince, R -> MSG_MIME
+ * ..., MSG_ITEM per message, MSG_END.  With IMAP_FETCH_BODY at most
+ * IMAP_BODY_BATCH messages are answered, whatever was asked.
+ */
+void
+store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
+{
+	struct msg_in		 m;
+	struct msg_out		 out;
+	struct store_ranges	 r;
+	sqlite3_stmt		*st;
+	char			 flags[FLAGS_TEXT_MAX];
+	const char		*blob, *prefix, *json;
+	uint64_t		 mailbox, since;
+	uint32_t		 what, i, uid, nbody = 0;
+	int			 fd, rc = SQLITE_DONE;
+
+	(void)store_imap_account(peer, imsg);
+	msg_read(&m, imsg);
+	if (msg_get_u64(&m, &mailbox) == -1 ||
+	    msg_get_u32(&m, &what) == -1 ||
+	    msg_get_u64(&m, &since) == -1 ||
+	    store_ranges_get(&m, &r) == -1 || msg_end(&m) == -1)
+		msg_malformed(imsg);
+	if (!store_imap_selected(imsg->hdr.peerid, mailbox, NULL))
+		goto end;
+	if (since > INT64_MAX)
+		since = INT64_MAX;
+	if ((st = store_db_stmt("SELECT mm.uid, mm.modseq, m.received, "
+	    "m.size, m.prefix, m.blob, CASE WHEN ?4 THEN m.mime END, "
+	    "(SELECT group_concat(k.keyword, ' ') FROM keywords k "
+	    "WHERE k.message_id = m.id) FROM mailbox_messages mm "
+	    "JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = ?1 "
+	    "AND mm.uid BETWEEN ?2 AND ?3 AND mm.modseq > ?5 "
+	    "ORDER BY mm.uid")) == NULL)
+		goto end;
+	for (i = 0; i < r.n && rc == SQLITE_DONE; i++) {
+		sqlite3_reset(st);
+		if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 2, r.lo[i]) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 3, r.hi[i]) != SQLITE_OK ||
+		    sqlite3_bind_int(st, 4, (what & IMAP_FETCH_MIME) != 0) !=
+		    SQLITE_OK ||
+		    sqlite3_bind_int64(st, 5, since) != SQLITE_OK) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			uid = sqlite3_column_int64(st, 0);
+			fd = -1;
+			if (what & IMAP_FETCH_BODY) {
+				if (nbody++ == IMAP_BODY_BATCH) {
+					rc = SQLITE_DONE;
+					break;
+				}
+				blob = (const char *)sqlite3_column_text(st, 5);
+				if ((fd = store_blob_open(blob)) == -1) {
+					log_warn("%s/%s", STORE_BLOB_DIR, blob);
+					continue;
+				}
+			}
+			if ((what & IMAP_FETCH_MIME) &&
+			    (json = (const char *)sqlite3_column_text(st,
+			    6)) != NULL)
+				fetch_mime(imsg->hdr.peerid, uid, json,
+				    sqlite3_column_bytes(st, 6));
+			prefix = (const char *)sqlite3_column_text(st, 4);
+			store_keywords_list_to_imap((const char *)
+			    sqlite3_column_text(st, 7), flags, sizeof(flags));
+			msg_create(&out, IMSG_STORE_MSG_ITEM, imsg->hdr.peerid,
+			    fd);
+			msg_add_u32(&out, uid);
+			msg_add_u64(&out, sqlite3_column_int64(st, 1));
+			msg_add_string(&out, flags);
+			msg_add_i64(&out, sqlite3_column_int64(st, 2));
+			msg_add_u64(&out, sqlite3_column_int64(st, 3));
+			msg_add_string(&out, prefix != NULL ? prefix : "");
+			if (proc_send(PROC_IMAPD, &out) == -1)
+				log_warn("%s: item to imapd", __func__);
+		}
+		if (nbody > IMAP_BODY_BATCH)
+			break;
+	}
+	if (rc != SQLITE_DONE)
+		log_warnx("%s: fetch: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+	sqlite3_finalize(st);
+ end:
+	send_end(IMSG_STORE_MSG_END, imsg->hdr.peerid);
+}
+
+static int
+keyword_set(int64_t account, int64_t message, const char *kw, int on)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = store_db_stmt(on ? "INSERT OR IGNORE INTO keywords "
+	    "(message_id, account_id, keyword) VALUES (?1, ?2, ?3)" :
+	    "DELETE FROM keywords WHERE message_id = ?1 AND keyword = ?3 AND "
+	    "account_id = ?2")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, account) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 3, kw, -1, SQLITE_STATIC) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	return sql_done(st);
+}
+
+/* A mailbox id into a small set; -1 if out of memory. */
+static int
+mailbox_note(int64_t **set, size_t *n, int64_t id)
+{
+	int64_t	*p;
+	size_t	 i;
+
+	for (i = 0; i < *n; i++)
+		if ((*set)[i] == id)
+			return 0;
+	if ((p = reallocarray(*set, *n + 1, sizeof(*p))) == NULL)
+		return -1;
+	*set = p;
+	p[(*n)++] = id;
+	return 0;
+}
+
+/*
+ * Inside a transaction: the message's keywords become want.  Every
+ * placement of it gets modseq; the mailboxes they are in are noted.
+ */
+static int
+message_set_keywords(int64_t account, int64_t message,
+    const struct store_keywords *have, const struct store_keywords *want,
+    int64_t modseq, int64_t **mailboxes, size_t *nmailboxes)
+{
+	sqlite3_stmt	*st;
+	size_t		 i;
+	int		 rc;
+
+	for (i = 0; i < have->n; i++)
+		if (!store_keywords_has(want, have->kw[i]) &&
+		    keyword_set(account, message, have->kw[i], 0) == -1)
+			return -1;
+	for (i = 0; i < want->n; i++)
+		if (!store_keywords_has(have, want->kw[i]) &&
+		    keyword_set(account, message, want->kw[i], 1) == -1)
+			return -1;
+	if ((st = store_db_stmt("UPDATE mailbox_messages SET modseq = ? "
+	    "WHERE message_id = ? RETURNING mailbox_id")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, modseq) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, message) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (mailbox_note(mailboxes, nmailboxes,
+		    sqlite3_column_int64(st, 0)) == -1)
+			break;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return store_change_add(account, modseq, "Email", message, 2);
+}
+
+/* What one STORE does to a keyword set. */
+static int
+store_apply(uint8_t op, const struct store_keywords *flags,
+    const struct store_keywords *have, struct store_keywords *want)
+{
+	size_t	 i;
+
+	want->n = 0;
+	if (op != IMAP_STORE_REPLACE)
+		for (i = 0; i < have->n; i++)
+			if (store_keywords_add(want, have->kw[i]) == -1)
+				return -1;
+	for (i = 0; i < flags->n; i++) {
+		if (op == IMAP_STORE_REMOVE)
+			store_keywords_remove(want, flags->kw[i]);
+		else if (store_keywords_add(want, flags->kw[i]) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+keywords_same(const struct store_keywords *a, const struct store_keywords *b)
+{
+	size_t	 i;
+
+	if (a->n != b->n)
+		return 0;
+	for (i = 0; i < a->n; i++)
+		if (!store_keywords_has(b, a->kw[i]))
+			return 0;
+	return 1;
+}
+
+struct store_item {
+	uint32_t	 uid;
+	int64_t		 modseq;
+	char		*flags;
+};
+
+static int
+item_add(struct store_item **items, size_t *n, uint32_t uid, int64_t modseq,
+    const struct store_keywords *k)
+{
+	struct store_item	*p;
+	struct store_buf	 b;
+
+	if ((p = reallocarray(*items, *n + 1, sizeof(*p))) == NULL)
+		return -1;
+	*items = p;
+	memset(&b, 0, sizeof(b));
+	store_keywords_to_imap(k, &b);
+	if ((p[*n].flags = store_buf_finish(&b)) == NULL)
+		return -1;
+	p[*n].uid = uid;
+	p[*n].modseq = modseq;
+	(*n)++;
+	return 0;
+}
+
+static void
+send_uid_list(uint32_t type, uint32_t peerid, const uint32_t *uids,
+    size_t n)
+{
+	struct msg_out	 m;
+	size_t		 i, j, k;
+
+	for (i = 0; i < n; i = j) {
+		j = i + IMAP_UIDS_PER_MSG < n ? i + IMAP_UIDS_PER_MSG : n;
+		msg_create(&m, type, peerid, -1);
+		msg_add_u32(&m, j - i);
+		for (k = i; k < j; k++)
+			msg_add_u32(&m, uids[k]);
+		if (proc_send(PROC_IMAPD, &m) == -1)
+			log_warn("%s to imapd", imsg_type_name(type));
+	}
+}
+
+/*
+ * MSG_STORE: u64 mailbox, u8 op, u64 unchangedsince, s flags, R ->
+ * STORE_ITEM ..., STORE_MODIFIED ..., STORE_END.  One transaction, one
+ * MODSEQ for all of it.
+ */
+void
+store_imap_store(struct proc_peer *peer, struct imsg *imsg)
+{
+	struct msg_in		 m;
+	struct msg_out		 out;
+	struct store_ranges	 r;
+	struct msg_rows		 rows;
+	struct store_keywords	 flags, have, want;
+	struct store_item	*items = NULL;
+	const char		*flagstr;
+	uint64_t		 mailbox, unchanged;
+	uint32_t		*modified = NULL, *nm;
+	int64_t			 account, modseq = -1, *mailboxes = NULL;
+	size_t			 i, nitems = 0, nmodified = 0, nmailboxes = 0;
+	uint8_t			 op;
+	int			 readonly, changed = 0, ok = 0;
+
+	account = store_imap_account(peer, imsg);
+	msg_read(&m, imsg);
+	if (msg_get_u64(&m, &mailbox) == -1 || msg_get_u8(&m, &op) == -1 ||
+	    msg_get_u64(&m, &unchanged) == -1 ||
+	    msg_get_string(&m, &flagstr) == -1 ||
+	    store_ranges_get(&m, &r) == -1 || msg_end(&m) == -1 ||
+	    op > IMAP_STORE_REMOVE)
+		msg_malformed(imsg);
+	memset(&have, 0, sizeof(have));
+	memset(&want, 0, sizeof(want));
+	if (!store_imap_selected(imsg->hdr.peerid, mailbox, &readonly) ||
+	    readonly)
+		goto end;
+	if (store_keywords_from_imap(flagstr, &flags) == -1) {
+		log_warnx("%s: flags that are not flags: %s", __func__,
+		    flagstr);
+		goto end;
+	}
+	if (store_db_begin() == -1)
+		goto done;
+	if ((modseq = store_modseq_next(account)) == -1 ||
+	    rows_load(&rows, mailbox, &r, 0) == -1)
+		goto done;
+	for (i = 0; i < rows.n; i++) {
+		store_keywords_free(&have);
+		store_keywords_free(&want);
+		if (store_keywords_from_list(rows.r[i].keywords, &have) == -1)
+			goto rows;
+		if (unchanged > 0 && (uint64_t)rows.r[i].modseq > unchanged) {
+			if ((nm = reallocarray(modified, nmodified + 1,
+			    sizeof(*nm))) == NULL)
+				goto rows;
+			modified = nm;
+			modified[nmodified++] = rows.r[i].uid;
+			continue;
+		}
+		if (store_apply(op, &flags, &have, &want) == -1) {
+			log_warnx("%s: uid %u: too many keywords", __func__,
+			    rows.r[i].uid);
+			continue;
+		}
+		if (keywords_same(&have, &want)) {
+			if (unchanged > 0 && item_add(&items, &nitems,
+			    rows.r[i].uid, rows.r[i].modseq, &have) == -1)
+				goto rows;
+			continue;
+		}
+		if (message_set_keywords(account, rows.r[i].message, &have,
+		    &want, modseq, &mailboxes, &nmailboxes) == -1 ||
+		    item_add(&items, &nitems, rows.r[i].uid, modseq,
+		    &want) == -1)
+			goto rows;
+		changed = 1;
+	}
+	for (i = 0; i < nmailboxes; i++)
+		if (mailbox_set_modseq(mailboxes[i], modseq) == -1)
+			goto rows;
+	ok = 1;
+ rows:
+	rows_free(&rows);
+ done:
+	if (ok && changed)
+		ok = store_db_commit() == 0;
+	else
+		store_db_rollback();
+	store_keywords_free(&flags);
+	store_keywords_free(&have);
+	store_keywords_free(&want);
+	if (ok) {
+		for (i = 0; i < nitems; i++) {
+			msg_create(&out, IMSG_STORE_STORE_ITEM,
+			    imsg->hdr.peerid, -1);
+			msg_add_u32(&out, items[i].uid);
+			msg_add_u64(&out, items[i].modseq);
+			msg_add_string(&out, items[i].flags);
+			if (proc_send(PROC_IMAPD, &out) == -1)
+				log_warn("%s: item to imapd", __func__);
+		}
+		send_uid_list(IMSG_STORE_STORE_MODIFIED, imsg->hdr.peerid,
+		    modified, nmodified);
+		if (changed)
+			for (i = 0; i < nmailboxes; i++)
+				store_imap_changed(mailboxes[i], modseq,
+				    imsg->hdr.peerid);
+	}
+	for (i = 0; i < nitems; i++)
+		free(items[i].flags);
+	free(items);
+	free(modified);
+	free(mailboxes);
+ end:
+	send_end(IMSG_STORE_STORE_END, imsg->hdr.peerid);
+}
+
+/*
+ * Inside a transaction: a second message row like message, for a
+ * mailbox that holds message already (a mailbox holds a message once,
+ * as JMAP's mailboxIds is a set).  Its id, or -1.
+ */
+static int64_t
+message_duplicate(int64_t account, int64_t message, int64_t modseq)
+{
+	sqlite3_stmt	*st;
+	char		 blob[STORE_HASH_HEX + 1];
+	int64_t		 id, size;
+
+	if ((st = store_db_stmt("INSERT INTO messages (account_id, blob, "
+	    "prefix, size, received, sent, subject, from_addr, message_id, "
+	    "sent_ts, sort_subject, sort_from, sort_to, sort_cc, in_reply_to, "
+	    "refs, sort_display_from, sort_display_to, preview, "
+	    "has_attachment, thread_id, mime) SELECT account_id, blob, "
+	    "prefix, size, received, sent, subject, from_addr, message_id, "
+	    "sent_ts, sort_subject, sort_from, sort_to, sort_cc, in_reply_to, "
+	    "refs, sort_display_from, sort_display_to, preview, "
+	    "has_attachment, thread_id, mime FROM messages WHERE id = ? "
+	    "RETURNING id, blob, length(CAST(prefix AS BLOB)), size")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	id = sqlite3_column_int64(st, 0);
+	strlcpy(blob, (const char *)sqlite3_column_text(st, 1), sizeof(blob));
+	size = sqlite3_column_int64(st, 3) - sqlite3_column_int64(st, 2);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	if (store_blob_ref(blob, size) == -1)
+		return -1;
+	if ((st = store_db_stmt("INSERT INTO keywords (message_id, "
+	    "account_id, keyword) SELECT ?1, account_id, keyword "
+	    "FROM keywords WHERE message_id = ?2")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, message) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	if (sql_done(st) == -1)
+		return -1;
+	if ((st = store_db_stmt("INSERT INTO messages_fts (rowid, subject, "
+	    "addresses, body) SELECT ?1, subject, addresses, body "
+	    "FROM messages_fts WHERE rowid = ?2")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, message) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	if (sql_done(st) == -1 ||
+	    store_change_add(account, modseq, "Email", id, 1) == -1)
+		return -1;
+	return id;
+}
+
+/* Inside a transaction: n UIDs of mailbox; the first, or -1. */
+static int64_t
+mailbox_take_uids(int64_t mailbox, uint32_t n, int64_t modseq,
+    uint32_t *uidvalidity)
+{
+	sqlite3_stmt	*st;
+	int64_t		 first = -1;
+
+	if ((st = store_db_stmt("UPDATE mailboxes SET uidnext = uidnext + ?, "
+	    "highestmodseq = ? WHERE id = ? RETURNING uidnext - ?1, "
+	    "uidvalidity")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, n) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 2, modseq) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 3, mailbox) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		first = sqlite3_column_int64(st, 0);
+		*uidvalidity = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (first != -1 && first + n - 1 > UINT32_MAX) {
+		log_warnx("mailbox %lld: out of UIDs", (long long)mailbox);
+		return -1;
+	}
+	return first;
+}
+
+static int
+placement_add(int64_t account, int64_t mailbox, int64_t message,
+    uint32_t uid, int64_t modseq)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = store_db_stmt("INSERT INTO mailbox_messages (mailbox_id, "
+	    "message_id, account_id, uid, modseq) VALUES (?, ?, ?, ?, ?)")) ==
+	    NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, message) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, account) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, uid) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 5, modseq) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	return sql_done(st);
+}
+
+/* 1 if mailbox holds message, 0 if not, -1 on an error. */
+static int
+mailbox_holds(int64_t mailbox, int64_t message)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = store_db_stmt("SELECT 1 FROM mailbox_messages "
+	    "WHERE mailbox_id = ? AND message_id = ?")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, message) != SQLITE_OK)
+		rc = SQLITE_ERROR;
+	else
+		rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+copy_result(uint32_t peerid, int ok, const char *text, uint32_t uidvalidity,
+    const char *src, const char *dst)
+{
+	struct msg_out	 m;
+
+	msg_create(&m, IMSG_STORE_COPY_RESULT, peerid, -1);
+	msg_add_u32(&m, ok ? 1 : 0);
+	msg_add_string(&m, text);
+	msg_add_u32(&m, uidvalidity);
+	msg_add_string(&m, src);
+	msg_add_string(&m, dst);
+	if (proc_send(PROC_IMAPD, &m) == -1)
+		log_warn("%s: copy result to imapd", __func__);
+}
+
+/*
+ * MSG_COPY: u64 mailbox, s destination, u8 move, R -> COPY_RESULT.
+ * Within one account a copy is another placement of the same message
+ * row: no new blob, no new row (unless the destination holds it).
+ */
+void
+store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
+{
+	struct msg_in		 m;
+	struct store_ranges	 r;
+	struct msg_rows		 rows;
+	struct store_buf	 bs, bd;
+	const char		*dest;
+	char			 name[STORE_MBOX_NAME_MAX + 1];
+	char			*src_set = NULL, *dst_set = NULL;
+	uint32_t		*suids = NULL, *duids = NULL, uidvalidity = 0;
+	uint64_t		 mailbox;
+	int64_t			 account, target, modseq, first, message;
+	size_t			 i;
+	uint8_t			 move;
+	int			 readonly, held, loaded = 0;
+
+	account = store_imap_account(peer, imsg);
+	msg_read(&m, imsg);
+	if (msg_get_u64(&m, &mailbox) == -1 ||
+	    msg_get_string(&m, &dest) == -1 || msg_get_u8(&m, &move) == -1 ||
+	    store_ranges_get(&m, &r) == -1 || msg_end(&m) == -1)
+		msg_malformed(imsg);
+	if (!store_imap_selected(imsg->hdr.peerid, mailbox, &readonly)) {
+		copy_result(imsg->hdr.peerid, 0,
+		    "[NONEXISTENT] Mailbox was deleted", 0, "", "");
+		return;
+	}
+	if (move && readonly) {
+		copy_result(imsg->hdr.peerid, 0,
+		    "[CANNOT] Mailbox is read-only", 0, "", "");
+		return;
+	}
+	if (store_mbox_name(dest, name, sizeof(name)) == -1 ||
+	    (target = store_imap_mailbox_find(account, name, NULL)) == 0) {
+		copy_result(imsg->hdr.peerid, 0,
+		    "[TRYCREATE] No such mailbox", 0, "", "");
+		return;
+	}
+	if (target == -1)
+		goto fail;
+	if (move && (uint64_t)target == mailbox) {
+		copy_result(imsg->hdr.peerid, 0,
+		    "[CANNOT] Source and destination are the same mailbox", 0,
+		    "", "");
+		return;
+	}
+	if (store_db_begin() == -1)
+		goto fail;
+	if ((modseq = store_modseq_next(account)) == -1 ||
+	    rows_load(&rows, mailbox, &r, 0) == -1)
+		goto rollback;
+	loaded = 1;
+	if (rows.n == 0) {
+		store_db_rollback();
+		rows_free(&rows);
+		copy_result(imsg->hdr.peerid, 1, move ? "MOVE completed" :
+		    "COPY completed", 0, "", "");
+		return;
+	}
+	if ((suids = calloc(rows.n, sizeof(*suids))) == NULL ||
+	    (duids = calloc(rows.n, sizeof(*duids))) == NULL)
+		goto rollback;
+	if ((first = mailbox_take_uids(target, rows.n, modseq,
+	    &uidvalidity)) == -1)
+		goto rollback;
+	for (i = 0; i < rows.n; i++) {
+		suids[i] = rows.r[i].uid;
+		duids[i] = first + i;
+		message = rows.r[i].message;
+		if ((held = mailbox_holds(target, message)) == -1)
+			goto rollback;
+		if (held) {
+			if ((message = message_duplicate(account, message,
+			    modseq)) == -1)
+				goto rollback;
+		} else if (store_change_add(account, modseq, "Email", message,
+		    2) == -1)
+			goto rollback;
+		if (placement_add(account, target, message, duids[i],
+		    modseq) == -1)
+			goto rollback;
+		if (move && store_placement_drop(account, mailbox,
+		    rows.r[i].uid, rows.r[i].message, modseq, 1) == -1)
+			goto rollback;
+	}
+	if (move && mailbox_set_modseq(mailbox, modseq) == -1)
+		goto rollback;
+	if (store_db_commit() == -1)
+		goto rollback;
+	store_blob_collect();
+	memset(&bs, 0, sizeof(bs));
+	memset(&bd, 0, sizeof(bd));
+	store_uidset(&bs, suids, rows.n);
+	store_uidset(&bd, duids, rows.n);
+	src_set = store_buf_finish(&bs);
+	dst_set = store_buf_finish(&bd);
+	/* A set too long for the answer goes without COPYUID. */
+	if (src_set == NULL || dst_set == NULL ||
+	    strlen(src_set) + strlen(dst_set) > IMAP_MIME_CHUNK) {
+		free(src_set);
+		free(dst_set);
+		src_set = dst_set = NULL;
+	}
+	copy_result(imsg->hdr.peerid, 1, move ? "MOVE completed" :
+	    "COPY completed", uidvalidity, src_set ? src_set : "",
+	    dst_set ? dst_set : "");
+	store_imap_changed(target, modseq, imsg->hdr.peerid);
+	if (move)
+		store_imap_changed(mailbox, modseq, imsg->hdr.peerid);
+	free(src_set);
+	free(dst_set);
+	free(suids);
+	free(duids);
+	rows_free(&rows);
+	return;
+ rollback:
+	store_db_rollback();
+	store_blob_collect();
+	if (loaded)
+		rows_free(&rows);
+	free(suids);
+	free(duids);
+ fail:
+	copy_result(imsg->hdr.peerid, 0, "[SERVERBUG] Storage error", 0, "",
+	    "");
+}
+
+/* MSG_EXPUNGE: u64 mailbox, u8 restrict, R -> MBOX_RESULT. */
+void
+store_imap_expunge(struct proc_peer *peer, struct imsg *imsg)
+{
+	struct msg_in		 m;
+	struct store_ranges	 r;
+	struct msg_rows		 rows;
+	uint64_t		 mailbox;
+	int64_t			 account, modseq;
+	size_t			 i;
+	uint8_t			 restrict_;
+	int			 readonly;
+
+	account = store_imap_account(peer, imsg);
+	msg_read(&m, imsg);
+	if (msg_get_u64(&m, &mailbox) == -1 ||
+	    msg_get_u8(&m, &restrict_) == -1 ||
+	    store_ranges_get(&m, &r) == -1 || msg_end(&m) == -1)
+		msg_malformed(imsg);
+	if (!store_imap_selected(imsg->hdr.peerid, mailbox, &readonly)) {
+		store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 0,
+		    "[NONEXISTENT] Mailbox was deleted");
+		return;
+	}
+	if (readonly) {
+		store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 0,
+		    "[CANNOT] Mailbox is read-only");
+		return;
+	}
+	if (store_db_begin() == -1)
+		goto fail;
+	if ((modseq = store_modseq_next(account)) == -1)
+		goto rollback;
+	if (rows_load(&rows, mailbox, restrict_ ? &r : NULL, 1) == -1)
+		goto rollback;
+	for (i = 0; i < rows.n; i++)
+		if (store_placement_drop(account, mailbox, rows.r[i].uid,
+		    rows.r[i].message, modseq, 1) == -1) {
+			rows_free(&rows);
+			goto rollback;
+		}
+	if (rows.n == 0) {
+		rows_free(&rows);
+		store_db_rollback();
+		store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 1,
+		    "EXPUNGE completed");
+		return;
+	}
+	rows_free(&rows);
+	if (mailbox_set_modseq(mailbox, modseq) == -1 ||
+	    store_db_commit() == -1)
+		goto rollback;
+	store_blob_collect();
+	store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 1,
+	    "EXPUNGE completed");
+	store_imap_changed(mailbox, modseq, imsg->hdr.peerid);
+	return;
+ rollback:
+	store_db_rollback();
+	store_blob_collect();
+ fail:
+	store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 0,
+	    "[SERVERBUG] Storage error");
+}
+
+/*
+ * An uploaded spool file made a blob: fdatasync, SHA-256, renamed into
+ * /blobs (or dropped if that blob exists).  Unless a transaction
+ * references it, store_blob_collect() takes it away again.
+ */
+static int
+append_blob(uint64_t spool, char *hash, size_t hashlen)
+{
+	SHA2_CTX	 ctx;
+	struct stat	 sb;
+	unsigned char	*buf;
+	char		 name[32];
+	ssize_t		 n;
+	int		 fd, rc = -1;
+
+	(void)snprintf(name, sizeof(name), "%s/%016llx", STORE_SPOOL_DIR,
+	    (unsigned long long)spool);
+	if ((fd = open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		log_warn("open %s", name);
+		return -1;
+	}
+	if ((buf = malloc(APPEND_READ_SIZE)) == NULL)
+		goto done;
+	if (fdatasync(fd) == -1) {
+		log_warn("fdatasync %s", name);
+		goto done;
+	}
+	SHA256Init(&ctx);
+	while ((n = read(fd, buf, APPEND_READ_SIZE)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("read %s", name);
+			goto done;
+		}
+		SHA256Update(&ctx, buf, n);
+	}
+	if (hashlen < STORE_HASH_HEX + 1)
+		goto done;
+	SHA256End(&ctx, hash);
+	if (fstatat(store_blob_dir(), hash, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		rc = 0;
+		goto done;
+	}
+	if (renameat(AT_FDCWD, name, store_blob_dir(), hash) == -1) {
+		log_warn("rename %s", name);
+		goto done;
+	}
+	store_blob_forget(hash);
+	rc = store_blob_sync();
+ done:
+	free(buf);
+	close(fd);
+	if (unlink(name) == -1 && errno != ENOENT)
+		log_warn("unlink %s", name);
+	return rc;
+}
+
+static void
+append_result(uint32_t peerid, int ok, const char *text,
+    uint32_t uidvalidity, uint32_t uid)
+{
+	struct msg_out	 m;
+
+	msg_create(&m, IMSG_STORE_APPEND_RESULT, peerid, -1);
+	msg_add_u32(&m, ok ? 1 : 0);
+	msg_add_string(&m, text);
+	msg_add_u32(&m, uidvalidity);
+	msg_add_u32(&m, uid);
+	if (proc_send(PROC_IMAPD, &m) == -1)
+		log_warn("%s: append result to imapd", __func__);
+}
+
+/*
+ * MSG_APPEND: u64 spool, s mailbox, s flags, i64 internaldate ->
+ * APPEND_RESULT.  The same ingestion as delivery, without a prefix,
+ * in one transaction.
+ */
+void
+store_imap_append(struct proc_peer *peer, struct imsg *imsg)
+{
+	struct msg_in		 m;
+	struct deliver_msg	 dm;
+	struct store_keywords	 flags;
+	const char		*mbox, *flagstr;
+	char			 name[STORE_MBOX_NAME_MAX + 1];
+	char			 hash[STORE_HASH_HEX + 1], text[STORE_ERR_MAX];
+	char			 reason[ENVELOPE_REASON_MAX];
+	uint64_t		 spool;
+	uint32_t		 uidvalidity = 0;
+	int64_t			 account, mailbox, modseq, uid, message, date;
+	size_t			 i;
+	int			 result, loaded = 0;
+
+	account = store_imap_account(peer, imsg);
+	msg_read(&m, imsg);
+	if (msg_get_u64(&m, &spool) == -1 ||
+	    msg_get_string(&m, &mbox) == -1 ||
+	    msg_get_string(&m, &flagstr) == -1 ||
+	    msg_get_i64(&m, &date) == -1 || msg_end(&m) == -1)
+		msg_malformed(imsg);
+	memset(&flags, 0, sizeof(flags));
+	if (store_spool_take(PROC_IMAPD, spool) == -1) {
+		append_result(imsg->hdr.peerid, 0,
+		    "[SERVERBUG] No such upload", 0, 0);
+		return;
+	}
+	if (append_blob(spool, hash, sizeof(hash)) == -1) {
+		append_result(imsg->hdr.peerid, 0,
+		    "[SERVERBUG] Cannot write the message to disk", 0, 0);
+		store_blob_collect();
+		return;
+	}
+	if (store_mbox_name(mbox, name, sizeof(name)) == -1 ||
+	    (mailbox = store_imap_mailbox_find(account, name, NULL)) == 0) {
+		append_result(imsg->hdr.peerid, 0,
+		    "[TRYCREATE] No such mailbox", 0, 0);
+		store_blob_collect();
+		return;
+	}
+	if (mailbox == -1)
+		goto fail;
+	if (store_keywords_from_imap(flagstr, &flags) == -1) {
+		append_result(imsg->hdr.peerid, 0, "[CANNOT] Invalid flags",
+		    0, 0);
+		store_blob_collect();
+		return;
+	}
+	if (date <= 0)
+		date = time(NULL);
+	if (store_msg_load(&dm, hash, &result, reason, sizeof(reason)) ==
+	    -1) {
+		(void)snprintf(text, sizeof(text), "[%s] Message cannot be "
+		    "stored: %s", result == DELIVERY_TEMPFAIL ? "SERVERBUG" :
+		    "CANNOT", reason);
+		append_result(imsg->hdr.peerid, 0, text, 0, 0);
+		store_keywords_free(&flags);
+		store_blob_collect();
+		return;
+	}
+	loaded = 1;
+	if (store_db_begin() == -1)
+		goto fail;
+	if ((modseq = store_modseq_next(account)) == -1 ||
+	    (uid = mailbox_take_uids(mailbox, 1, modseq,
+	    &uidvalidity)) == -1 ||
+	    (message = store_message_insert(&dm, hash, account, "", 0,
+	    date)) == -1 ||
+	    placement_add(account, mailbox, message, uid, modseq) == -1 ||
+	    store_change_add(account, modseq, "Email", message, 1) == -1)
+		goto rollback;
+	for (i = 0; i < flags.n; i++)
+		if (keyword_set(account, message, flags.kw[i], 1) == -1)
+			goto rollback;
+	if (store_db_commit() == -1)
+		goto rollback;
+	store_blob_collect();
+	store_msg_clear(&dm);
+	store_keywords_free(&flags);
+	append_result(imsg->hdr.peerid, 1, "APPEND completed", uidvalidity,
+	    uid);
+	store_imap_changed(mailbox, modseq, imsg->hdr.peerid);
+	return;
+ rollback:
+	store_db_rollback();
+ fail:
+	store_blob_collect();
+	if (loaded)
+		store_msg_clear(&dm);
+	store_keywords_free(&flags);
+	append_result(imsg->hdr.peerid, 0, "[SERVERBUG] Storage error", 0, 0);
+}

@@ -1,0 +1,886 @@
+/*
+ * SEARCH and SORT.  imapd's search program (imap_proto.h) becomes one
+ * SQL expression over mailbox_messages mm and messages m, every value
+ * in it bound: keywords by EXISTS on their primary key, TEXT and BODY
+ * through the FTS5 trigram index (MATCH for three characters or more,
+ * LIKE on the index's columns for fewer), SUBJECT on the stored
+ * subject, and any other HEADER through imap_header(), which reads
+ * only the header block of the message (the address fields first
+ * narrowed by the index, which holds every address).  SORT keys are
+ * the columns made at ingestion (store_sortkeys_bind()).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mime.h"
+#include "storaged.h"
+
+#define SEARCH_HEADER_READ	8192	/* bytes read at a time */
+#define SEARCH_SORT_KEYS	16	/* keys in one SORT */
+
+static int	search_sql_ready;
+
+/* RFC 5322 3.3 date-time, with the obsolete zones; -1 if it is not. */
+int64_t
+store_date_parse(const char *s)
+{
+	static const char *const months[] = { "jan", "feb", "mar", "apr",
+	    "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec" };
+	static const struct {
+		const char	*name;
+		int		 hours;
+	} zones[] = {
+		{ "UT", 0 }, { "UTC", 0 }, { "GMT", 0 }, { "Z", 0 },
+		{ "EST", -5 }, { "EDT", -4 }, { "CST", -6 }, { "CDT", -5 },
+		{ "MST", -7 }, { "MDT", -6 }, { "PST", -8 }, { "PDT", -7 },
+	};
+	struct tm	 tm;
+	const char	*p = s;
+	char		 word[8];
+	long		 v[6];
+	size_t		 i, n;
+	int		 off = 0, sign, hh, mm;
+	time_t		 t;
+
+	if (s == NULL)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (isalpha((unsigned char)*p)) {
+		while (isalpha((unsigned char)*p))
+			p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == ',')
+			p++;
+	}
+	/* day month year hour : minute [: second] */
+	for (i = 0; i < 6; i++) {
+		while (*p == ' ' || *p == '\t' || (i >= 3 && *p == ':'))
+			p++;
+		if (i == 1) {
+			for (n = 0; isalpha((unsigned char)*p) &&
+			    n < sizeof(word) - 1; p++)
+				word[n++] = tolower((unsigned char)*p);
+			word[n] = '\0';
+			for (n = 0; n < 12; n++)
+				if (strncmp(word, months[n], 3) == 0)
+					break;
+			if (n == 12)
+				return -1;
+			v[1] = n;
+			continue;
+		}
+		if (!isdigit((unsigned char)*p)) {
+			if (i == 5) {
+				v[5] = 0;
+				break;
+			}
+			return -1;
+		}
+		for (v[i] = 0, n = 0; isdigit((unsigned char)*p) && n < 5;
+		    p++, n++)
+			v[i] = v[i] * 10 + (*p - '0');
+		if (i == 2 && n == 2)
+			v[2] += v[2] < 50 ? 2000 : 1900;
+		else if (i == 2 && n == 3)
+			v[2] += 1900;
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '+' || *p == '-') {
+		sign = *p++ == '-' ? -1 : 1;
+		if (!isdigit((unsigned char)p[0]) ||
+		    !isdigit((unsigned char)p[1]) ||
+		    !isdigit((unsigned char)p[2]) ||
+		    !isdigit((unsigned char)p[3]))
+			return -1;
+		hh = (p[0] - '0') * 10 + (p[1] - '0');
+		mm = (p[2] - '0') * 10 + (p[3] - '0');
+		off = sign * (hh * 3600 + mm * 60);
+	} else {
+		for (n = 0; isalpha((unsigned char)*p) &&
+		    n < sizeof(word) - 1; p++)
+			word[n++] = toupper((unsigned char)*p);
+		word[n] = '\0';
+		for (i = 0; i < sizeof(zones) / sizeof(zones[0]); i++)
+			if (strcmp(word, zones[i].name) == 0) {
+				off = zones[i].hours * 3600;
+				break;
+			}
+	}
+	if (v[0] < 1 || v[0] > 31 || v[2] < 1900 || v[2] > 9999 ||
+	    v[3] > 23 || v[4] > 59 || v[5] > 60)
+		return -1;
+	tm.tm_mday = v[0];
+	tm.tm_mon = v[1];
+	tm.tm_year = v[2] - 1900;
+	tm.tm_hour = v[3];
+	tm.tm_min = v[4];
+	tm.tm_sec = v[5];
+	if ((t = timegm(&tm)) == -1)
+		return -1;
+	return (int64_t)t - off;
+}
+
+/* "name <mailbox@host>" of each mailbox, as delivery indexes them. */
+static void
+addrlist_render(struct store_buf *b, const struct mime_addrlist *l)
+{
+	const struct mime_addr	*a;
+	size_t			 i;
+
+	for (i = 0; i < l->count; i++) {
+		a = &l->addrs[i];
+		if (a->kind != MIME_ADDR_MAILBOX)
+			continue;
+		if (b->len > 0)
+			store_buf_add(b, " ", 1);
+		if (a->name != NULL) {
+			store_buf_str(b, a->name);
+			store_buf_add(b, " ", 1);
+		}
+		store_buf_add(b, "<", 1);
+		store_buf_str(b, a->mailbox);
+		if (a->host != NULL && a->host[0] != '\0') {
+			store_buf_add(b, "@", 1);
+			store_buf_str(b, a->host);
+		}
+		store_buf_add(b, ">", 1);
+	}
+}
+
+static const struct mime_addr *
+addr_first(const struct mime_addrlist *l)
+{
+	size_t	 i;
+
+	for (i = 0; i < l->count; i++)
+		if (l->addrs[i].kind == MIME_ADDR_MAILBOX &&
+		    l->addrs[i].mailbox != NULL)
+			return &l->addrs[i];
+	return NULL;
+}
+
+/* RFC 5256: the addr-mailbox of the first address. */
+static int
+bind_mailbox(sqlite3_stmt *st, int i, const struct mime_addrlist *l)
+{
+	const struct mime_addr	*a;
+
+	if ((a = addr_first(l)) == NULL)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, a->mailbox, -1, SQLITE_TRANSIENT);
+}
+
+/* RFC 5957: the display name of the first address, else its address. */
+static int
+bind_display(sqlite3_stmt *st, int i, const struct mime_addrlist *l)
+{
+	const struct mime_addr	*a;
+	char			*s;
+	int			 rc;
+
+	if ((a = addr_first(l)) == NULL)
+		return sqlite3_bind_null(st, i);
+	if (a->name != NULL && a->name[0] != '\0')
+		return sqlite3_bind_text(st, i, a->name, -1, SQLITE_TRANSIENT);
+	if (asprintf(&s, "%s%s%s", a->mailbox, a->host != NULL &&
+	    a->host[0] != '\0' ? "@" : "", a->host != NULL ? a->host : "") ==
+	    -1)
+		return SQLITE_NOMEM;
+	rc = sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	free(s);
+	return rc;
+}
+
+/*
+ * Binds the sort and thread keys of a message from first on: sent_ts,
+ * sort_subject, sort_from, sort_to, sort_cc, in_reply_to, refs,
+ * sort_display_from, sort_display_to.
+ */
+int
+store_sortkeys_bind(sqlite3_stmt *st, int first,
+    const struct mime_envelope *env)
+{
+	struct store_buf	 b;
+	char			*refs;
+	int64_t			 t;
+	size_t			 i;
+	int			 rc;
+
+	t = store_date_parse(env->date);
+	memset(&b, 0, sizeof(b));
+	for (i = 0; i < env->reference_ids.count; i++) {
+		if (i > 0)
+			store_buf_add(&b, " ", 1);
+		store_buf_str(&b, env->reference_ids.ids[i]);
+	}
+	if ((refs = store_buf_finish(&b)) == NULL)
+		return -1;
+	if ((t == -1 ? sqlite3_bind_null(st, first) :
+	    sqlite3_bind_int64(st, first, t)) != SQLITE_OK ||
+	    sqlite3_bind_text(st, first + 1, env->base_subject != NULL ?
+	    env->base_subject : "", -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    bind_mailbox(st, first + 2, &env->from_list) != SQLITE_OK ||
+	    bind_mailbox(st, first + 3, &env->to_list) != SQLITE_OK ||
+	    bind_mailbox(st, first + 4, &env->cc_list) != SQLITE_OK ||
+	    (env->in_reply_to_ids.count > 0 ? sqlite3_bind_text(st,
+	    first + 5, env->in_reply_to_ids.ids[0], -1, SQLITE_TRANSIENT) :
+	    sqlite3_bind_null(st, first + 5)) != SQLITE_OK ||
+	    (refs[0] != '\0' ? sqlite3_bind_text(st, first + 6, refs, -1,
+	    SQLITE_TRANSIENT) : sqlite3_bind_null(st, first + 6)) !=
+	    SQLITE_OK ||
+	    bind_display(st, first + 7, &env->from_list) != SQLITE_OK ||
+	    bind_display(st, first + 8, &env->to_list) != SQLITE_OK)
+		rc = -1;
+	else
+		rc = 0;
+	free(refs);
+	return rc;
+}
+
+/* ASCII case-insensitive substring. */
+static int
+ci_contains(const char *hay, const char *needle)
+{
+	size_t	 n = strlen(needle), i;
+
+	if (n == 0)
+		return 1;
+	for (; *hay != '\0'; hay++) {
+		for (i = 0; i < n && hay[i] != '\0'; i++)
+			if (tolower((unsigned char)hay[i]) !=
+			    tolower((unsigned char)needle[i]))
+				break;
+		if (i == n)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+field_is_address(const char *name)
+{
+	return strcasecmp(name, "from") == 0 || strcasecmp(name, "to") == 0 ||
+	    strcasecmp(name, "cc") == 0 || strcasecmp(name, "bcc") == 0 ||
+	    strcasecmp(name, "sender") == 0 ||
+	    strcasecmp(name, "reply-to") == 0;
+}
+
+/* Whether one field's value (raw, folded) holds the string. */
+static int
+field_matches(const char *name, const char *raw, size_t len,
+    const char *value)
+{
+	struct mime_addrlist	 l;
+	struct store_buf	 b;
+	char			*v, *d;
+	int			 match = 0;
+
+	if (value[0] == '\0')
+		return 1;
+	if ((v = mime_unfold(raw, len)) == NULL)
+		return 0;
+	if (field_is_address(name)) {
+		memset(&b, 0, sizeof(b));
+		if (mime_parse_addresses(v, &l) == MIME_OK) {
+			addrlist_render(&b, &l);
+			mime_addrlist_free(&l);
+		}
+		match = b.p != NULL && !b.err && ci_contains(b.p, value);
+		free(b.p);
+	} else if (ci_contains(v, value))
+		match = 1;
+	else if ((d = mime_decode_words(v)) != NULL) {
+		match = ci_contains(d, value);
+		free(d);
+	}
+	free(v);
+	return match;
+}
+
+/* Whether a header block has a field name whose value holds value. */
+static int
+header_matches(const char *h, size_t len, const char *name,
+    const char *value)
+{
+	size_t	 i = 0, start, colon, end, nlen = strlen(name);
+
+	while (i < len) {
+		start = i;
+		if (h[i] == '\r' || h[i] == '\n')
+			break;
+		/* The field runs to a line not starting with WSP. */
+		for (end = i; end < len; end++)
+			if (h[end] == '\n' && (end + 1 >= len ||
+			    (h[end + 1] != ' ' && h[end + 1] != '\t')))
+				break;
+		i = end + 1;
+		for (colon = start; colon < end && h[colon] != ':'; colon++)
+			;
+		if (colon == end || colon - start != nlen ||
+		    strncasecmp(h + start, name, nlen) != 0)
+			continue;
+		if (field_matches(name, h + colon + 1, end - colon - 1, value))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * imap_header(blob, prefix, field, value): 1 if the message's header
+ * (the prefix, then the blob's header block) has the field holding
+ * value.  Only the header bytes are read.
+ */
+static void
+sql_imap_header(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct store_buf	 b;
+	const char		*blob, *field, *value, *e;
+	char			 buf[SEARCH_HEADER_READ];
+	ssize_t			 n;
+	int			 fd, match = 0;
+
+	(void)argc;
+	blob = (const char *)sqlite3_value_text(argv[0]);
+	field = (const char *)sqlite3_value_text(argv[2]);
+	value = (const char *)sqlite3_value_text(argv[3]);
+	if (blob == NULL || field == NULL || value == NULL) {
+		sqlite3_result_int(ctx, 0);
+		return;
+	}
+	memset(&b, 0, sizeof(b));
+	if (sqlite3_value_bytes(argv[1]) > 0)
+		store_buf_add(&b, sqlite3_value_blob(argv[1]),
+		    sqlite3_value_bytes(argv[1]));
+	if ((fd = store_blob_open(blob)) == -1) {
+		log_warn("%s/%s", STORE_BLOB_DIR, blob);
+		sqlite3_result_int(ctx, 0);
+		free(b.p);
+		return;
+	}
+	while (b.len < MIME_MAX_HEADER) {
+		if ((n = read(fd, buf, sizeof(buf))) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (n == 0)
+			break;
+		store_buf_add(&b, buf, n);
+		if (b.err)
+			break;
+		if (memmem(b.p, b.len, "\r\n\r\n", 4) != NULL ||
+		    memmem(b.p, b.len, "\n\n", 2) != NULL)
+			break;
+	}
+	close(fd);
+	if (!b.err && b.p != NULL) {
+		if ((e = memmem(b.p, b.len, "\n\r\n", 3)) != NULL ||
+		    (e = memmem(b.p, b.len, "\n\n", 2)) != NULL)
+			b.len = e - b.p + 1;
+		match = header_matches(b.p, b.len, field, value);
+	}
+	free(b.p);
+	sqlite3_result_int(ctx, match);
+}
+
+static void
+search_sql_init(void)
+{
+	if (search_sql_ready)
+		return;
+	if (sqlite3_create_function(store_db, "imap_header", 4,
+	    SQLITE_UTF8, NULL, sql_imap_header, NULL, NULL) != SQLITE_OK)
+		fatalx("%s: imap_header: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+	search_sql_ready = 1;
+}
+
+static void
+param_int(struct store_search *s, int64_t v)
+{
+	struct store_search_param	*p;
+
+	if (s->nparams == STORE_SEARCH_PARAMS) {
+		s->err = 1;
+		return;
+	}
+	if ((p = reallocarray(s->params, s->nparams + 1,
+	    sizeof(*p))) == NULL) {
+		s->err = 1;
+		return;
+	}
+	s->params = p;
+	p[s->nparams].text = 0;
+	p[s->nparams].i = v;
+	p[s->nparams].s = NULL;
+	s->nparams++;
+	store_buf_str(&s->sql, "?");
+}
+
+static void
+param_text(struct store_search *s, char *v)
+{
+	struct store_search_param	*p;
+
+	if (v == NULL || s->nparams == STORE_SEARCH_PARAMS ||
+	    (p = reallocarray(s->params, s->nparams + 1,
+	    sizeof(*p))) == NULL) {
+		free(v);
+		s->err = 1;
+		return;
+	}
+	s->params = p;
+	p[s->nparams].text = 1;
+	p[s->nparams].s = v;
+	s->nparams++;
+	store_buf_str(&s->sql, "?");
+}
+
+/* "%value%" with LIKE's own characters escaped by '\'. */
+static char *
+like_pattern(const char *v)
+{
+	struct store_buf	 b;
+
+	memset(&b, 0, sizeof(b));
+	store_buf_add(&b, "%", 1);
+	for (; *v != '\0'; v++) {
+		if (*v == '%' || *v == '_' || *v == '\\')
+			store_buf_add(&b, "\\", 1);
+		store_buf_add(&b, v, 1);
+	}
+	store_buf_add(&b, "%", 1);
+	return store_buf_finish(&b);
+}
+
+/* An FTS5 query of one phrase, optionally limited to one column. */
+static char *
+fts_phrase(const char *column, const char *v)
+{
+	struct store_buf	 b;
+
+	memset(&b, 0, sizeof(b));
+	if (column != NULL) {
+		store_buf_str(&b, column);
+		store_buf_str(&b, " : ");
+	}
+	store_buf_add(&b, "\"", 1);
+	for (; *v != '\0'; v++) {
+		if (*v == '"')
+			store_buf_add(&b, "\"", 1);
+		store_buf_add(&b, v, 1);
+	}
+	store_buf_add(&b, "\"", 1);
+	return store_buf_finish(&b);
+}
+
+/* Characters (not bytes) of a UTF-8 string, up to 3. */
+static int
+trigram_ok(const char *v)
+{
+	int	 n = 0;
+
+	for (; *v != '\0' && n < 3; v++)
+		if (((unsigned char)*v & 0xc0) != 0x80)
+			n++;
+	return n >= 3;
+}
+
+/* The index's rows holding v in column (NULL: any column). */
+static void
+search_fts(struct store_search *s, const char *column, const char *v)
+{
+	static const char *const all[] = { "subject", "addresses", "body" };
+	size_t	 i;
+
+	if (trigram_ok(v)) {
+		store_buf_str(&s->sql, "m.id IN (SELECT rowid FROM "
+		    "messages_fts WHERE messages_fts MATCH ");
+		param_text(s, fts_phrase(column, v));
+		store_buf_str(&s->sql, ")");
+		return;
+	}
+	store_buf_str(&s->sql, "m.id IN (SELECT rowid FROM messages_fts "
+	    "WHERE ");
+	for (i = 0; i < 3; i++) {
+		if (column != NULL && strcmp(column, all[i]) != 0)
+			continue;
+		if (column == NULL && i > 0)
+			store_buf_str(&s->sql, " OR ");
+		store_buf_str(&s->sql, all[i]);
+		store_buf_str(&s->sql, " LIKE ");
+		param_text(s, like_pattern(v));
+		store_buf_str(&s->sql, " ESCAPE '\\'");
+	}
+	store_buf_str(&s->sql, ")");
+}
+
+static void
+search_header(struct store_search *s, const char *field, const char *v)
+{
+	if (strcasecmp(field, "subject") == 0) {
+		store_buf_str(&s->sql, "m.subject LIKE ");
+		param_text(s, like_pattern(v));
+		store_buf_str(&s->sql, " ESCAPE '\\'");
+		return;
+	}
+	store_buf_str(&s->sql, "(");
+	if (field_is_address(field) && v[0] != '\0') {
+		search_fts(s, "addresses", v);
+		store_buf_str(&s->sql, " AND ");
+	}
+	store_buf_str(&s->sql, "imap_header(m.blob, m.prefix, ");
+	param_text(s, strdup(field));
+	store_buf_str(&s->sql, ", ");
+	param_text(s, strdup(v));
+	store_buf_str(&s->sql, "))");
+}
+
+static int64_t
+clamp(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+static int
+search_node(struct msg_in *m, struct store_search *s, int depth)
+{
+	struct store_ranges	 r;
+	const char		*a, *b;
+	char			 kw[STORE_KEYWORD_LEN + 1];
+	uint64_t		 u64;
+	int64_t			 i64;
+	uint32_t		 u32, i;
+	uint8_t			 op;
+	const char		*col;
+
+	if (depth > IMAP_SEARCH_DEPTH + 2 || msg_get_u8(m, &op) == -1)
+		return -1;
+	switch (op) {
+	case SK_ALL:
+		store_buf_str(&s->sql, "1");
+		break;
+	case SK_AND:
+		if (msg_get_u32(m, &u32) == -1)
+			return -1;
+		if (u32 == 0) {
+			store_buf_str(&s->sql, "1");
+			break;
+		}
+		store_buf_str(&s->sql, "(");
+		for (i = 0; i < u32; i++) {
+			if (i > 0)
+				store_buf_str(&s->sql, " AND ");
+			if (search_node(m, s, depth + 1) == -1)
+				return -1;
+		}
+		store_buf_str(&s->sql, ")");
+		break;
+	case SK_OR:
+		store_buf_str(&s->sql, "(");
+		if (search_node(m, s, depth + 1) == -1)
+			return -1;
+		store_buf_str(&s->sql, " OR ");
+		if (search_node(m, s, depth + 1) == -1)
+			return -1;
+		store_buf_str(&s->sql, ")");
+		break;
+	case SK_NOT:
+		store_buf_str(&s->sql, "NOT (");
+		if (search_node(m, s, depth + 1) == -1)
+			return -1;
+		store_buf_str(&s->sql, ")");
+		break;
+	case SK_UIDS:
+		if (store_ranges_get(m, &r) == -1)
+			return -1;
+		if (r.n == 0) {
+			store_buf_str(&s->sql, "0");
+			break;
+		}
+		store_buf_str(&s->sql, "(");
+		for (i = 0; i < r.n; i++) {
+			if (i > 0)
+				store_buf_str(&s->sql, " OR ");
+			store_buf_str(&s->sql, "mm.uid BETWEEN ");
+			param_int(s, r.lo[i]);
+			store_buf_str(&s->sql, " AND ");
+			param_int(s, r.hi[i]);
+		}
+		store_buf_str(&s->sql, ")");
+		break;
+	case SK_KEYWORD:
+		if (msg_get_string(m, &a) == -1)
+			return -1;
+		if (store_keyword_from_imap(a, kw, sizeof(kw)) != 1) {
+			/* Never recent, and no message has a non-flag. */
+			store_buf_str(&s->sql, "0");
+			break;
+		}
+		store_buf_str(&s->sql, "EXISTS (SELECT 1 FROM keywords k "
+		    "WHERE k.message_id = mm.message_id AND k.keyword = ");
+		param_text(s, strdup(kw));
+		store_buf_str(&s->sql, ")");
+		break;
+	case SK_HEADER:
+		if (msg_get_string(m, &a) == -1 ||
+		    msg_get_string(m, &b) == -1)
+			return -1;
+		search_header(s, a, b);
+		break;
+	case SK_BODY:
+	case SK_TEXT:
+		if (msg_get_string(m, &a) == -1)
+			return -1;
+		search_fts(s, op == SK_BODY ? "body" : NULL, a);
+		break;
+	case SK_BEFORE:
+	case SK_ON:
+	case SK_SINCE:
+	case SK_SENTBEFORE:
+	case SK_SENTON:
+	case SK_SENTSINCE:
+		if (msg_get_i64(m, &i64) == -1)
+			return -1;
+		col = op >= SK_SENTBEFORE ?
+		    "coalesce(m.sent_ts, m.received)" : "m.received";
+		store_buf_str(&s->sql, "(");
+		store_buf_str(&s->sql, col);
+		if (op == SK_BEFORE || op == SK_SENTBEFORE)
+			store_buf_str(&s->sql, " < ");
+		else
+			store_buf_str(&s->sql, " >= ");
+		param_int(s, i64);
+		if (op == SK_ON || op == SK_SENTON) {
+			store_buf_str(&s->sql, " AND ");
+			store_buf_str(&s->sql, col);
+			store_buf_str(&s->sql, " < ");
+			param_int(s, i64 + 86400);
+		}
+		store_buf_str(&s->sql, ")");
+		break;
+	case SK_LARGER:
+	case SK_SMALLER:
+		if (msg_get_u64(m, &u64) == -1)
+			return -1;
+		store_buf_str(&s->sql, op == SK_LARGER ? "m.size > " :
+		    "m.size < ");
+		param_int(s, clamp(u64));
+		break;
+	case SK_MODSEQ:
+		if (msg_get_u64(m, &u64) == -1)
+			return -1;
+		store_buf_str(&s->sql, "mm.modseq >= ");
+		param_int(s, clamp(u64));
+		break;
+	case SK_OLDER:
+	case SK_YOUNGER:
+		if (msg_get_u32(m, &u32) == -1)
+			return -1;
+		store_buf_str(&s->sql, op == SK_OLDER ? "m.received <= " :
+		    "m.received >= ");
+		param_int(s, (int64_t)s->now - u32);
+		break;
+	default:
+		return -1;
+	}
+	return s->err || s->sql.err ? -1 : 0;
+}
+
+/*
+ * Reads a search program and appends it to s->sql as one boolean
+ * expression over mm (mailbox_messages) and m (messages), its values
+ * kept for store_search_bind().  -1 if the program is malformed.
+ */
+int
+store_search_parse(struct msg_in *m, struct store_search *s)
+{
+	search_sql_init();
+	s->now = time(NULL);
+	store_buf_str(&s->sql, "(");
+	if (search_node(m, s, 0) == -1)
+		return -1;
+	store_buf_str(&s->sql, ")");
+	return s->sql.err ? -1 : 0;
+}
+
+int
+store_search_bind(sqlite3_stmt *st, int first, const struct store_search *s)
+{
+	size_t	 i;
+	int	 rc;
+
+	for (i = 0; i < s->nparams; i++) {
+		if (s->params[i].text)
+			rc = sqlite3_bind_text(st, first + i, s->params[i].s,
+			    -1, SQLITE_STATIC);
+		else
+			rc = sqlite3_bind_int64(st, first + i,
+			    s->params[i].i);
+		if (rc != SQLITE_OK)
+			return -1;
+	}
+	return 0;
+}
+
+void
+store_search_free(struct store_search *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->nparams; i++)
+		free(s->params[i].s);
+	free(s->params);
+	free(s->sql.p);
+	memset(s, 0, sizeof(*s));
+}
+
+/* RFC 5256 and RFC 5957 sort criteria as an ORDER BY list. */
+static int
+sort_order(const char *criteria, struct store_buf *b)
+{
+	static const struct {
+		const char	*key;
+		const char	*sql;
+	} keys[] = {
+		{ "ARRIVAL",	"m.received" },
+		{ "CC",		"coalesce(m.sort_cc, '') COLLATE NOCASE" },
+		{ "DATE",	"coalesce(m.sent_ts, m.received)" },
+		{ "FROM",	"coalesce(m.sort_from, '') COLLATE NOCASE" },
+		{ "SIZE",	"m.size" },
+		{ "SUBJECT",	"coalesce(m.sort_subject, '') COLLATE NOCASE" },
+		{ "TO",		"coalesce(m.sort_to, '') COLLATE NOCASE" },
+		{ "DISPLAYFROM", "coalesce(m.sort_display_from, '') "
+		    "COLLATE NOCASE" },
+		{ "DISPLAYTO",	"coalesce(m.sort_display_to, '') "
+		    "COLLATE NOCASE" },
+	};
+	char	 word[16];
+	size_t	 len, i, nkeys = 0;
+	int	 reverse = 0;
+
+	while (*criteria != '\0') {
+		if (*criteria == ' ') {
+			criteria++;
+			continue;
+		}
+		len = strcspn(criteria, " ");
+		if (len >= sizeof(word))
+			return -1;
+		memcpy(word, criteria, len);
+		word[len] = '\0';
+		criteria += len;
+		if (strcasecmp(word, "REVERSE") == 0) {
+			reverse = 1;
+			continue;
+		}
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (strcasecmp(word, keys[i].key) == 0)
+				break;
+		if (i == sizeof(keys) / sizeof(keys[0]) ||
+		    ++nkeys > SEARCH_SORT_KEYS)
+			return -1;
+		store_buf_str(b, keys[i].sql);
+		store_buf_str(b, reverse ? " DESC, " : ", ");
+		reverse = 0;
+	}
+	store_buf_str(b, "mm.uid");
+	return b->err ? -1 : 0;
+}
+
+/*
+ * MSG_SEARCH: u64 mailbox, u8 sort, s sort keys, program ->
+ * SEARCH_UIDS ..., SEARCH_END: u64 highest modseq of the matches.
+ */
+void
+store_imap_search(struct proc_peer *peer, struct imsg *imsg)
+{
+	struct msg_in		 m;
+	struct msg_out		 out;
+	struct store_search	 s;
+	struct store_buf	 sql;
+	sqlite3_stmt		*st;
+	const char		*criteria;
+	uint32_t		 uids[IMAP_UIDS_PER_MSG];
+	uint64_t		 mailbox;
+	int64_t			 highest = 0, modseq;
+	size_t			 n = 0, i;
+	uint8_t			 sort;
+	int			 rc;
+
+	(void)store_imap_account(peer, imsg);
+	memset(&s, 0, sizeof(s));
+	memset(&sql, 0, sizeof(sql));
+	msg_read(&m, imsg);
+	if (msg_get_u64(&m, &mailbox) == -1 || msg_get_u8(&m, &sort) == -1 ||
+	    msg_get_string(&m, &criteria) == -1 ||
+	    store_search_parse(&m, &s) == -1 || msg_end(&m) == -1)
+		fatalx("malformed %s from imapd",
+		    imsg_type_name(imsg->hdr.type));
+	if (!store_imap_selected(imsg->hdr.peerid, mailbox, NULL))
+		goto end;
+	store_buf_str(&sql, "SELECT mm.uid, mm.modseq FROM mailbox_messages "
+	    "mm JOIN messages m ON m.id = mm.message_id WHERE "
+	    "mm.mailbox_id = ?1 AND ");
+	store_buf_add(&sql, s.sql.p, s.sql.len);
+	store_buf_str(&sql, " ORDER BY ");
+	if (sort) {
+		if (sort_order(criteria, &sql) == -1) {
+			log_warnx("%s: sort criteria %s", __func__, criteria);
+			goto end;
+		}
+	} else
+		store_buf_str(&sql, "mm.uid");
+	if (sql.err || (st = store_db_stmt(sql.p)) == NULL)
+		goto end;
+	if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
+	    store_search_bind(st, 2, &s) == -1) {
+		sqlite3_finalize(st);
+		goto end;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uids[n++] = sqlite3_column_int64(st, 0);
+		if ((modseq = sqlite3_column_int64(st, 1)) > highest)
+			highest = modseq;
+		if (n == IMAP_UIDS_PER_MSG) {
+			msg_create(&out, IMSG_STORE_SEARCH_UIDS,
+			    imsg->hdr.peerid, -1);
+			msg_add_u32(&out, n);
+			for (i = 0; i < n; i++)
+				msg_add_u32(&out, uids[i]);
+			if (proc_send(PROC_IMAPD, &out) == -1)
+				log_warn("%s: uids to imapd", __func__);
+			n = 0;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		log_warnx("%s: search: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+	sqlite3_finalize(st);
+	if (n > 0) {
+		msg_create(&out, IMSG_STORE_SEARCH_UIDS, imsg->hdr.peerid, -1);
+		msg_add_u32(&out, n);
+		for (i = 0; i < n; i++)
+			msg_add_u32(&out, uids[i]);
+		if (proc_send(PROC_IMAPD, &out) == -1)
+			log_warn("%s: uids to imapd", __func__);
+	}
+ end:
+	store_search_free(&s);
+	free(sql.p);
+	msg_create(&out, IMSG_STORE_SEARCH_END, imsg->hdr.peerid, -1);
+	msg_add_u64(&out, highest);
+	if (proc_send(PROC_IMAPD, &out) == -1)
+		log_warn("%s: end to imapd", __func__);
+}
