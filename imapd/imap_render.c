@@ -118,7 +118,7 @@ imap_buf_free(struct imap_buf *b)
 void
 imap_literal(struct imap_buf *b, const char *s, size_t len)
 {
-	if (memchr(s, '\0', len) != NULL)
+	if (len > 0 && memchr(s, '\0', len) != NULL)
 		imap_buf_addc(b, '~');
 	imap_buf_printf(b, "{%zu}\r\n", len);
 	imap_buf_add(b, s, len);
@@ -144,7 +144,7 @@ needs_literal(const char *s, size_t len, int utf8_ok)
 void
 imap_quote(struct imap_buf *b, const char *s, size_t len, int utf8_ok)
 {
-	size_t	 i;
+	size_t	 i, run;
 
 	if (s == NULL) {
 		imap_buf_adds(b, "NIL");
@@ -155,10 +155,15 @@ imap_quote(struct imap_buf *b, const char *s, size_t len, int utf8_ok)
 		return;
 	}
 	imap_buf_addc(b, '"');
-	for (i = 0; i < len; i++) {
-		if (s[i] == '"' || s[i] == '\\')
-			imap_buf_addc(b, '\\');
-		imap_buf_addc(b, s[i]);
+	for (i = 0; i < len; i = run + 1) {
+		for (run = i; run < len && s[run] != '"' && s[run] != '\\';
+		    run++)
+			;
+		imap_buf_add(b, s + i, run - i);
+		if (run == len)
+			break;
+		imap_buf_addc(b, '\\');
+		imap_buf_addc(b, s[run]);
 	}
 	imap_buf_addc(b, '"');
 }
@@ -249,7 +254,7 @@ quote_decoded(struct imap_buf *b, const char *s, int flags)
 {
 	struct imap_buf	 ew = IMAP_BUF_INIT;
 	const char	*p;
-	size_t		 len, n, k;
+	size_t		 len, n;
 
 	if (s == NULL || (flags & IMAP_R_UTF8)) {
 		imap_quote_str(b, s, flags & IMAP_R_UTF8);
@@ -279,11 +284,10 @@ quote_decoded(struct imap_buf *b, const char *s, int flags)
 		base64_add(&ew, (const unsigned char *)p, n);
 		imap_buf_adds(&ew, "?=");
 	}
-	k = ew.len;
 	if (ew.oom)
 		b->oom = 1;
 	else
-		imap_quote(b, ew.p, k, 0);
+		imap_quote(b, ew.p, ew.len, 0);
 	imap_buf_free(&ew);
 }
 
@@ -712,6 +716,7 @@ part_sane(const struct mime_message *m, const struct mime_part *p)
 static int
 section_missing(struct imap_section *s)
 {
+	s->part = NULL;
 	s->off = s->len = 0;
 	s->missing = 1;
 	s->filter = 0;
@@ -833,6 +838,18 @@ imap_section_name(struct imap_buf *b, const struct imap_section *s)
 		imap_astring(b, s->fields[i], strlen(s->fields[i]), 0);
 	}
 	imap_buf_addc(b, ')');
+}
+
+void
+imap_section_item(struct imap_buf *b, const char *item,
+    const struct imap_section *s, int partial, uint64_t origin)
+{
+	imap_buf_adds(b, item);
+	imap_buf_addc(b, '[');
+	imap_section_name(b, s);
+	imap_buf_addc(b, ']');
+	if (partial)
+		imap_buf_printf(b, "<%llu>", (unsigned long long)origin);
 }
 
 /* HEADER.FIELDS */

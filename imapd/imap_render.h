@@ -95,7 +95,7 @@ struct imap_section {
 	/* Where it is: [off, off + len) of the raw message. */
 	size_t			 off;
 	size_t			 len;
-	/* The part the numbers name (root for none), its body for BINARY. */
+	/* The part the numbers name (root for none; NULL when missing). */
 	const struct mime_part	*part;
 	int			 missing;
 	/*
@@ -120,6 +120,9 @@ int	 imap_section_resolve(const struct mime_message *,
 void	 imap_section_clear(struct imap_section *);
 /* The section-spec again, for the response item: "1.HEADER.FIELDS (A B)". */
 void	 imap_section_name(struct imap_buf *, const struct imap_section *);
+/* The whole item name: item "[" section "]", then "<origin>" if partial. */
+void	 imap_section_item(struct imap_buf *, const char *item,
+	    const struct imap_section *, int partial, uint64_t origin);
 
 /*
  * The fields of the header block hdr[0, len) whose names are (not, if

@@ -74,7 +74,7 @@ buf_is(struct imap_buf *b, const char *want)
 	int	 ok;
 
 	ok = !b->oom && b->len == strlen(want) &&
-	    memcmp(b->p, want, b->len) == 0;
+	    (b->len == 0 || memcmp(b->p, want, b->len) == 0);
 	if (!ok)
 		printf("got  [%.*s]\nwant [%s]\n", (int)b->len,
 		    b->p == NULL ? "" : b->p, want);
@@ -678,6 +678,82 @@ test_sections(void)
 	    IMAP_FETCH_SECT_SIZE, 0, 0, 0, "18"));
 }
 
+/* Mail that is not as it should be, and the less common shapes. */
+static void
+test_odd_shapes(void)
+{
+	const char	*digest = "Content-Type: multipart/digest; boundary=d\r\n"
+			    "\r\n--d\r\n\r\nSubject: one\r\n\r\nfirst\r\n"
+			    "--d--\r\n";
+	const char	*top = "Content-Type: message/rfc822\r\n\r\n"
+			    "Subject: inside\r\n\r\nbody\r\n";
+	const char	*b64msg = "Content-Type: message/rfc822\r\n"
+			    "Content-Transfer-Encoding: base64\r\n\r\n"
+			    "U3ViamVjdDogeA0KDQp5DQo=\r\n";
+
+	/* A digest's parts are message/rfc822 unless they say otherwise. */
+	CHECK(body_is(digest, 0,
+	    "((\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 21 "
+	    "(NIL \"one\" NIL NIL NIL NIL NIL NIL NIL NIL) "
+	    "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL "
+	    "\"7BIT\" 5 1) 3) \"DIGEST\")"));
+	CHECK(fetch_is("", digest, "1.HEADER", IMAP_FETCH_SECT_BODY, 0, 0,
+	    0, "{16}\r\nSubject: one\r\n\r\n"));
+	CHECK(fetch_is("", digest, "1.1", IMAP_FETCH_SECT_BODY, 0, 0, 0,
+	    "{5}\r\nfirst"));
+	CHECK(fetch_is("", digest, "1.MIME", IMAP_FETCH_SECT_BODY, 0, 0, 0,
+	    "{2}\r\n\r\n"));
+
+	/* A message that is a message/rfc822: 1 is its body, 1.1 inside. */
+	CHECK(fetch_is("", top, "1", IMAP_FETCH_SECT_BODY, 0, 0, 0,
+	    "{25}\r\nSubject: inside\r\n\r\nbody\r\n"));
+	CHECK(fetch_is("", top, "1.HEADER", IMAP_FETCH_SECT_BODY, 0, 0, 0,
+	    "{19}\r\nSubject: inside\r\n\r\n"));
+	CHECK(fetch_is("", top, "1.1", IMAP_FETCH_SECT_BODY, 0, 0, 0,
+	    "{6}\r\nbody\r\n"));
+	CHECK(fetch_is("", top, "1.2", IMAP_FETCH_SECT_BODY, 0, 0, 0,
+	    "NIL"));
+	CHECK(fetch_is("", top, "HEADER", IMAP_FETCH_SECT_BODY, 0, 0, 0,
+	    "{32}\r\nContent-Type: message/rfc822\r\n\r\n"));
+
+	/* message/rfc822 in base64 (not allowed, seen): a leaf. */
+	CHECK(body_is(b64msg, 0,
+	    "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"BASE64\" 26)"));
+	CHECK(fetch_is("", b64msg, "1.HEADER", IMAP_FETCH_SECT_BODY, 0, 0,
+	    0, "NIL"));
+	CHECK(fetch_is("", b64msg, "1", IMAP_FETCH_SECT_BINARY, 0, 0, 0,
+	    "{17}\r\nSubject: x\r\n\r\ny\r\n"));
+
+	/* A multipart without a boundary is read as text/plain. */
+	CHECK(body_is("Content-Type: multipart/mixed\r\n\r\nhi\r\n", 0,
+	    "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 4 1)"));
+	/* All header, no body. */
+	CHECK(fetch_is("", "Subject: x\r\n", "HEADER", IMAP_FETCH_SECT_BODY,
+	    0, 0, 0, "{12}\r\nSubject: x\r\n"));
+	CHECK(fetch_is("", "Subject: x\r\n", "TEXT", IMAP_FETCH_SECT_BODY,
+	    0, 0, 0, "{0}\r\n"));
+	CHECK(fetch_is("", "Subject: x\r\n", "HEADER.FIELDS (SUBJECT)",
+	    IMAP_FETCH_SECT_BODY, 0, 0, 0, "{14}\r\nSubject: x\r\n\r\n"));
+}
+
+static void
+test_section_item(void)
+{
+	struct imap_buf		 b = IMAP_BUF_INIT;
+	struct imap_section	 s;
+
+	CHECK(imap_section_parse("1.header.fields (To cc)", &s) ==
+	    IMAP_SECTION_OK);
+	imap_section_item(&b, "BODY", &s, 0, 0);
+	CHECK(buf_is(&b, "BODY[1.HEADER.FIELDS (To cc)]"));
+	imap_section_clear(&s);
+	CHECK(imap_section_parse("", &s) == IMAP_SECTION_OK);
+	imap_section_item(&b, "BINARY", &s, 1, 1024);
+	CHECK(buf_is(&b, "BINARY[]<1024>"));
+	imap_section_clear(&s);
+	imap_buf_free(&b);
+}
+
 static void
 test_binary_nul(void)
 {
@@ -889,6 +965,8 @@ main(void)
 	test_bodystructure();
 	test_bodystructure_utf8_param();
 	test_sections();
+	test_odd_shapes();
+	test_section_item();
 	test_binary_nul();
 	test_section_syntax();
 	test_header_fields();
