@@ -745,7 +745,9 @@ imap_section_resolve(const struct mime_message *m, struct imap_section *s)
 	s->missing = 0;
 	s->filter = 0;
 	s->part = m->root;
-	if (node == NULL)
+	if (node == NULL || s->nparts > IMAP_SECTION_PARTS ||
+	    (unsigned)s->text > IMAP_SECTION_MIME ||
+	    (s->text == IMAP_SECTION_MIME && s->nparts == 0))
 		return section_missing(s);
 	for (i = 0; i < s->nparts; i++) {
 		if (i > 0) {
@@ -755,6 +757,8 @@ imap_section_resolve(const struct mime_message *m, struct imap_section *s)
 			} else if (!is_multipart(node))
 				return section_missing(s);
 		}
+		if (s->parts[i] == 0)
+			return section_missing(s);
 		if (is_multipart(node)) {
 			if (s->parts[i] > node->nchildren)
 				return section_missing(s);

@@ -110,7 +110,11 @@ struct imap_section {
  * (field names as atoms or quoted strings).  imap_section_parse() checks
  * the syntax only; imap_section_find() also resolves it against the
  * message.  Both leave out to be released with imap_section_clear(),
- * whatever they return.
+ * whatever they return.  imap_section_resolve() alone works on a struct
+ * the caller filled from its own parse (parts, nparts, text, fields,
+ * nfields; the rest zero): it allocates nothing, so a caller that owns
+ * the fields array does not call imap_section_clear() on it.  Part
+ * number 0 is taken as a missing section there.
  */
 int	 imap_section_parse(const char *, struct imap_section *);
 int	 imap_section_find(const struct mime_message *, const char *,

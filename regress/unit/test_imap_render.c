@@ -754,6 +754,44 @@ test_section_item(void)
 	imap_buf_free(&b);
 }
 
+/* A section imapd's own parser filled in, resolved without a string. */
+static void
+test_section_resolve(void)
+{
+	struct imap_section	 s;
+	struct mime_message	*m;
+	char			*fields[] = { "Subject" };
+
+	if ((m = parse(nested_msg)) == NULL) {
+		CHECK(0);
+		return;
+	}
+	memset(&s, 0, sizeof(s));
+	s.parts[0] = 3;
+	s.nparts = 1;
+	s.text = IMAP_SECTION_FIELDS;
+	s.fields = fields;
+	s.nfields = 1;
+	CHECK(imap_section_resolve(m, &s) == IMAP_SECTION_OK);
+	CHECK(s.filter && s.part == m->root->children[2] && s.len == 129);
+	s.parts[0] = 0;
+	CHECK(imap_section_resolve(m, &s) == IMAP_SECTION_MISSING);
+	CHECK(s.missing && s.part == NULL && s.len == 0);
+	s.parts[0] = 1;
+	s.parts[1] = 0;
+	s.nparts = 2;
+	s.text = IMAP_SECTION_BODY;
+	CHECK(imap_section_resolve(m, &s) == IMAP_SECTION_MISSING);
+	s.nparts = 0;
+	s.text = IMAP_SECTION_MIME;
+	CHECK(imap_section_resolve(m, &s) == IMAP_SECTION_MISSING);
+	s.text = IMAP_SECTION_BODY;
+	CHECK(imap_section_resolve(m, &s) == IMAP_SECTION_OK);
+	CHECK(s.off == 0 && s.len == m->size && s.part == m->root &&
+	    !s.missing);
+	mime_free(m);
+}
+
 static void
 test_binary_nul(void)
 {
@@ -967,6 +1005,7 @@ main(void)
 	test_sections();
 	test_odd_shapes();
 	test_section_item();
+	test_section_resolve();
 	test_binary_nul();
 	test_section_syntax();
 	test_header_fields();
