@@ -5,7 +5,8 @@ is still failing five days after acceptance is bounced.
 
 A temporary failure is made by taking the message's blob away while
 the queue role is stopped: storaged then cannot read the message and
-answers TEMPFAIL."""
+answers TEMPFAIL.  The blob is back before any restart, since storaged
+drops at start-up an entry whose blob never reached the disk."""
 import glob
 import os
 import re
@@ -123,14 +124,16 @@ def test_deferred_shown_persisted_and_retried(postern):
     s = wait_status(p, qid, lambda s: attempts(s) == 2)
     assert DEFERRED.search(s).group(2) in ("4m", "5m"), s
 
-    # The schedule survives a restart.
+    # The schedule survives a restart: not due for minutes, it waits.
+    put_back(taken)
     p.stop()
     p.restart()
     s = wait_status(p, qid, lambda s: attempts(s) == 2)
     assert DEFERRED.search(s).group(2) in ("4m", "5m"), s
+    time.sleep(0.5)
+    assert attempts(status(p, qid)) == 2
 
-    # Once the message can be read, the next attempt delivers it.
-    put_back(taken)
+    # The message can be read again: the next attempt delivers it.
     p.ctl("queue", "schedule", "all", check=True)
     wait_status(p, qid, lambda s: s is None)
     found = p.find_messages(ALICE, mid)
@@ -145,6 +148,7 @@ def test_expired_is_bounced(postern):
     p.add_account(ALICE, PASSWORD)
     mid = mark()
     qid, data, taken = deferred_message(p, mid)
+    put_back(taken)
     p.stop()
     # Accepted six days ago, as far as the store knows.
     db = sqlite3.connect(os.path.join(p.statedir, "postern.db"))
@@ -156,6 +160,8 @@ def test_expired_is_bounced(postern):
     s = wait_status(p, qid, lambda s: attempts(s) == 1)
     line = [l for l in p.show_queue().splitlines() if l.startswith(qid)][0]
     assert re.search(r"\s6d0h\s", line), line
+    for path in taken:
+        os.unlink(path)
     p.ctl("queue", "schedule", qid, check=True)
     wait_status(p, qid, lambda s: s is None)
     assert "%s to %s: bounced: delivery time expired" % (qid, ALICE) in \
