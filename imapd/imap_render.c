@@ -372,6 +372,12 @@ imap_render_envelope(struct imap_buf *b, const struct mime_envelope *env,
 
 /* BODY and BODYSTRUCTURE */
 
+static const char *
+str_or(const char *s, const char *dflt)
+{
+	return s == NULL || *s == '\0' ? dflt : s;
+}
+
 static void
 render_params(struct imap_buf *b, const struct mime_param *params, size_t n,
     const struct mime_part *p, int flags)
@@ -381,7 +387,7 @@ render_params(struct imap_buf *b, const struct mime_param *params, size_t n,
 
 	/* RFC 2045 5.2: no Content-Type is text/plain; charset=us-ascii. */
 	if (p != NULL && (p->flags & MIME_F_CT_DEFAULT) &&
-	    strcmp(p->type, "text") == 0 &&
+	    strcmp(str_or(p->type, "text"), "text") == 0 &&
 	    mime_param_get(params, n, "charset") == NULL)
 		charset = 1;
 	if (n == 0 && !charset) {
@@ -395,7 +401,8 @@ render_params(struct imap_buf *b, const struct mime_param *params, size_t n,
 	for (i = 0; i < n; i++) {
 		if (i > 0)
 			imap_buf_addc(b, ' ');
-		quote_upper(b, params[i].name, flags & IMAP_R_UTF8);
+		quote_upper(b, str_or(params[i].name, "X"),
+		    flags & IMAP_R_UTF8);
 		imap_buf_addc(b, ' ');
 		quote_decoded(b, params[i].value == NULL ? "" :
 		    params[i].value, flags);
@@ -435,12 +442,6 @@ render_ext_common(struct imap_buf *b, const struct mime_part *p, int flags)
 	}
 	imap_buf_addc(b, ' ');
 	imap_quote_str(b, p->location, utf8);
-}
-
-static const char *
-str_or(const char *s, const char *dflt)
-{
-	return s == NULL || *s == '\0' ? dflt : s;
 }
 
 static int
@@ -833,7 +834,8 @@ imap_section_name(struct imap_buf *b, const struct imap_section *s)
 	if (s->nparts > 0)
 		imap_buf_addc(b, '.');
 	imap_buf_adds(b, texts[s->text]);
-	if (s->text != IMAP_SECTION_FIELDS && s->text != IMAP_SECTION_FIELDS_NOT)
+	if (s->text != IMAP_SECTION_FIELDS &&
+	    s->text != IMAP_SECTION_FIELDS_NOT)
 		return;
 	imap_buf_adds(b, " (");
 	for (i = 0; i < s->nfields; i++) {

@@ -127,7 +127,8 @@ fetch_all_kinds(struct fuzz_msg *f, const struct imap_section *s)
 		for (partial = 0; partial < 2; partial++) {
 			r = imap_fetch_section(&b, f->m, s, kind, partial, 3,
 			    17, fuzz_read, f);
-			if (r == IMAP_SECTION_OK && kind != IMAP_FETCH_SECT_SIZE)
+			if (r == IMAP_SECTION_OK &&
+			    kind != IMAP_FETCH_SECT_SIZE)
 				check_syntax(&b, 0);
 			else if (r != IMAP_SECTION_OK && b.len != 0)
 				abort();

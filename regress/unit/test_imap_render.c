@@ -682,7 +682,8 @@ test_sections(void)
 static void
 test_odd_shapes(void)
 {
-	const char	*digest = "Content-Type: multipart/digest; boundary=d\r\n"
+	const char	*digest =
+			    "Content-Type: multipart/digest; boundary=d\r\n"
 			    "\r\n--d\r\n\r\nSubject: one\r\n\r\nfirst\r\n"
 			    "--d--\r\n";
 	const char	*top = "Content-Type: message/rfc822\r\n\r\n"
