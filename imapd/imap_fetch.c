@@ -1,0 +1,1164 @@
+/*
+ * FETCH, STORE, COPY, MOVE, EXPUNGE and APPEND.  Sequence sets become
+ * the known UIDs they name (imap_set_uids()), sent to storaged as UID
+ * ranges.  FETCH of bodies goes in batches of IMAP_BODY_BATCH messages,
+ * each message's blob read through the descriptor storaged passes, and
+ * the next batch waits until the client has read most of the last.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "imap_render.h"
+#include "imapd.h"
+#include "io.h"
+#include "log.h"
+#include "mime.h"
+#include "proc.h"
+
+#define APPEND_WRITE_MAX	(64 * 1024)
+
+/* --- FETCH ----------------------------------------------------------- */
+
+struct fetch_ctx {
+	struct imap_fetch	 f;
+	struct imap_uidlist	 uids;
+	size_t			 next;
+	uint32_t		 what;
+	int			 seen;		/* phase: setting \Seen */
+	int			 error;		/* NO at the end */
+	char			*mime;
+	size_t			 mimelen;
+	uint32_t		 mimeuid;
+	uint32_t		 mimetotal;
+	struct imap_buf		 out;
+};
+
+static void
+fetch_ctx_free(void *p)
+{
+	struct fetch_ctx	*c = p;
+
+	imap_fetch_free(&c->f);
+	imap_uidlist_free(&c->uids);
+	free(c->mime);
+	imap_buf_free(&c->out);
+	free(c);
+}
+
+static int	fetch_batch(struct imap_session *);
+
+static int
+store_seen(struct imap_session *s, struct fetch_ctx *c)
+{
+	struct msg_out	 m;
+	size_t		 n;
+
+	msg_create(&m, IMSG_STORE_MSG_STORE, s->id, -1);
+	msg_add_u64(&m, s->mbox);
+	msg_add_u8(&m, IMAP_STORE_ADD);
+	msg_add_u64(&m, 0);
+	msg_add_string(&m, "\\Seen");
+	n = imap_ranges_add(s, &m, c->uids.v + c->next,
+	    c->uids.n - c->next, SIZE_MAX);
+	c->next += n;
+	if (imap_send_storaged(s, &m) == -1)
+		return -1;
+	imap_wait(s, WAIT_STORE);
+	return 0;
+}
+
+void
+imap_cmd_fetch(struct imap_session *s)
+{
+	struct fetch_ctx	*c;
+	struct imap_fetch_att	*a;
+	const char		*err;
+	size_t			 i;
+	int			 setseen = 0, hasflags = 0, hasuid = 0;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		imap_tagged(s, "NO", "[SERVERBUG] Out of memory");
+		imap_done(s);
+		return;
+	}
+	if (imap_parse_fetch(&s->cmd, &c->f, &err) == -1) {
+		free(c);
+		imap_bad(s, err);
+		imap_done(s);
+		return;
+	}
+	imap_ctx_set(s, c, fetch_ctx_free);
+	if (imap_set_uids(s, &c->f.set, s->cmd.uid, &c->uids) == -1) {
+		imap_bad(s, "Invalid sequence set");
+		imap_done(s);
+		return;
+	}
+	for (i = 0; i < c->f.natts; i++) {
+		a = &c->f.atts[i];
+		switch (a->kind) {
+		case FA_FLAGS:
+			hasflags = 1;
+			c->what |= IMAP_FETCH_FLAGS;
+			break;
+		case FA_UID:
+			hasuid = 1;
+			break;
+		case FA_INTERNALDATE:
+		case FA_RFC822_SIZE:
+			c->what |= IMAP_FETCH_META;
+			break;
+		case FA_MODSEQ:
+			c->what |= IMAP_FETCH_META;
+			s->flags |= SF_CONDSTORE;
+			break;
+		case FA_ENVELOPE:
+		case FA_BODY:
+		case FA_BODYSTRUCTURE:
+			c->what |= IMAP_FETCH_MIME;
+			break;
+		case FA_SECTION:
+		case FA_BINARY_SIZE:
+		case FA_RFC822:
+		case FA_RFC822_HEADER:
+		case FA_RFC822_TEXT:
+			c->what |= IMAP_FETCH_MIME | IMAP_FETCH_BODY;
+			if ((a->kind == FA_SECTION && !a->peek) ||
+			    a->kind == FA_RFC822 || a->kind == FA_RFC822_TEXT)
+				setseen = 1;
+			break;
+		}
+	}
+	if (c->f.changedsince) {
+		s->flags |= SF_CONDSTORE;
+		c->what |= IMAP_FETCH_META;
+	}
+	/* A UID FETCH answers with UIDs, whatever was asked. */
+	if (s->cmd.uid && !hasuid) {
+		if (c->f.natts == IMAP_FETCH_ATTS_MAX) {
+			imap_bad(s, "Too many fetch items");
+			imap_done(s);
+			return;
+		}
+		memmove(&c->f.atts[1], &c->f.atts[0], c->f.natts *
+		    sizeof(c->f.atts[0]));
+		memset(&c->f.atts[0], 0, sizeof(c->f.atts[0]));
+		c->f.atts[0].kind = FA_UID;
+		c->f.natts++;
+	}
+	if (setseen && !(s->flags & SF_READONLY)) {
+		if (!hasflags && c->f.natts < IMAP_FETCH_ATTS_MAX) {
+			c->f.atts[c->f.natts].kind = FA_FLAGS;
+			c->f.natts++;
+		}
+		c->what |= IMAP_FETCH_FLAGS;
+		if (c->uids.n > 0) {
+			c->seen = 1;
+			if (store_seen(s, c) == -1) {
+				imap_tagged(s, "NO", "[UNAVAILABLE] Try again "
+				    "later");
+				imap_done(s);
+			}
+			return;
+		}
+	}
+	c->what |= IMAP_FETCH_META;
+	if (fetch_batch(s) == -1)
+		return;
+}
+
+static void
+fetch_finish(struct imap_session *s)
+{
+	struct fetch_ctx	*c = s->ctx;
+
+	if (c->error == 2)
+		imap_tagged(s, "NO", "[UNKNOWN-CTE] Cannot decode a part");
+	else if (c->error)
+		imap_tagged(s, "NO", "[SERVERBUG] Some messages could not be "
+		    "fetched");
+	else
+		imap_tagged(s, "OK", "%sFETCH completed",
+		    s->cmd.uid ? "UID " : "");
+	imap_done(s);
+}
+
+/* Asks for the next batch; -1 after answering the command. */
+static int
+fetch_batch(struct imap_session *s)
+{
+	struct fetch_ctx	*c = s->ctx;
+	struct msg_out		 m;
+	size_t			 n;
+
+	if (c->next >= c->uids.n) {
+		fetch_finish(s);
+		return -1;
+	}
+	msg_create(&m, IMSG_STORE_MSG_FETCH, s->id, -1);
+	msg_add_u64(&m, s->mbox);
+	msg_add_u32(&m, c->what);
+	msg_add_u64(&m, c->f.changedsince);
+	n = imap_ranges_add(s, &m, c->uids.v + c->next, c->uids.n - c->next,
+	    (c->what & IMAP_FETCH_BODY) ? IMAP_BODY_BATCH : SIZE_MAX);
+	c->next += n;
+	if (imap_send_storaged(s, &m) == -1) {
+		imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
+		imap_done(s);
+		return -1;
+	}
+	imap_wait(s, WAIT_FETCH);
+	return 0;
+}
+
+void
+imap_fetch_lowat(struct imap_session *s)
+{
+	s->wait = WAIT_NONE;
+	(void)fetch_batch(s);
+}
+
+void
+imap_fetch_mime(struct imap_session *s, struct imsg *imsg)
+{
+	struct fetch_ctx	*c = s->ctx;
+	struct msg_in		 m;
+	const void		*data;
+	size_t			 len;
+	uint32_t		 uid, total;
+
+	if (s->wait != WAIT_FETCH)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	msg_read(&m, imsg);
+	if (msg_get_u32(&m, &uid) == -1 || msg_get_u32(&m, &total) == -1 ||
+	    msg_get_data(&m, &data, &len) == -1 || msg_end(&m) == -1)
+		imapd_malformed(imsg);
+	if (c->mime == NULL || c->mimeuid != uid) {
+		free(c->mime);
+		if ((c->mime = malloc((size_t)total + 1)) == NULL)
+			fatal("%s", __func__);
+		c->mimeuid = uid;
+		c->mimetotal = total;
+		c->mimelen = 0;
+	}
+	if (total != c->mimetotal || len > c->mimetotal - c->mimelen)
+		imapd_malformed(imsg);
+	memcpy(c->mime + c->mimelen, data, len);
+	c->mimelen += len;
+}
+
+struct fetch_reader {
+	const char	*prefix;
+	size_t		 prefixlen;
+	int		 fd;
+};
+
+static int
+fetch_read(void *arg, size_t off, char *dst, size_t len)
+{
+	struct fetch_reader	*r = arg;
+	size_t			 n;
+	ssize_t			 got;
+
+	if (off < r->prefixlen) {
+		n = r->prefixlen - off < len ? r->prefixlen - off : len;
+		memcpy(dst, r->prefix + off, n);
+		off += n;
+		dst += n;
+		len -= n;
+	}
+	if (len == 0)
+		return 0;
+	if (r->fd == -1 ||
+	    lseek(r->fd, (off_t)(off - r->prefixlen), SEEK_SET) == -1)
+		return -1;
+	while (len > 0) {
+		got = read(r->fd, dst, len);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return -1;
+		dst += got;
+		len -= got;
+	}
+	return 0;
+}
+
+static int
+fetch_section(struct imap_session *s, struct imap_buf *b,
+    const struct imap_fetch_att *a, struct mime_message *msg,
+    struct fetch_reader *rd)
+{
+	struct imap_section	 sect;
+	const char		*spec = a->spec, *name = a->name;
+	int			 kind = IMAP_FETCH_SECT_BODY, r;
+
+	switch (a->kind) {
+	case FA_RFC822:
+		spec = "";
+		name = "RFC822";
+		break;
+	case FA_RFC822_HEADER:
+		spec = "HEADER";
+		name = "RFC822.HEADER";
+		break;
+	case FA_RFC822_TEXT:
+		spec = "TEXT";
+		name = "RFC822.TEXT";
+		break;
+	case FA_BINARY_SIZE:
+		kind = IMAP_FETCH_SECT_SIZE;
+		break;
+	default:
+		if (a->binary)
+			kind = IMAP_FETCH_SECT_BINARY;
+		break;
+	}
+	memset(&sect, 0, sizeof(sect));
+	if ((r = imap_section_find(msg, spec, &sect)) < 0) {
+		imap_section_clear(&sect);
+		return r;
+	}
+	imap_buf_adds(b, name);
+	if (a->partial)
+		imap_buf_printf(b, "<%u>", a->offset);
+	imap_buf_addc(b, ' ');
+	r = imap_fetch_section(b, msg, &sect, kind, a->partial, a->offset,
+	    a->count, fetch_read, rd);
+	imap_section_clear(&sect);
+	return r;
+}
+
+void
+imap_fetch_item(struct imap_session *s, struct imsg *imsg)
+{
+	struct fetch_ctx	*c = s->ctx;
+	struct imap_buf		*b = &c->out;
+	struct mime_message	*msg = NULL;
+	struct fetch_reader	 rd;
+	struct imap_fetch_att	*a;
+	struct msg_in		 m;
+	const char		*flags, *prefix;
+	uint64_t		 modseq, size;
+	int64_t			 idate;
+	uint32_t		 uid;
+	size_t			 seq, i;
+	int			 sp = 0, r, utf8, modseq_out = 0;
+
+	if (s->wait != WAIT_FETCH)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	msg_read(&m, imsg);
+	if (msg_get_u32(&m, &uid) == -1 || msg_get_u64(&m, &modseq) == -1 ||
+	    msg_get_string(&m, &flags) == -1 ||
+	    msg_get_i64(&m, &idate) == -1 || msg_get_u64(&m, &size) == -1 ||
+	    msg_get_string(&m, &prefix) == -1 || msg_end(&m) == -1)
+		imapd_malformed(imsg);
+	rd.prefix = prefix;
+	rd.prefixlen = strlen(prefix);
+	rd.fd = imsg->fd;
+	if ((seq = imap_seq_of_uid(s, uid)) == 0)
+		goto done;
+	if (c->what & IMAP_FETCH_MIME) {
+		if (c->mime == NULL || c->mimeuid != uid ||
+		    c->mimelen != c->mimetotal ||
+		    mime_from_json(c->mime, c->mimelen, &msg) != 0) {
+			log_warnx("session %u: no mime data for uid %u", s->id,
+			    uid);
+			c->error = 1;
+			goto done;
+		}
+	}
+	utf8 = (s->flags & SF_UTF8) ? IMAP_R_UTF8 : 0;
+	imap_buf_reset(b);
+	imap_buf_printf(b, "* %zu FETCH (", seq);
+	for (i = 0; i < c->f.natts; i++) {
+		a = &c->f.atts[i];
+		if (sp)
+			imap_buf_addc(b, ' ');
+		sp = 1;
+		switch (a->kind) {
+		case FA_UID:
+			imap_buf_printf(b, "UID %u", uid);
+			break;
+		case FA_FLAGS:
+			imap_buf_printf(b, "FLAGS (%s)", flags);
+			if ((s->flags & SF_CONDSTORE) && !modseq_out) {
+				imap_buf_printf(b, " MODSEQ (%llu)",
+				    (unsigned long long)modseq);
+				modseq_out = 1;
+			}
+			break;
+		case FA_INTERNALDATE:
+			imap_buf_adds(b, "INTERNALDATE ");
+			imap_render_date(b, (time_t)idate, 0);
+			break;
+		case FA_RFC822_SIZE:
+			imap_buf_printf(b, "RFC822.SIZE %llu",
+			    (unsigned long long)size);
+			break;
+		case FA_MODSEQ:
+			if (modseq_out) {
+				sp = 0;
+				if (b->len > 0)
+					b->len--;
+				break;
+			}
+			imap_buf_printf(b, "MODSEQ (%llu)",
+			    (unsigned long long)modseq);
+			modseq_out = 1;
+			break;
+		case FA_ENVELOPE:
+			imap_buf_adds(b, "ENVELOPE ");
+			imap_render_envelope(b, &msg->envelope, utf8);
+			break;
+		case FA_BODY:
+			imap_buf_adds(b, "BODY ");
+			imap_render_bodystructure(b, msg->root, 0, utf8);
+			break;
+		case FA_BODYSTRUCTURE:
+			imap_buf_adds(b, "BODYSTRUCTURE ");
+			imap_render_bodystructure(b, msg->root, 1, utf8);
+			break;
+		default:
+			if ((r = fetch_section(s, b, a, msg, &rd)) !=
+			    IMAP_SECTION_OK) {
+				c->error = r == IMAP_BINARY_UNKNOWN_CTE ? 2 : 1;
+				goto done;
+			}
+			break;
+		}
+	}
+	if (c->f.changedsince && !modseq_out)
+		imap_buf_printf(b, " MODSEQ (%llu)", (unsigned long long)modseq);
+	imap_buf_adds(b, ")\r\n");
+	if (b->oom) {
+		c->error = 1;
+		goto done;
+	}
+	imap_write(s, b->p, b->len);
+ done:
+	if (msg != NULL)
+		mime_free(msg);
+	free(c->mime);
+	c->mime = NULL;
+	if (imsg->fd != -1) {
+		close(imsg->fd);
+		imsg->fd = -1;
+	}
+	if (b->cap > 1024 * 1024)
+		imap_buf_free(b);
+}
+
+void
+imap_fetch_end(struct imap_session *s, struct imsg *imsg)
+{
+	if (s->wait != WAIT_FETCH)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	if (imsg->hdr.len != IMSG_HEADER_SIZE)
+		imapd_malformed(imsg);
+	s->wait = WAIT_NONE;
+	if (s->flags & SF_CLOSE)
+		return;
+	if (io_queued(s->io) > IMAP_FETCH_QUEUED_MAX) {
+		s->wait = WAIT_LOWAT;
+		return;
+	}
+	(void)fetch_batch(s);
+}
+
+/* --- STORE ---------------------------------------------------------- */
+
+struct store_ctx {
+	struct imap_store	 st;
+	struct imap_uidlist	 uids;
+	size_t			 next;
+	struct imap_uidlist	 modified;
+};
+
+static void
+store_ctx_free(void *p)
+{
+	struct store_ctx	*c = p;
+
+	imap_seqset_free(&c->st.set);
+	imap_uidlist_free(&c->uids);
+	imap_uidlist_free(&c->modified);
+	free(c);
+}
+
+static int
+store_send(struct imap_session *s, struct store_ctx *c)
+{
+	struct msg_out	 m;
+	size_t		 n;
+
+	msg_create(&m, IMSG_STORE_MSG_STORE, s->id, -1);
+	msg_add_u64(&m, s->mbox);
+	msg_add_u8(&m, c->st.op);
+	msg_add_u64(&m, c->st.has_unchangedsince ?
+	    (c->st.unchangedsince ? c->st.unchangedsince : 1) : 0);
+	msg_add_string(&m, c->st.flags);
+	n = imap_ranges_add(s, &m, c->uids.v + c->next, c->uids.n - c->next,
+	    SIZE_MAX);
+	c->next += n;
+	if (imap_send_storaged(s, &m) == -1) {
+		imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
+		imap_done(s);
+		return -1;
+	}
+	imap_wait(s, WAIT_STORE);
+	return 0;
+}
+
+void
+imap_cmd_store(struct imap_session *s)
+{
+	struct store_ctx	*c;
+	const char		*err;
+	size_t			 i;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		imap_tagged(s, "NO", "[SERVERBUG] Out of memory");
+		imap_done(s);
+		return;
+	}
+	if (imap_parse_store(&s->cmd, &c->st, &err) == -1) {
+		free(c);
+		imap_bad(s, err);
+		imap_done(s);
+		return;
+	}
+	imap_ctx_set(s, c, store_ctx_free);
+	if (imap_set_uids(s, &c->st.set, s->cmd.uid, &c->uids) == -1) {
+		imap_bad(s, "Invalid sequence set");
+		imap_done(s);
+		return;
+	}
+	if (s->flags & SF_READONLY) {
+		imap_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
+		imap_done(s);
+		return;
+	}
+	if (c->st.has_unchangedsince)
+		s->flags |= SF_CONDSTORE;
+	/* UNCHANGEDSINCE 0 can never hold (RFC 7162 3.1.3). */
+	if (c->st.has_unchangedsince && c->st.unchangedsince == 0) {
+		for (i = 0; i < c->uids.n; i++)
+			(void)imap_uidlist_add(&c->modified, c->uids.v[i]);
+		c->next = c->uids.n;
+	}
+	if (c->next >= c->uids.n) {
+		imap_store_end(s, NULL);
+		return;
+	}
+	(void)store_send(s, c);
+}
+
+void
+imap_store_item(struct imap_session *s, struct imsg *imsg)
+{
+	struct store_ctx	*c = s->ctx;
+	struct msg_in		 m;
+	const char		*flags;
+	uint64_t		 modseq;
+	uint32_t		 uid;
+
+	if (s->wait != WAIT_STORE)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	msg_read(&m, imsg);
+	if (msg_get_u32(&m, &uid) == -1 || msg_get_u64(&m, &modseq) == -1 ||
+	    msg_get_string(&m, &flags) == -1 || msg_end(&m) == -1)
+		imapd_malformed(imsg);
+	/* FETCH's implicit \Seen: the FETCH itself shows the flags. */
+	if (strcmp(s->cmd.verb, "FETCH") == 0 || c->st.silent)
+		return;
+	imap_flags_reply(s, uid, modseq, flags);
+}
+
+void
+imap_store_modified(struct imap_session *s, struct imsg *imsg)
+{
+	struct store_ctx	*c = s->ctx;
+	struct msg_in		 m;
+	uint32_t		 n, i, uid;
+
+	if (s->wait != WAIT_STORE || strcmp(s->cmd.verb, "STORE") != 0)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	msg_read(&m, imsg);
+	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
+		imapd_malformed(imsg);
+	for (i = 0; i < n; i++) {
+		if (msg_get_u32(&m, &uid) == -1)
+			imapd_malformed(imsg);
+		if (imap_seq_of_uid(s, uid) &&
+		    imap_uidlist_add(&c->modified, uid) == -1)
+			fatal("%s", __func__);
+	}
+	if (msg_end(&m) == -1)
+		imapd_malformed(imsg);
+}
+
+void
+imap_store_end(struct imap_session *s, struct imsg *imsg)
+{
+	struct store_ctx	*c;
+	struct fetch_ctx	*fc;
+	struct imap_buf		 b = IMAP_BUF_INIT;
+	size_t			 i;
+	uint32_t		*v;
+
+	if (imsg != NULL && imsg->hdr.len != IMSG_HEADER_SIZE)
+		imapd_malformed(imsg);
+	s->wait = WAIT_NONE;
+	if (strcmp(s->cmd.verb, "FETCH") == 0) {
+		fc = s->ctx;
+		if (fc->next < fc->uids.n) {
+			if (store_seen(s, fc) == -1) {
+				imap_tagged(s, "NO", "[UNAVAILABLE] Try again "
+				    "later");
+				imap_done(s);
+			}
+			return;
+		}
+		fc->seen = 0;
+		fc->next = 0;
+		fc->what |= IMAP_FETCH_META;
+		(void)fetch_batch(s);
+		return;
+	}
+	c = s->ctx;
+	if (c->next < c->uids.n) {
+		(void)store_send(s, c);
+		return;
+	}
+	if (c->modified.n == 0) {
+		imap_tagged(s, "OK", "%sSTORE completed",
+		    s->cmd.uid ? "UID " : "");
+		imap_done(s);
+		return;
+	}
+	if (!s->cmd.uid) {
+		v = c->modified.v;
+		for (i = 0; i < c->modified.n; i++)
+			v[i] = imap_seq_of_uid(s, v[i]);
+	}
+	imap_buf_printf(&b, "%s OK [MODIFIED ", s->tag);
+	imap_set_format(&b, c->modified.v, c->modified.n);
+	imap_buf_adds(&b, "] Conditional STORE failed\r\n");
+	if (!b.oom)
+		imap_write(s, b.p, b.len);
+	imap_buf_free(&b);
+	imap_done(s);
+}
+
+/* --- COPY, MOVE ------------------------------------------------------ */
+
+struct copy_ctx {
+	char			*dest;
+	struct imap_uidlist	 uids;
+	size_t			 next;
+	int			 move;
+	int			 chunks;
+	int			 ok;
+	char			*copyuid;
+	char			*error;
+};
+
+static void
+copy_ctx_free(void *p)
+{
+	struct copy_ctx	*c = p;
+
+	free(c->dest);
+	imap_uidlist_free(&c->uids);
+	free(c->copyuid);
+	free(c->error);
+	free(c);
+}
+
+static int
+copy_send(struct imap_session *s, struct copy_ctx *c)
+{
+	struct msg_out	 m;
+	size_t		 n;
+
+	msg_create(&m, IMSG_STORE_MSG_COPY, s->id, -1);
+	msg_add_u64(&m, s->mbox);
+	msg_add_string(&m, c->dest);
+	msg_add_u8(&m, c->move);
+	n = imap_ranges_add(s, &m, c->uids.v + c->next, c->uids.n - c->next,
+	    SIZE_MAX);
+	c->next += n;
+	c->chunks++;
+	if (imap_send_storaged(s, &m) == -1) {
+		imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
+		imap_done(s);
+		return -1;
+	}
+	imap_wait(s, WAIT_COPY);
+	return 0;
+}
+
+void
+imap_cmd_copy(struct imap_session *s)
+{
+	struct imap_tok		*a = s->cmd.args.items;
+	struct imap_seqset	 set;
+	struct copy_ctx		*c;
+
+	if (s->cmd.args.nitems != 2 || a[0].type != TOK_ATOM ||
+	    !imap_tok_is_astring(&a[1]) ||
+	    imap_parse_seqset(a[0].s, &set) == -1) {
+		imap_bad(s, "Syntax: COPY sequence-set mailbox");
+		imap_done(s);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		imap_seqset_free(&set);
+		imap_tagged(s, "NO", "[SERVERBUG] Out of memory");
+		imap_done(s);
+		return;
+	}
+	imap_ctx_set(s, c, copy_ctx_free);
+	c->move = strcmp(s->cmd.verb, "MOVE") == 0;
+	if (imap_set_uids(s, &set, s->cmd.uid, &c->uids) == -1) {
+		imap_seqset_free(&set);
+		imap_bad(s, "Invalid sequence set");
+		imap_done(s);
+		return;
+	}
+	imap_seqset_free(&set);
+	if ((c->dest = imap_mailbox_in(s, a[1].s)) == NULL) {
+		imap_tagged(s, "NO", "[TRYCREATE] No such mailbox");
+		imap_done(s);
+		return;
+	}
+	if (c->move && (s->flags & SF_READONLY)) {
+		imap_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
+		imap_done(s);
+		return;
+	}
+	if (c->uids.n == 0) {
+		imap_tagged(s, "OK", "%s%s completed, nothing to do",
+		    s->cmd.uid ? "UID " : "", s->cmd.verb);
+		imap_done(s);
+		return;
+	}
+	(void)copy_send(s, c);
+}
+
+void
+imap_copy_result(struct imap_session *s, struct imsg *imsg)
+{
+	struct copy_ctx	*c = s->ctx;
+	struct msg_in	 m;
+	const char	*text, *src, *dst;
+	uint32_t	 ok, uidvalidity;
+	int		 self;
+
+	if (s->wait != WAIT_COPY)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	msg_read(&m, imsg);
+	if (msg_get_u32(&m, &ok) == -1 || msg_get_string(&m, &text) == -1 ||
+	    msg_get_u32(&m, &uidvalidity) == -1 ||
+	    msg_get_string(&m, &src) == -1 ||
+	    msg_get_string(&m, &dst) == -1 || msg_end(&m) == -1)
+		imapd_malformed(imsg);
+	s->wait = WAIT_NONE;
+	if (!ok) {
+		if (c->move && c->chunks > 1) {
+			/* Earlier chunks moved: tell the expunges. */
+			s->flags |= SF_CHANGED;
+			if (asprintf(&s->done, "NO %s", text) == -1)
+				fatal("%s", __func__);
+			imap_sync_start(s, AFTER_DONE, 1);
+			return;
+		}
+		imap_tagged(s, "NO", "%s", text);
+		imap_done(s);
+		return;
+	}
+	if (c->chunks == 1 && *src != '\0' && *dst != '\0') {
+		free(c->copyuid);
+		if (asprintf(&c->copyuid, "[COPYUID %u %s %s] ", uidvalidity,
+		    src, dst) == -1)
+			fatal("%s", __func__);
+	}
+	if (c->next < c->uids.n) {
+		(void)copy_send(s, c);
+		return;
+	}
+	self = s->mbox_name != NULL && strcmp(c->dest, s->mbox_name) == 0;
+	if (c->move) {
+		if (c->copyuid != NULL)
+			imap_reply(s, "* OK %sMoved", c->copyuid);
+		if (asprintf(&s->done, "OK %sMOVE completed",
+		    s->cmd.uid ? "UID " : "") == -1)
+			fatal("%s", __func__);
+		s->flags |= SF_CHANGED;
+		imap_sync_start(s, AFTER_DONE, 1);
+		return;
+	}
+	if (self) {
+		if (asprintf(&s->done, "OK %s%sCOPY completed",
+		    c->copyuid ? c->copyuid : "", s->cmd.uid ? "UID " : "") ==
+		    -1)
+			fatal("%s", __func__);
+		s->flags |= SF_CHANGED;
+		imap_sync_start(s, AFTER_DONE, s->cmd.uid);
+		return;
+	}
+	imap_tagged(s, "OK", "%s%sCOPY completed", c->copyuid ? c->copyuid :
+	    "", s->cmd.uid ? "UID " : "");
+	imap_done(s);
+}
+
+/* --- EXPUNGE, UID EXPUNGE ------------------------------------------- */
+
+void
+imap_cmd_expunge(struct imap_session *s)
+{
+	struct imap_tok		*a = s->cmd.args.items;
+	struct imap_seqset	 set;
+	struct imap_uidlist	 uids;
+	struct msg_out		 m;
+	size_t			 n;
+
+	if ((s->cmd.uid && (s->cmd.args.nitems != 1 ||
+	    a[0].type != TOK_ATOM || imap_parse_seqset(a[0].s, &set) == -1)) ||
+	    (!s->cmd.uid && s->cmd.args.nitems != 0)) {
+		imap_bad(s, s->cmd.uid ? "Syntax: UID EXPUNGE uid-set" :
+		    "Syntax: EXPUNGE");
+		imap_done(s);
+		return;
+	}
+	if (s->flags & SF_READONLY) {
+		if (s->cmd.uid)
+			imap_seqset_free(&set);
+		imap_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
+		imap_done(s);
+		return;
+	}
+	msg_create(&m, IMSG_STORE_MSG_EXPUNGE, s->id, -1);
+	msg_add_u64(&m, s->mbox);
+	msg_add_u8(&m, s->cmd.uid);
+	if (s->cmd.uid) {
+		if (imap_set_uids(s, &set, 1, &uids) == -1) {
+			imap_seqset_free(&set);
+			imap_bad(s, "Invalid UID set");
+			imap_done(s);
+			return;
+		}
+		imap_seqset_free(&set);
+		if (uids.n == 0) {
+			imap_uidlist_free(&uids);
+			imap_tagged(s, "OK", "UID EXPUNGE completed");
+			imap_done(s);
+			return;
+		}
+		n = imap_ranges_add(s, &m, uids.v, uids.n, SIZE_MAX);
+		/* Beyond IMAP_RANGES_MAX ranges: the rest in a later one. */
+		(void)n;
+		imap_uidlist_free(&uids);
+	} else
+		msg_add_u32(&m, 0);
+	if (imap_send_storaged(s, &m) == -1) {
+		imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
+		imap_done(s);
+		return;
+	}
+	imap_wait(s, WAIT_EXPUNGE);
+}
+
+/* --- APPEND --------------------------------------------------------- */
+
+struct append_ctx {
+	char			*mailbox;
+	struct imap_append	 head;
+	uint64_t		 size;
+	int			 nonsync;
+	uint64_t		 spool;
+	int			 fd;
+	int			 discard;	/* read the literal, keep nothing */
+	char			*error;		/* the tagged NO's text */
+	uint32_t		 uidvalidity;
+	struct imap_uidlist	 uids;
+	int			 count;
+};
+
+static void
+append_ctx_free(void *p)
+{
+	struct append_ctx	*c = p;
+
+	if (c->fd != -1)
+		close(c->fd);
+	free(c->mailbox);
+	free(c->error);
+	imap_uidlist_free(&c->uids);
+	free(c);
+}
+
+/* A complete APPEND command without a message literal. */
+void
+imap_cmd_append(struct imap_session *s)
+{
+	imap_bad(s, "Syntax: APPEND mailbox [(flags)] [date-time] literal");
+	imap_done(s);
+}
+
+void
+imap_append_abort(struct imap_session *s)
+{
+	struct append_ctx	*c;
+	struct msg_out		 m;
+
+	if (!s->has_cmd || strcmp(s->cmd.verb, "APPEND") != 0 ||
+	    s->ctx == NULL)
+		return;
+	c = s->ctx;
+	if (c->fd != -1) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (c->spool != 0) {
+		msg_create(&m, IMSG_STORE_SPOOL_ABORT, s->id, -1);
+		msg_add_u64(&m, c->spool);
+		(void)imap_send_storaged(s, &m);
+		c->spool = 0;
+	}
+}
+
+static void
+append_fail(struct append_ctx *c, const char *text)
+{
+	if (c->error == NULL && (c->error = strdup(text)) == NULL)
+		fatal("%s", __func__);
+}
+
+/* One message literal of n bytes is announced; head parsed. */
+static void
+append_message(struct imap_session *s, struct append_ctx *c, uint64_t n,
+    int nonsync)
+{
+	struct msg_out	 m;
+
+	c->size = n;
+	c->nonsync = nonsync;
+	c->discard = 0;
+	if (c->error == NULL && n > (uint64_t)proc_conf->limits[
+	    LIMIT_IMAP_LITERAL])
+		append_fail(c, "[TOOBIG] Message too large");
+	if (c->error == NULL && n == 0)
+		append_fail(c, "[CANNOT] Empty message");
+	if (c->error != NULL) {
+		if (!nonsync) {
+			/* No "+": the client sends nothing more of it. */
+			imap_tagged(s, "NO", "%s", c->error);
+			imap_done(s);
+			return;
+		}
+		c->discard = 1;
+		s->literal_left = n;
+		s->input = IN_APPEND;
+		return;
+	}
+	msg_create(&m, IMSG_STORE_SPOOL_OPEN, s->id, -1);
+	if (imap_send_storaged(s, &m) == -1) {
+		append_fail(c, "[UNAVAILABLE] Try again later");
+		append_message(s, c, n, nonsync);
+		return;
+	}
+	imap_wait(s, WAIT_SPOOL);
+}
+
+void
+imap_append_begin(struct imap_session *s, struct imap_cmd *cmd, uint64_t n,
+    int nonsync, int binary)
+{
+	struct append_ctx	*c;
+	const char		*err;
+	size_t			 next;
+
+	s->cmd = *cmd;
+	s->has_cmd = 1;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("%s", __func__);
+	c->fd = -1;
+	imap_ctx_set(s, c, append_ctx_free);
+	if (!imap_tok_is_astring(&cmd->args.items[0]) ||
+	    imap_parse_append_head(&cmd->args.items[1], cmd->args.nitems - 1,
+	    &next, &c->head, &err) == -1 || next != cmd->args.nitems - 1)
+		append_fail(c, "[CANNOT] Bad APPEND arguments");
+	else if ((c->mailbox = imap_mailbox_in(s,
+	    cmd->args.items[0].s)) == NULL)
+		append_fail(c, "[TRYCREATE] No such mailbox");
+	append_message(s, c, n, nonsync);
+}
+
+void
+imap_session_spool_fd(struct imap_session *s, uint64_t id, const char *err,
+    int fd)
+{
+	struct append_ctx	*c = s->ctx;
+
+	if (s->wait != WAIT_SPOOL)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	s->wait = WAIT_NONE;
+	if (id == 0) {
+		log_warnx("session %u: no spool file: %s", s->id, err);
+		append_fail(c, "[SERVERBUG] Cannot store the message now");
+		append_message(s, c, c->size, c->nonsync);
+		if (c->nonsync)
+			io_resume(s->io, IO_IN);
+		return;
+	}
+	c->spool = id;
+	c->fd = fd;
+	if (!c->nonsync)
+		imap_reply(s, "+ Ready for literal data");
+	s->literal_left = c->size;
+	s->input = IN_APPEND;
+	io_resume(s->io, IO_IN);
+}
+
+void
+imap_append_data(struct imap_session *s)
+{
+	struct append_ctx	*c = s->ctx;
+	struct msg_out		 m;
+	const char		*p = io_data(s->io);
+	size_t			 n = io_datalen(s->io), off = 0;
+	ssize_t			 w;
+
+	if (n > s->literal_left)
+		n = s->literal_left;
+	while (!c->discard && c->fd != -1 && off < n) {
+		w = write(c->fd, p + off, n - off);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_warn("session %u: spool write", s->id);
+			append_fail(c, "[SERVERBUG] Cannot store the message");
+			c->discard = 1;
+			break;
+		}
+		off += w;
+	}
+	io_drop(s->io, n);
+	s->literal_left -= n;
+	if (s->literal_left > 0)
+		return;
+	s->input = IN_APPEND_NEXT;
+	if (c->fd != -1) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (c->discard || c->error != NULL) {
+		imap_append_abort(s);
+		return;
+	}
+	msg_create(&m, IMSG_STORE_MSG_APPEND, s->id, -1);
+	msg_add_u64(&m, c->spool);
+	msg_add_string(&m, c->mailbox);
+	msg_add_string(&m, c->head.flags);
+	msg_add_i64(&m, c->head.date);
+	c->spool = 0;
+	if (imap_send_storaged(s, &m) == -1) {
+		append_fail(c, "[UNAVAILABLE] Try again later");
+		return;
+	}
+	imap_wait(s, WAIT_APPEND);
+}
+
+void
+imap_append_result(struct imap_session *s, struct imsg *imsg)
+{
+	struct append_ctx	*c = s->ctx;
+	struct msg_in		 m;
+	const char		*text;
+	uint32_t		 ok, uidvalidity, uid;
+
+	if (s->wait != WAIT_APPEND)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	msg_read(&m, imsg);
+	if (msg_get_u32(&m, &ok) == -1 || msg_get_string(&m, &text) == -1 ||
+	    msg_get_u32(&m, &uidvalidity) == -1 ||
+	    msg_get_u32(&m, &uid) == -1 || msg_end(&m) == -1)
+		imapd_malformed(imsg);
+	s->wait = WAIT_NONE;
+	if (ok) {
+		c->uidvalidity = uidvalidity;
+		c->count++;
+		if (imap_uidlist_add(&c->uids, uid) == -1)
+			fatal("%s", __func__);
+	} else
+		append_fail(c, text);
+	io_resume(s->io, IO_IN);
+}
+
+/* After a message literal: CR LF ends the command, or another follows. */
+void
+imap_append_next(struct imap_session *s, char *line, size_t len)
+{
+	struct append_ctx	*c = s->ctx;
+	struct imap_tok		 args;
+	struct imap_buf		 b = IMAP_BUF_INIT;
+	const char		*err;
+	char			 e[128];
+	uint64_t		 n;
+	size_t			 next, upto;
+	int			 nonsync, binary;
+
+	if (len == 0) {
+		if (c->error != NULL) {
+			imap_tagged(s, "NO", "%s", c->error);
+			imap_done(s);
+			return;
+		}
+		imap_buf_printf(&b, "OK [APPENDUID %u ", c->uidvalidity);
+		imap_set_format(&b, c->uids.v, c->uids.n);
+		imap_buf_adds(&b, "] APPEND completed");
+		if (b.oom)
+			fatal("%s", __func__);
+		imap_buf_addc(&b, '\0');
+		if (imap_selected(s) && s->mbox_name != NULL &&
+		    strcmp(s->mbox_name, c->mailbox) == 0) {
+			s->done = strdup(b.p);
+			imap_buf_free(&b);
+			if (s->done == NULL)
+				fatal("%s", __func__);
+			s->flags |= SF_CHANGED;
+			imap_sync_start(s, AFTER_DONE, 1);
+			return;
+		}
+		imap_reply(s, "%s %s", s->tag, b.p);
+		imap_buf_free(&b);
+		imap_done(s);
+		return;
+	}
+	if (line[0] != ' ' ||
+	    !imap_literal_at_end(line, len, &n, &nonsync, &binary)) {
+		imap_bad(s, "Bad APPEND continuation");
+		imap_done(s);
+		return;
+	}
+	upto = strrchr(line, '{') - line - (binary ? 1 : 0);
+	while (upto > 0 && line[upto - 1] == ' ')
+		upto--;
+	memset(&args, 0, sizeof(args));
+	args.type = TOK_LIST;
+	if (upto > 1 && imap_parse_args(line + 1, upto - 1, &args, e,
+	    sizeof(e)) == -1) {
+		append_fail(c, "[CANNOT] Bad APPEND arguments");
+	} else if (imap_parse_append_head(args.items, args.nitems, &next,
+	    &c->head, &err) == -1 || next != args.nitems)
+		append_fail(c, "[CANNOT] Bad APPEND arguments");
+	imap_tok_free(&args);
+	append_message(s, c, n, nonsync);
+}
