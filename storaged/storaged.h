@@ -112,6 +112,7 @@ struct store_job {
 
 void	 store_sync_init(void);
 void	 store_job_submit(struct store_job *);
+void	 store_job_submit_first(struct store_job *);
 void	 store_db_sync(int, void (*)(void *), void *);
 int	 store_db_begin_lazy(void);
 int	 store_db_commit_lazy(void);

@@ -57,6 +57,7 @@ struct spool {
 	enum proc_id		 peer;
 	uint64_t		 id;
 	uint32_t		 peerid;	/* the session that opened it */
+	int			 fd;		/* made, not yet sent */
 	struct spool_rcpt	*rcpts;
 	size_t			 nrcpts;
 	int			 too_many;
@@ -219,13 +220,55 @@ spool_fd_reply(enum proc_id to, uint32_t peerid, uint64_t id, int fd,
 		fatal("%s: IMSG_STORE_SPOOL_FD", __func__);
 }
 
+/*
+ * In a sync thread: the new file.  Creating a file costs the event
+ * loop too much on some file systems (ext4 without a journal looks
+ * for recently deleted inodes), so it is made here too.
+ */
+static void
+spool_open_run(struct store_job *job, unsigned char *buf, size_t buflen)
+{
+	struct spool	*s = job->arg;
+	char		 name[SPOOL_NAME_LEN + 1];
+
+	(void)buf;
+	(void)buflen;
+	spool_name(s->id, name, sizeof(name));
+	if ((s->fd = openat(spool_dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
+	    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
+		job->what = "open";
+		job->err = errno;
+	}
+}
+
+static void
+spool_open_done(struct store_job *job)
+{
+	struct spool	*s = job->arg;
+	char		 name[SPOOL_NAME_LEN + 1];
+
+	if (job->what != NULL || spool_find(s->peer, s->id) != NULL) {
+		spool_name(s->id, name, sizeof(name));
+		errno = job->err;
+		if (job->what != NULL)
+			log_warn("%s %s/%s", job->what, STORE_SPOOL_DIR, name);
+		else
+			close(s->fd);
+		spool_fd_reply(s->peer, s->peerid, 0, -1,
+		    "cannot create a spool file");
+		spool_free(s);
+		return;
+	}
+	RB_INSERT(spool_tree, &spools, s);
+	spool_fd_reply(s->peer, s->peerid, s->id, s->fd, "");
+	s->fd = -1;
+}
+
 /* SPOOL_OPEN: a new spool file, and its write descriptor to smtpd. */
 void
 store_spool_open(struct proc_peer *peer, struct imsg *imsg)
 {
 	struct spool	*s;
-	char		 name[SPOOL_NAME_LEN + 1];
-	int		 fd;
 
 	if (imsg->datalen != 0)
 		spool_malformed(peer, imsg);
@@ -245,20 +288,14 @@ store_spool_open(struct proc_peer *peer, struct imsg *imsg)
 	spool_count++;
 	s->peer = peer->id;
 	s->peerid = imsg->hdr.peerid;
+	s->fd = -1;
 	do {
 		arc4random_buf(&s->id, sizeof(s->id));
 	} while (s->id == 0 || spool_find(s->peer, s->id) != NULL);
-	spool_name(s->id, name, sizeof(name));
-	if ((fd = openat(spool_dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
-	    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
-		log_warn("open %s/%s", STORE_SPOOL_DIR, name);
-		spool_free(s);
-		spool_fd_reply(peer->id, imsg->hdr.peerid, 0, -1,
-		    "cannot create a spool file");
-		return;
-	}
-	RB_INSERT(spool_tree, &spools, s);
-	spool_fd_reply(peer->id, imsg->hdr.peerid, s->id, fd, "");
+	s->job.run = spool_open_run;
+	s->job.done = spool_open_done;
+	s->job.arg = s;
+	store_job_submit_first(&s->job);
 }
 
 /* SPOOL_RCPT: one accepted recipient, sent just before COMMIT. */

@@ -129,6 +129,20 @@ store_job_submit(struct store_job *job)
 	pthread_mutex_unlock(&sync_lock);
 }
 
+/* The same, ahead of the jobs waiting: a client waits for this one. */
+void
+store_job_submit_first(struct store_job *job)
+{
+	job->what = NULL;
+	job->err = 0;
+	pthread_mutex_lock(&sync_lock);
+	if ((job->next = sync_head) == NULL)
+		sync_tail = &job->next;
+	sync_head = job;
+	pthread_cond_signal(&sync_wakeup);
+	pthread_mutex_unlock(&sync_lock);
+}
+
 /* In a thread: /blobs if asked, then the WAL. */
 static void
 db_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
