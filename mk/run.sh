@@ -7,7 +7,8 @@
 #
 # Knobs, for tests: POSTERN_RUN_DIR (instead of ./run), POSTERN_BUILD
 # (instead of ./build), and POSTERN_RUN_SMTP_PORT,
-# POSTERN_RUN_SUBMISSION_PORT, POSTERN_RUN_SUBMISSIONS_PORT, used only
+# POSTERN_RUN_SUBMISSION_PORT, POSTERN_RUN_SUBMISSIONS_PORT,
+# POSTERN_RUN_IMAP_PORT, POSTERN_RUN_IMAPS_PORT, used only
 # when the config is first written.
 set -eu
 
@@ -32,6 +33,8 @@ START_TIMEOUT=${POSTERN_START_TIMEOUT:-30}
 SMTP_PORT=${POSTERN_RUN_SMTP_PORT:-2525}
 SUBMISSION_PORT=${POSTERN_RUN_SUBMISSION_PORT:-2587}
 SUBMISSIONS_PORT=${POSTERN_RUN_SUBMISSIONS_PORT:-2465}
+IMAP_PORT=${POSTERN_RUN_IMAP_PORT:-2143}
+IMAPS_PORT=${POSTERN_RUN_IMAPS_PORT:-2993}
 
 say() {
 	echo "run: $*" >&2
@@ -87,11 +90,13 @@ domain "example.test"
 listen on 127.0.0.1 port $SMTP_PORT smtp
 listen on 127.0.0.1 port $SUBMISSION_PORT submission
 listen on 127.0.0.1 port $SUBMISSIONS_PORT submissions
+listen on 127.0.0.1 port $IMAP_PORT imap
+listen on 127.0.0.1 port $IMAPS_PORT imaps
 EOF
 	# The other protocols get their listener here once their role
-	# is built: imap on 2143, imaps on 2993, jmap on 8080 and dav on
-	# 8008 (the fixed demo ports), e.g.
-	#	listen on 127.0.0.1 port 2143 imap
+	# is built: jmap on 8080 and dav on 8008 (the fixed demo ports),
+	# e.g.
+	#	listen on 127.0.0.1 port 8080 jmap
 	# and the "how to connect" text below gains a line for each.
 fi
 
@@ -182,6 +187,8 @@ listeners=$(awk '$1 == "listen" && $2 == "on" && $4 == "port" {
 	how = ""
 	if ($6 == "submission") how = " (STARTTLS)"
 	if ($6 == "submissions") how = " (TLS)"
+	if ($6 == "imap") how = " (STARTTLS)"
+	if ($6 == "imaps") how = " (TLS)"
 	printf "  %-12s %s port %s%s\n", $6, $3, $5, how
 }' "$CONF")
 SUBMISSION_PORT=$(awk '$1 == "listen" && $6 == "submission" {

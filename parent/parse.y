@@ -884,6 +884,8 @@ listener_kind_available(enum listener_kind kind)
 	case LISTEN_SMTP:
 	case LISTEN_SUBMISSION:
 	case LISTEN_SUBMISSIONS:
+	case LISTEN_IMAP:
+	case LISTEN_IMAPS:
 		return 1;
 	default:
 		return 0;

@@ -127,8 +127,8 @@ BAD = [
      "(clashes with 127.0.0.1 port 2525 on line 3)"),
     ("kind_unknown", HEAD + "listen port 2525 gopher\n", 3,
      "unknown listener kind gopher"),
-    ("kind_not_built", HEAD + "listen port 2143 imap\n", 3,
-     "listener kind imap is not available in this version"),
+    ("kind_not_built", HEAD + "listen port 8080 jmap\n", 3,
+     "listener kind jmap is not available in this version"),
     ("missing_cert", HEAD + 'certificate "/nonexistent/postern.crt"\n', 3,
      "cannot open certificate /nonexistent/postern.crt: "
      "No such file or directory"),

@@ -17,10 +17,13 @@ import pytest
 from conftest import BUILD, POSTERNCTL, ROOT, ensure_users, free_port
 
 # The fixed demo ports documented in the README and posternd(8).
-FIXED_PORTS = {"smtp": 2525, "submission": 2587, "submissions": 2465}
+FIXED_PORTS = {"smtp": 2525, "submission": 2587, "submissions": 2465,
+               "imap": 2143, "imaps": 2993}
 ENV_PORTS = {"smtp": "POSTERN_RUN_SMTP_PORT",
              "submission": "POSTERN_RUN_SUBMISSION_PORT",
-             "submissions": "POSTERN_RUN_SUBMISSIONS_PORT"}
+             "submissions": "POSTERN_RUN_SUBMISSIONS_PORT",
+             "imap": "POSTERN_RUN_IMAP_PORT",
+             "imaps": "POSTERN_RUN_IMAPS_PORT"}
 START_TIMEOUT = float(os.environ.get("POSTERN_START_TIMEOUT", "20")) + 40
 
 
