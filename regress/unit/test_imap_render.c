@@ -366,6 +366,12 @@ test_envelope(void)
 	CHECK(envelope_is("Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n\r\n",
 	    IMAP_R_UTF8, "(NIL \"Gr\xc3\xbc\xc3\x9f" "e\" NIL NIL NIL NIL "
 	    "NIL NIL NIL NIL)"));
+	/* Latin-1 bytes are not UTF-8: a literal even for UTF8=ACCEPT. */
+	CHECK(envelope_is("Subject: Caf\xe9\r\n\r\n", IMAP_R_UTF8,
+	    "(NIL {4}\r\nCaf\xe9 NIL NIL NIL NIL NIL NIL NIL NIL)"));
+	/* A tab may be quoted. */
+	CHECK(envelope_is("Subject: a\tb\r\n\r\n", 0,
+	    "(NIL \"a\tb\" NIL NIL NIL NIL NIL NIL NIL NIL)"));
 	/* Quotes and backslashes in a subject. */
 	CHECK(envelope_is("Subject: say \"hi\" \\o/\r\n\r\n", 0,
 	    "(NIL \"say \\\"hi\\\" \\\\o/\" NIL NIL NIL NIL NIL NIL NIL "
