@@ -439,6 +439,9 @@ store_message_insert(struct deliver_msg *dm, const char *hash,
 	dm->shift = prefixlen;
 	if ((json = mime_to_json(dm->mime)) == NULL)
 		return -1;
+	/* The row names the blob: its reference first (an APPEND's is new). */
+	if (store_blob_ref(hash, dm->len) == -1)
+		goto done;
 
 	if ((st = store_db_stmt("INSERT INTO messages (account_id, blob, "
 	    "prefix, size, received, sent, subject, from_addr, message_id, "
@@ -470,11 +473,6 @@ store_message_insert(struct deliver_msg *dm, const char *hash,
 	if (step_done(st) == -1)
 		goto done;
 	message_id = sqlite3_last_insert_rowid(store_db);
-
-	if (store_blob_ref(hash, dm->len) == -1) {
-		message_id = -1;
-		goto done;
-	}
 
 	if ((st = store_db_stmt("INSERT INTO messages_fts (rowid, subject, "
 	    "addresses, body) VALUES (?, ?, ?, ?)")) == NULL) {

@@ -222,13 +222,13 @@ store_modseq_next(int64_t account)
 	sqlite3_stmt	*st;
 	int64_t		 modseq = -1;
 
-	if ((st = store_db_stmt("UPDATE accounts SET modseq = modseq + 1 "
+	if ((st = store_stmt("UPDATE accounts SET modseq = modseq + 1 "
 	    "WHERE id = ? RETURNING modseq")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, account) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW)
 		modseq = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (modseq == -1)
 		log_warnx("%s: account %lld modseq: %s", STORE_DB_PATH,
 		    (long long)account, sqlite3_errmsg(store_db));
@@ -242,7 +242,7 @@ store_change_add(int64_t account, int64_t modseq, const char *kind,
 {
 	sqlite3_stmt	*st;
 
-	if ((st = store_db_stmt("INSERT INTO changes (account_id, modseq, "
+	if ((st = store_stmt("INSERT INTO changes (account_id, modseq, "
 	    "kind, object_id, op) VALUES (?, ?, ?, ?, ?)")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, account) != SQLITE_OK ||
@@ -250,10 +250,17 @@ store_change_add(int64_t account, int64_t modseq, const char *kind,
 	    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 4, object) != SQLITE_OK ||
 	    sqlite3_bind_int(st, 5, op) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
-	return sql_done(st);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		log_warnx("%s: change log: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+		store_stmt_done(st);
+		return -1;
+	}
+	store_stmt_done(st);
+	return 0;
 }
 
 /* R: u32 n, n x (u32 lo, u32 hi). */
@@ -396,7 +403,7 @@ store_imap_list(struct proc_peer *peer, struct imsg *imsg)
 	account = store_imap_account(peer, imsg);
 	if (imsg->datalen != 0)
 		imap_malformed(imsg);
-	if ((st = store_db_stmt("SELECT b.id, b.name, "
+	if ((st = store_db_stmt("SELECT * FROM (SELECT b.id, b.name, "
 	    "coalesce(b.special_use, ''), b.subscribed, "
 	    "(SELECT count(*) FROM mailbox_messages mm "
 	    "WHERE mm.mailbox_id = b.id), "
@@ -415,7 +422,7 @@ store_imap_list(struct proc_peer *peer, struct imsg *imsg)
 	    "UNION ALL SELECT 0, s.name, '', 1, 0, 0, 0, 0, 0, 0, 0 "
 	    "FROM subscriptions s WHERE s.account_id = ?1 AND NOT EXISTS "
 	    "(SELECT 1 FROM mailboxes b WHERE b.account_id = ?1 AND "
-	    "b.name = s.name) ORDER BY 1 = 0, 2")) == NULL)
+	    "b.name = s.name)) ORDER BY 1 = 0, 2")) == NULL)
 		goto fail;
 	if (sqlite3_bind_int64(st, 1, account) != SQLITE_OK) {
 		sqlite3_finalize(st);

@@ -61,6 +61,21 @@ sql_done(sqlite3_stmt *st)
 	return 0;
 }
 
+/* sql_done() for a kept statement (store_stmt()). */
+static int
+kept_done(sqlite3_stmt *st)
+{
+	int	 rc;
+
+	rc = sqlite3_step(st);
+	store_stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("%s: %s", STORE_DB_PATH, sqlite3_errmsg(store_db));
+		return -1;
+	}
+	return 0;
+}
+
 static void
 rows_free(struct msg_rows *rows)
 {
@@ -171,60 +186,60 @@ store_placement_drop(int64_t account, int64_t mailbox, uint32_t uid,
 	char		 blob[STORE_HASH_HEX + 1];
 	int		 rc, others;
 
-	if ((st = store_db_stmt("DELETE FROM mailbox_messages "
+	if ((st = store_stmt("DELETE FROM mailbox_messages "
 	    "WHERE mailbox_id = ? AND uid = ?")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, uid) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
-	if (sql_done(st) == -1)
+	if (kept_done(st) == -1)
 		return -1;
 	if (vanished) {
-		if ((st = store_db_stmt("INSERT OR REPLACE INTO vanished "
+		if ((st = store_stmt("INSERT OR REPLACE INTO vanished "
 		    "(mailbox_id, uid, modseq) VALUES (?, ?, ?)")) == NULL)
 			return -1;
 		if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
 		    sqlite3_bind_int64(st, 2, uid) != SQLITE_OK ||
 		    sqlite3_bind_int64(st, 3, modseq) != SQLITE_OK) {
-			sqlite3_finalize(st);
+			store_stmt_done(st);
 			return -1;
 		}
-		if (sql_done(st) == -1)
+		if (kept_done(st) == -1)
 			return -1;
 	}
-	if ((st = store_db_stmt("SELECT blob, EXISTS (SELECT 1 FROM "
+	if ((st = store_stmt("SELECT blob, EXISTS (SELECT 1 FROM "
 	    "mailbox_messages WHERE message_id = ?1) FROM messages "
 	    "WHERE id = ?1")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK ||
 	    (rc = sqlite3_step(st)) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
 	strlcpy(blob, (const char *)sqlite3_column_text(st, 0), sizeof(blob));
 	others = sqlite3_column_int(st, 1);
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (others)
 		return store_change_add(account, modseq, "Email", message, 2);
 
-	if ((st = store_db_stmt("DELETE FROM messages_fts WHERE rowid = ?")) ==
+	if ((st = store_stmt("DELETE FROM messages_fts WHERE rowid = ?")) ==
 	    NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
-	if (sql_done(st) == -1)
+	if (kept_done(st) == -1)
 		return -1;
-	if ((st = store_db_stmt("DELETE FROM messages WHERE id = ?")) == NULL)
+	if ((st = store_stmt("DELETE FROM messages WHERE id = ?")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
-	if (sql_done(st) == -1 || store_blob_unref(blob) == -1)
+	if (kept_done(st) == -1 || store_blob_unref(blob) == -1)
 		return -1;
 	return store_change_add(account, modseq, "Email", message, 3);
 }
@@ -356,7 +371,7 @@ keyword_set(int64_t account, int64_t message, const char *kw, int on)
 {
 	sqlite3_stmt	*st;
 
-	if ((st = store_db_stmt(on ? "INSERT OR IGNORE INTO keywords "
+	if ((st = store_stmt(on ? "INSERT OR IGNORE INTO keywords "
 	    "(message_id, account_id, keyword) VALUES (?1, ?2, ?3)" :
 	    "DELETE FROM keywords WHERE message_id = ?1 AND keyword = ?3 AND "
 	    "account_id = ?2")) == NULL)
@@ -364,10 +379,10 @@ keyword_set(int64_t account, int64_t message, const char *kw, int on)
 	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, account) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 3, kw, -1, SQLITE_STATIC) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
-	return sql_done(st);
+	return kept_done(st);
 }
 
 /* A mailbox id into a small set; -1 if out of memory. */
@@ -408,19 +423,19 @@ message_set_keywords(int64_t account, int64_t message,
 		if (!store_keywords_has(have, want->kw[i]) &&
 		    keyword_set(account, message, want->kw[i], 1) == -1)
 			return -1;
-	if ((st = store_db_stmt("UPDATE mailbox_messages SET modseq = ? "
+	if ((st = store_stmt("UPDATE mailbox_messages SET modseq = ? "
 	    "WHERE message_id = ? RETURNING mailbox_id")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, modseq) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, message) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (mailbox_note(mailboxes, nmailboxes,
 		    sqlite3_column_int64(st, 0)) == -1)
 			break;
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE)
 		return -1;
 	return store_change_add(account, modseq, "Email", message, 2);
@@ -717,7 +732,7 @@ placement_add(int64_t account, int64_t mailbox, int64_t message,
 {
 	sqlite3_stmt	*st;
 
-	if ((st = store_db_stmt("INSERT INTO mailbox_messages (mailbox_id, "
+	if ((st = store_stmt("INSERT INTO mailbox_messages (mailbox_id, "
 	    "message_id, account_id, uid, modseq) VALUES (?, ?, ?, ?, ?)")) ==
 	    NULL)
 		return -1;
@@ -726,10 +741,10 @@ placement_add(int64_t account, int64_t mailbox, int64_t message,
 	    sqlite3_bind_int64(st, 3, account) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 4, uid) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 5, modseq) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
-	return sql_done(st);
+	return kept_done(st);
 }
 
 /* 1 if mailbox holds message, 0 if not, -1 on an error. */
@@ -739,7 +754,7 @@ mailbox_holds(int64_t mailbox, int64_t message)
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if ((st = store_db_stmt("SELECT 1 FROM mailbox_messages "
+	if ((st = store_stmt("SELECT 1 FROM mailbox_messages "
 	    "WHERE mailbox_id = ? AND message_id = ?")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
@@ -747,7 +762,7 @@ mailbox_holds(int64_t mailbox, int64_t message)
 		rc = SQLITE_ERROR;
 	else
 		rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : -1;
