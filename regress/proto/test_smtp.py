@@ -708,3 +708,45 @@ def test_header_value_helper_sanity(pm):
                    message(mid))
     added, rest = delivered_once(pm, "carol@example.test", mid)
     assert header_value(rest, "Message-ID") == mid
+
+
+# --- trace header protocol names (RFC 3848) and a big message ---------------
+
+
+@pytest.mark.parametrize("how,proto", [("helo", "SMTP"), ("ehlo", "ESMTP"),
+                                       ("starttls", "ESMTPS")])
+def test_received_names_the_protocol(pm, how, proto):
+    mid = msgid()
+    with SMTPClient(pm.ports["smtp"]) as c:
+        if how == "helo":
+            assert c.cmd("HELO client.example.net")[0] == 250
+        else:
+            c.ehlo()
+        if how == "starttls":
+            c.starttls()
+            c.ehlo()
+        assert c.cmd("MAIL FROM:<sender@example.net>")[0] == 250
+        assert c.cmd("RCPT TO:<carol@example.test>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(message(mid) + b".\r\n")
+        qid = queued(c.reply())
+    added, rest = delivered_once(pm, "carol@example.test", mid)
+    received = " ".join(added["received"][0].split())
+    assert re.search(r"\bwith %s\b" % proto, received), received
+    assert qid in received or re.search(r"\bid [0-9a-f]{16}\b", received), \
+        received
+
+
+def test_big_message_byte_for_byte(pm):
+    """A megabyte in lines of many lengths up to 998, streamed in one
+    write: back-pressure and buffering keep every byte."""
+    mid = msgid()
+    lines = []
+    n = 0
+    while sum(len(l) for l in lines) < 1024 * 1024:
+        n += 1
+        lines.append(b"%d " % n + b"abcdefghij" * ((n * 37) % 99) + b"\r\n")
+    data = message(mid, body=b"".join(lines))
+    with smtplib.SMTP("127.0.0.1", pm.ports["smtp"], timeout=60) as s:
+        s.sendmail("sender@example.net", ["bob@example.test"], data)
+    assert delivered_once(pm, "bob@example.test", mid)[1] == data
