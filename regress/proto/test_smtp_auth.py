@@ -139,6 +139,9 @@ def send_and_check(pm, c, frm=ALICE):
     added, rest = split_trace(found[0])
     assert rest == message(mid, frm)
     assert added["return-path"] == ["<%s>" % frm]
+    # RFC 3848: encrypted and authenticated.
+    received = " ".join(added["received"][0].split())
+    assert re.search(r"\bwith ESMTPSA\b", received), received
 
 
 @pytest.mark.parametrize("kind", ["submission", "submissions"])
