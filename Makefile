@@ -75,6 +75,7 @@ FUZZ_LIB_OBJS=	$(LIB_SRCS:%.c=$(BUILD)/fuzzobj/%.o)
 # What a fuzz target links besides lib/: fuzz_config needs the parser.
 FUZZ_EXTRA_fuzz_config=	$(BUILD)/parent/parse.c
 FUZZ_EXTRA_fuzz_smtp=	smtpd/smtp_parse.c
+FUZZ_EXTRA_fuzz_imap=	imapd/imap_parse.c
 FUZZ_EXTRA_fuzz_imap_render=	imapd/imap_render.c
 FUZZ_TIME?=	15
 
@@ -89,6 +90,7 @@ unit: unit-bins
 
 # What a unit test links besides lib/, as FUZZ_EXTRA_ for fuzz targets.
 UNIT_EXTRA_test_imap_render=	$(BUILD)/imapd/imap_render.o
+UNIT_EXTRA_test_smtp_parse=	$(BUILD)/smtpd/smtp_parse.o
 
 .SECONDEXPANSION:
 $(BUILD)/regress/unit/%: regress/unit/%.c regress/unit/unit.h $(LIB_OBJS) \
