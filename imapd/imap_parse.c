@@ -259,8 +259,11 @@ lex_list(struct lexer *lx, struct imap_tok *list, int depth, int close)
 			lex_error(lx, "Missing )");
 			return -1;
 		}
-		if (lex_token(lx, &list->items[list->nitems], depth) == -1)
+		memset(&list->items[list->nitems], 0, sizeof(*items));
+		if (lex_token(lx, &list->items[list->nitems], depth) == -1) {
+			imap_tok_free(&list->items[list->nitems]);
 			return -1;
+		}
 		list->nitems++;
 	}
 }
