@@ -76,15 +76,17 @@ struct spool {
 	int64_t			 queue_id;
 	int			 in_blobs;	/* its hash is in /blobs */
 	struct store_job	 job;	/* its fdatasync and hash */
+	struct spool_batch	*b;
 	const char		*err;	/* NULL while all is well */
 };
 
 RB_HEAD(spool_tree, spool);
 TAILQ_HEAD(spool_list, spool);
 
-/* A batch whose transaction is committed, waiting for its flush. */
+/* The COMMITs of one event-loop pass, from their flush to the answer. */
 struct spool_batch {
 	struct spool_list	 spools;
+	size_t			 left;		/* files not yet synced */
 };
 
 static int	spool_cmp(struct spool *, struct spool *);
@@ -94,9 +96,6 @@ static struct spool_tree	 spools = RB_INITIALIZER(&spools);
 static size_t			 spool_count;	/* open, committing */
 static struct spool_list	 spool_batch =
 				    TAILQ_HEAD_INITIALIZER(spool_batch);
-static struct spool_list	 spool_syncing =
-				    TAILQ_HEAD_INITIALIZER(spool_syncing);
-static size_t			 spool_sync_left;	/* of spool_syncing */
 static struct event		 spool_batch_ev;
 static int			 spool_dirfd = -1;
 
@@ -163,7 +162,7 @@ spool_find(enum proc_id peer, uint64_t id)
 }
 
 static void	spool_batch_run(int, short, void *);
-static void	spool_batch_finish(void);
+static void	spool_batch_finish(struct spool_batch *);
 static void	spool_batch_done(void *);
 
 /* /spool, mode 0700, emptied of what a previous run left. */
@@ -521,8 +520,8 @@ spool_sync_done(struct store_job *job)
 		log_warn("%s %s/%s", job->what, STORE_SPOOL_DIR, name);
 		s->err = "cannot write the message to disk";
 	}
-	if (--spool_sync_left == 0)
-		spool_batch_finish();
+	if (--s->b->left == 0)
+		spool_batch_finish(s->b);
 }
 
 /*
@@ -612,7 +611,7 @@ commit_exec(const char *sql)
  * entries were recorded.
  */
 static size_t
-commit_transaction(void)
+commit_transaction(struct spool_batch *b)
 {
 	struct spool	*s;
 	size_t		 n = 0;
@@ -620,7 +619,7 @@ commit_transaction(void)
 
 	if (store_db_begin_lazy() == -1)
 		fail = 1;
-	TAILQ_FOREACH(s, &spool_syncing, batch) {
+	TAILQ_FOREACH(s, &b->spools, batch) {
 		if (s->err != NULL)
 			continue;
 		if (fail || commit_exec("SAVEPOINT entry") == -1) {
@@ -641,51 +640,55 @@ commit_transaction(void)
 	else if (store_db_commit_lazy() == -1)
 		fail = 1;
 	if (fail) {
-		TAILQ_FOREACH(s, &spool_syncing, batch)
+		TAILQ_FOREACH(s, &b->spools, batch)
 			s->err = "storage error";
 		n = 0;
 	}
 	return n;
 }
 
-/* From a zero timeout: the gathered COMMITs go to the sync threads. */
+/*
+ * From a zero timeout: the COMMITs gathered go to the sync threads as
+ * one batch, whatever batches are still out.
+ */
 static void
 spool_batch_run(int fd, short event, void *arg)
 {
-	struct spool	*s;
+	struct spool_batch	*b;
+	struct spool		*s;
 
 	(void)fd;
 	(void)event;
 	(void)arg;
-	if (!TAILQ_EMPTY(&spool_syncing))
-		return;		/* spool_batch_finish() comes back */
 	if (TAILQ_EMPTY(&spool_batch))
 		return;
-	TAILQ_CONCAT(&spool_syncing, &spool_batch, batch);
-	spool_sync_left = 1;	/* until every job is out */
-	TAILQ_FOREACH(s, &spool_syncing, batch) {
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		fatal("%s", __func__);
+	TAILQ_INIT(&b->spools);
+	TAILQ_CONCAT(&b->spools, &spool_batch, batch);
+	b->left = 1;	/* until every job is out */
+	TAILQ_FOREACH(s, &b->spools, batch) {
+		s->b = b;
 		if (s->err != NULL)
 			continue;
-		spool_sync_left++;
+		b->left++;
 		s->job.run = spool_sync_run;
 		s->job.done = spool_sync_done;
 		s->job.arg = s;
 		store_job_submit(&s->job);
 	}
-	if (--spool_sync_left == 0)
-		spool_batch_finish();
+	if (--b->left == 0)
+		spool_batch_finish(b);
 }
 
 /* Every file of the batch is synced: name and record, then flush. */
 static void
-spool_batch_finish(void)
+spool_batch_finish(struct spool_batch *b)
 {
-	struct spool_batch	*b;
-	struct spool		*s;
-	struct timeval		 tv = { 0, 0 };
-	int			 renamed = 0, rc;
+	struct spool	*s;
+	int		 renamed = 0, rc;
 
-	TAILQ_FOREACH(s, &spool_syncing, batch) {
+	TAILQ_FOREACH(s, &b->spools, batch) {
 		if (s->err != NULL) {
 			spool_unlink(s);
 			continue;
@@ -696,25 +699,16 @@ spool_batch_finish(void)
 		} else if (rc == 1)
 			renamed = 1;
 	}
-	rc = commit_transaction() > 0;
+	rc = commit_transaction(b) > 0;
 	/* A blob made for an entry that was not recorded goes again. */
-	TAILQ_FOREACH(s, &spool_syncing, batch)
+	TAILQ_FOREACH(s, &b->spools, batch)
 		if (s->err != NULL && s->in_blobs)
 			store_blob_forget(s->hash);
 	store_blob_collect();
-
-	if ((b = calloc(1, sizeof(*b))) == NULL)
-		fatal("%s", __func__);
-	TAILQ_INIT(&b->spools);
-	TAILQ_CONCAT(&b->spools, &spool_syncing, batch);
 	if (rc)
 		store_db_sync(renamed, spool_batch_done, b);
 	else
 		spool_batch_done(b);
-	/* The next batch's files can be synced meanwhile. */
-	if (!TAILQ_EMPTY(&spool_batch) &&
-	    !evtimer_pending(&spool_batch_ev, NULL))
-		evtimer_add(&spool_batch_ev, &tv);
 }
 
 /* The batch is durable: answer, and tell queue. */
