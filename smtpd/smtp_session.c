@@ -630,8 +630,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *verb, char *arg)
 	}
 	if (arg == NULL || smtp_parse_rcpt(arg, s->mail.smtputf8, &s->rcpt,
 	    &err) == -1) {
-		smtp_bad(s, arg == NULL ? "501 5.5.4 Syntax: RCPT TO:<address>" :
-		    err);
+		smtp_bad(s, arg == NULL ?
+		    "501 5.5.4 Syntax: RCPT TO:<address>" : err);
 		return;
 	}
 	TAILQ_FOREACH(r, &s->rcpts, entry)
