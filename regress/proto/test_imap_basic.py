@@ -1,0 +1,359 @@
+"""IMAP sessions end to end: posternd with smtp, imap and imaps
+listeners, mail delivered over SMTP, read with imaplib and with a raw
+client for the framing cases imaplib cannot make (literals, limits)."""
+import imaplib
+import re
+import smtplib
+import socket
+import ssl
+import time
+
+import pytest
+
+from conftest import free_port, tls_context
+
+USER = "alice@example.test"
+PASSWORD = "alice-secret-1"
+
+
+def deliver(p, subject, body="hello\r\n", to=USER, extra="", wait=True):
+    before = len(p.message_uids(to)) if wait else 0
+    with smtplib.SMTP("127.0.0.1", p.ports["smtp"]) as s:
+        s.sendmail("bob@example.net", [to],
+                   "From: Bob <bob@example.net>\r\nTo: %s\r\n"
+                   "Subject: %s\r\n%s\r\n%s" % (to, subject, extra, body))
+    if wait:
+        p.wait_messages(to, before + 1)
+
+
+@pytest.fixture(scope="module")
+def imap_server(module_factory):
+    plain = free_port()
+    p = module_factory(listeners=["smtp", "imap", "imaps"],
+                       config_extra="listen on 127.0.0.1 port %d imap "
+                       "allow plaintext\n" % plain)
+    p.ports["plain"] = plain
+    p.add_account(USER, PASSWORD)
+    p.add_account("carol@example.test", "carol-secret-1")
+    return p
+
+
+def imaps(p, user=USER, password=PASSWORD):
+    m = imaplib.IMAP4_SSL("127.0.0.1", p.ports["imaps"],
+                          ssl_context=tls_context())
+    m.login(user, password)
+    return m
+
+
+class Raw:
+    """A line-level IMAP client; literals in replies are read whole."""
+
+    def __init__(self, port, tls=False):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if tls:
+            self.s = tls_context().wrap_socket(self.s,
+                                               server_hostname="localhost")
+        self.buf = b""
+        self.greeting = self.line()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.s.sendall(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError(self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        m = re.search(rb"\{(\d+)\}$", line)
+        if m:
+            n = int(m.group(1))
+            while len(self.buf) < n:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    raise EOFError(self.buf)
+                self.buf += chunk
+            line += b"\r\n" + self.buf[:n]
+            self.buf = self.buf[n:]
+            line += self.line().encode("latin-1")
+        return line.decode("latin-1")
+
+    def until(self, tag):
+        lines = []
+        while True:
+            ln = self.line()
+            lines.append(ln)
+            if ln.startswith(tag + " "):
+                return lines
+
+    def cmd(self, tag, text):
+        self.send("%s %s\r\n" % (tag, text))
+        return self.until(tag)
+
+    def closed(self):
+        try:
+            self.s.settimeout(5)
+            while True:
+                if not self.s.recv(4096):
+                    return True
+        except (ConnectionError, ssl.SSLError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.s.close()
+
+
+def test_capability_and_starttls(imap_server):
+    p = imap_server
+    r = Raw(p.ports["imap"])
+    assert r.greeting.startswith("* OK [CAPABILITY IMAP4rev2 IMAP4rev1")
+    assert "STARTTLS" in r.greeting and "LOGINDISABLED" in r.greeting
+    assert "AUTH=PLAIN" not in r.greeting
+    out = r.cmd("a1", "LOGIN %s %s" % (USER, PASSWORD))
+    assert out[-1].startswith("a1 NO [PRIVACYREQUIRED]")
+    # Bytes after STARTTLS in clear are dropped, never run.
+    r.send("a2 STARTTLS\r\na3 LOGIN %s %s\r\n" % (USER, PASSWORD))
+    assert r.until("a2")[-1].startswith("a2 OK")
+    r.s = tls_context().wrap_socket(r.s, server_hostname="localhost")
+    r.buf = b""
+    caps = r.cmd("a4", "CAPABILITY")
+    assert "AUTH=PLAIN" in caps[0] and "STARTTLS" not in caps[0]
+    out = r.cmd("a5", "LOGIN %s %s" % (USER, PASSWORD))
+    assert out[-1].startswith("a5 OK [CAPABILITY")
+    assert r.cmd("a6", "LOGOUT")[0] == "* BYE Logging out"
+
+
+def test_plaintext_listener_and_sasl_ir(imap_server):
+    p = imap_server
+    r = Raw(p.ports["plain"])
+    assert "AUTH=PLAIN SASL-IR" in r.greeting
+    import base64
+    ir = base64.b64encode(b"\0%s\0%s" % (USER.encode(),
+                                          PASSWORD.encode())).decode()
+    assert r.cmd("a1", "AUTHENTICATE PLAIN " + ir)[-1].startswith("a1 OK")
+    r.close()
+    r = Raw(p.ports["plain"])
+    r.send("b1 AUTHENTICATE PLAIN\r\n")
+    assert r.line() == "+ "
+    r.send(ir + "\r\n")
+    assert r.until("b1")[-1].startswith("b1 OK")
+    r.close()
+
+
+def test_bad_password_delayed(imap_server):
+    p = imap_server
+    m = imaplib.IMAP4_SSL("127.0.0.1", p.ports["imaps"],
+                          ssl_context=tls_context())
+    t = time.time()
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        m.login(USER, "wrong")
+    assert time.time() - t >= 0.9
+    m.shutdown()
+
+
+def test_fetch_store_search(imap_server):
+    p = imap_server
+    deliver(p, "first", "one two three\r\n")
+    deliver(p, "second", "four five six\r\n")
+    m = imaps(p)
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and int(data[0]) >= 2
+    n = int(data[0])
+    typ, data = m.fetch("%d" % (n - 1), "(FLAGS ENVELOPE RFC822.SIZE)")
+    assert typ == "OK" and b"first" in data[0]
+    typ, data = m.fetch("%d" % (n - 1), "(BODY.PEEK[TEXT] BODY[HEADER."
+                        "FIELDS (SUBJECT)])")
+    assert data[0][1] == b"one two three\r\n"
+    assert data[1][1].startswith(b"Subject: first")
+    typ, data = m.fetch("%d" % (n - 1), "(FLAGS)")
+    assert b"\\Seen" in data[0]
+    typ, data = m.search(None, "TEXT", "five")
+    assert data[0] == str(n).encode()
+    typ, data = m.uid("SEARCH", "SUBJECT", "second")
+    assert len(data[0].split()) == 1
+    typ, data = m.store("%d" % n, "+FLAGS", "(\\Flagged $Work)")
+    assert b"\\Flagged" in data[0] and b"$work" in data[0].lower()
+    typ, data = m.search(None, "KEYWORD", "$Work")
+    assert data[0] == str(n).encode()
+    typ, data = m.fetch("%d" % n, "(BODY.PEEK[]<0.10>)")
+    assert data[0][0].endswith(b"BODY[]<0> {10}")
+    m.logout()
+
+
+def test_idle_sees_delivery(imap_server):
+    p = imap_server
+    r = Raw(p.ports["imaps"], tls=True)
+    r.cmd("a1", "LOGIN %s %s" % (USER, PASSWORD))
+    out = r.cmd("a2", "SELECT INBOX")
+    exists = int([ln for ln in out if ln.endswith(" EXISTS")][0].split()[1])
+    r.send("a3 IDLE\r\n")
+    assert r.line().startswith("+ ")
+    deliver(p, "while idle", wait=False)
+    assert r.line() == "* %d EXISTS" % (exists + 1)
+    r.send("DONE\r\n")
+    assert r.until("a3")[-1].startswith("a3 OK")
+    r.close()
+
+
+def test_two_sessions_see_each_other(imap_server):
+    p = imap_server
+    deliver(p, "shared one")
+    deliver(p, "shared two")
+    a = Raw(p.ports["imaps"], tls=True)
+    b = Raw(p.ports["imaps"], tls=True)
+    for r in (a, b):
+        r.cmd("x", "LOGIN %s %s" % (USER, PASSWORD))
+        out = r.cmd("y", "SELECT INBOX")
+    n = int([ln for ln in out if ln.endswith(" EXISTS")][0].split()[1])
+    a.cmd("s1", "STORE %d +FLAGS (\\Deleted)" % n)
+    out = b.cmd("n1", "NOOP")
+    assert any(re.match(r"\* %d FETCH \(.*\\Deleted" % n, ln) for ln in out)
+    a.cmd("e1", "EXPUNGE")
+    out = b.cmd("n2", "NOOP")
+    assert "* %d EXPUNGE" % n in out
+    # A non-UID FETCH does not hear of an expunge; NOOP does.
+    a.cmd("s2", "STORE 1 +FLAGS (\\Deleted)")
+    a.cmd("e2", "EXPUNGE")
+    out = b.cmd("f1", "FETCH 1 (UID)")
+    assert not any(ln.endswith(" EXPUNGE") for ln in out)
+    out = b.cmd("n3", "NOOP")
+    assert "* 1 EXPUNGE" in out
+    a.close()
+    b.close()
+
+
+def test_qresync_vanished_earlier(imap_server):
+    p = imap_server
+    for i in range(3):
+        deliver(p, "qr %d" % i)
+    r = Raw(p.ports["imaps"], tls=True)
+    r.cmd("a", "LOGIN %s %s" % (USER, PASSWORD))
+    assert "* ENABLED QRESYNC" in r.cmd("b", "ENABLE QRESYNC")
+    out = r.cmd("c", "SELECT INBOX")
+    uv = int(re.search(r"UIDVALIDITY (\d+)", "\n".join(out)).group(1))
+    hms = int(re.search(r"HIGHESTMODSEQ (\d+)", "\n".join(out)).group(1))
+    out = r.cmd("d", "UID SEARCH SUBJECT \"qr 1\"")
+    uid = int(out[0].split()[-1])
+    r.cmd("e", "UID STORE %d +FLAGS (\\Deleted)" % uid)
+    out = r.cmd("f", "UID EXPUNGE %d" % uid)
+    assert "* VANISHED %d" % uid in out
+    r.cmd("g", "UNSELECT")
+    out = r.cmd("h", "SELECT INBOX (QRESYNC (%d %d))" % (uv, hms))
+    assert "* VANISHED (EARLIER) %d" % uid in out
+    assert out[-1].startswith("h OK [READ-WRITE]")
+    r.close()
+
+
+def test_limits_and_bad_input(imap_server):
+    p = imap_server
+    r = Raw(p.ports["imaps"], tls=True)
+    r.cmd("a", "LOGIN %s %s" % (USER, PASSWORD))
+    # A line past imap-line-length: BAD, and the session goes on.
+    r.send("b NOOP " + "x" * (70 * 1024) + "\r\n")
+    assert " BAD " in r.line()
+    assert r.cmd("c", "NOOP")[-1] == "c OK NOOP completed"
+    # A synchronizing literal too large: NO before any byte, no "+".
+    r.send("d LOGIN {999999999}\r\n")
+    assert r.line().startswith("d NO [TOOBIG]")
+    assert r.cmd("e", "NOOP")[-1] == "e OK NOOP completed"
+    # Non-synchronizing: refused, its bytes skipped, then on.
+    r.send("f SELECT {100000+}\r\n" + "y" * 100000 + "\r\n")
+    assert r.line().startswith("f NO [TOOBIG]")
+    assert r.cmd("g", "NOOP")[-1] == "g OK NOOP completed"
+    # Nesting past the bound, unknown commands, no tag.
+    assert " BAD " in r.cmd("h", "SEARCH " + "(" * 40 + "ALL" + ")" * 40)[-1]
+    assert r.cmd("i", "FROB")[-1].startswith("i BAD")
+    r.send("\r\n")
+    assert r.line().startswith("* BAD")
+    r.cmd("j", "SELECT INBOX")
+    assert r.cmd("k", "FETCH 99999 FLAGS")[-1].startswith("k BAD")
+    assert r.cmd("l", "FETCH 1 (BODY[1.X])")[-1].startswith("l BAD")
+    # A literal in a command, and LITERAL+.
+    r.send("m STATUS {5}\r\n")
+    assert r.line().startswith("+ ")
+    r.send("INBOX (MESSAGES)\r\n")
+    out = r.until("m")
+    assert out[0].startswith('* STATUS "INBOX" (MESSAGES ')
+    r.send("n STATUS {5+}\r\nINBOX (UIDNEXT)\r\n")
+    assert r.until("n")[-1].startswith("n OK")
+    r.close()
+
+
+def test_append_multiappend(imap_server):
+    p = imap_server
+    r = Raw(p.ports["imaps"], tls=True)
+    r.cmd("a", "LOGIN %s %s" % (USER, PASSWORD))
+    r.cmd("b", "CREATE Work/Projects")
+    msg1 = "From: a@b\r\nSubject: m1\r\n\r\none\r\n"
+    msg2 = "From: a@b\r\nSubject: m2\r\n\r\ntwo\r\n"
+    r.send("c APPEND Work/Projects (\\Seen) {%d+}\r\n%s (\\Flagged) "
+           "\"01-Dec-2026 10:00:00 +0100\" {%d+}\r\n%s\r\n"
+           % (len(msg1), msg1, len(msg2), msg2))
+    out = r.until("c")
+    assert re.match(r"c OK \[APPENDUID \d+ 1:2\]", out[-1])
+    r.send("d APPEND Work/Projects {%d}\r\n" % len(msg1))
+    assert r.line().startswith("+ ")
+    r.send(msg1 + "\r\n")
+    assert re.match(r"d OK \[APPENDUID \d+ 3\]", r.until("d")[-1])
+    # imap-literal-size is 64M by default.
+    r.send("e APPEND Work/Projects {%d}\r\n" % (65 * 1024 * 1024))
+    assert r.line().startswith("e NO [TOOBIG]")
+    out = r.cmd("f", "STATUS Work/Projects (MESSAGES UNSEEN SIZE)")
+    assert "MESSAGES 3 UNSEEN 2 SIZE %d" % (len(msg1) * 2 + len(msg2)) \
+        in out[0]
+    out = r.cmd("g", "EXAMINE Work/Projects")
+    assert out[-1].startswith("g OK [READ-ONLY]")
+    out = r.cmd("h", "FETCH 2 (FLAGS INTERNALDATE)")
+    assert '\\Flagged' in out[0] and "01-Dec-2026 09:00:00 +0000" in out[0]
+    assert r.cmd("i", "STORE 1 +FLAGS (\\Deleted)")[-1].startswith("i NO")
+    r.close()
+
+
+def test_search_esearch_searchres_move(imap_server):
+    p = imap_server
+    r = Raw(p.ports["imaps"], tls=True)
+    r.cmd("a", "LOGIN %s %s" % (USER, PASSWORD))
+    r.cmd("b", "CREATE Moved")
+    r.cmd("c", "SELECT Work/Projects")
+    out = r.cmd("d", "SEARCH RETURN (MIN MAX COUNT ALL) ALL")
+    assert out[0] == '* ESEARCH (TAG "d") MIN 1 MAX 3 COUNT 3 ALL 1:3'
+    out = r.cmd("e", "UID SEARCH RETURN (SAVE) SUBJECT m1")
+    assert out == ["e OK UID SEARCH completed"]
+    out = r.cmd("f", "UID FETCH $ (UID)")
+    assert len([ln for ln in out if ln.startswith("* ")]) == 2
+    out = r.cmd("g", "UID MOVE $ Moved")
+    assert any(ln.startswith("* OK [COPYUID ") for ln in out)
+    assert len([ln for ln in out if ln.endswith(" EXPUNGE")]) == 2
+    assert out[-1].startswith("g OK")
+    out = r.cmd("h", "SEARCH ALL")
+    assert out[0] == "* SEARCH 1"
+    out = r.cmd("i", "STATUS Moved (MESSAGES)")
+    assert "MESSAGES 2" in out[0]
+    r.close()
+
+
+def test_list_extended(imap_server):
+    p = imap_server
+    r = Raw(p.ports["imaps"], tls=True)
+    r.cmd("a", "LOGIN %s %s" % (USER, PASSWORD))
+    out = r.cmd("b", 'LIST "" "%"')
+    assert '* LIST (\\HasChildren) "/" "Work"' in out
+    assert any(ln.endswith('"Sent"') and "\\Sent" in ln for ln in out)
+    assert not any("Projects" in ln for ln in out)
+    out = r.cmd("c", 'LIST "" "*" RETURN (STATUS (MESSAGES))')
+    assert any(ln.startswith('* STATUS "Work/Projects" (MESSAGES') for ln in out)
+    r.cmd("d", "SUBSCRIBE Work/Projects")
+    out = r.cmd("e", 'LIST (SUBSCRIBED) "" "*"')
+    assert any("Work/Projects" in ln and "\\Subscribed" in ln for ln in out)
+    out = r.cmd("f", 'LSUB "" "Work/*"')
+    assert '* LSUB () "/" "Work/Projects"' in out
+    out = r.cmd("g", 'LIST "" ""')
+    assert out[0] == '* LIST (\\Noselect) "/" ""'
+    out = r.cmd("h", "NAMESPACE")
+    assert out[0] == '* NAMESPACE (("" "/")) NIL NIL'
+    r.close()
