@@ -5,10 +5,13 @@ import ctypes
 import hashlib
 import os
 import pwd
+import re
 import shutil
+import smtplib
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -337,6 +340,131 @@ def test_concurrent_account_adds(postern):
         assert argon2id_matches(encoded, "%s-%d" % (PASSWORD, i))
         salts.add(encoded.split("$")[4])
     assert len(salts) == n
+
+
+# --- acceptance: the spool, the blobs, the group commit ----------------
+
+
+def send_one(p, rcpt, body):
+    with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=30) as s:
+        s.ehlo("client.example.net")
+        s.sendmail("someone@example.net", [rcpt], body)
+
+
+def as_storage_user(path):
+    pw = pwd.getpwnam(STORAGE_USER)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def test_start_up_clears_what_a_crash_left(postern_factory):
+    """Spool files never acknowledged, blobs nobody names and queue
+    entries whose blob never reached the disk go at start-up; what is
+    referenced stays."""
+    p = postern_factory(listeners=["smtp"])
+    p.add_account("alice@example.test", PASSWORD)
+    body = b"Subject: kept\r\n\r\nkept body\r\n"
+    send_one(p, "alice@example.test", body)
+    p.wait_messages("alice@example.test", 1)
+    stopped(p)
+    blobs = os.path.join(p.statedir, "blobs")
+    spool = os.path.join(p.statedir, "spool")
+    kept = os.listdir(blobs)
+    assert len(kept) == 1 and os.listdir(spool) == []
+    for path, data in ((os.path.join(spool, "00000000deadbeef"), b"half"),
+                       (os.path.join(blobs, "ab" * 32), b"nobody"),
+                       (os.path.join(blobs, "README"), b"not a blob")):
+        with open(path, "wb") as f:
+            f.write(data)
+        as_storage_user(path)
+    db = os.path.join(p.statedir, "postern.db")
+    conn = sqlite3.connect(db)
+    conn.executescript("""
+        INSERT INTO blobs VALUES ('%s', 10, 1);
+        INSERT INTO queue VALUES (4660, '%s', 'lost@example.net', 0, 0, 0,
+            '', '', '127.0.0.1', 'client', 1700000000);
+        INSERT INTO queue_rcpts (queue_id, idx, address, kind, notify,
+            orcpt, status) VALUES (4660, 0, 'alice@example.test', 0, 0,
+            '', 0);
+    """ % ("cd" * 32, "cd" * 32))
+    conn.commit()
+    conn.close()
+    for name in os.listdir(p.statedir):
+        if name.startswith("postern.db"):
+            as_storage_user(os.path.join(p.statedir, name))
+    restart(p)
+    log = p.logtext()
+    assert "storaged: /spool: removed 1 unfinished message" in log, log
+    assert "storaged: /blobs: removed 1 unreferenced blob" in log, log
+    assert "storaged: /blobs/README: not a blob, left alone" in log, log
+    assert "queue entry 0000000000001234: its message never reached the " \
+        "disk and was never acknowledged; removed" in log, log
+    assert os.listdir(spool) == []
+    assert sorted(os.listdir(blobs)) == sorted(kept + ["README"])
+    assert p.wait_messages("alice@example.test", 1)[0].endswith(body)
+    stopped(p)
+    conn = snapshot(p)
+    assert conn.execute("SELECT count(*) FROM queue").fetchone()[0] == 0
+    assert conn.execute("SELECT hash FROM blobs").fetchall() == \
+        [(kept[0],)]
+
+
+def test_group_commit_shares_flushes(postern_factory):
+    """Messages committed at the same moment share one batch, and each
+    is acknowledged with its own queue id."""
+    p = postern_factory(listeners=["smtp"])
+    p.add_account("alice@example.test", PASSWORD)
+    p.add_account("bob@example.test", PASSWORD)
+    sessions = 20
+    shared = 0
+    for attempt in range(5):
+        go = threading.Barrier(sessions)
+        ids, errors = [], []
+
+        def session(n):
+            try:
+                with smtplib.SMTP("127.0.0.1", p.ports["smtp"],
+                                  timeout=30) as s:
+                    s.ehlo("client.example.net")
+                    s.mail("someone@example.net")
+                    s.rcpt("alice@example.test")
+                    s.rcpt("bob@example.test")
+                    code, _ = s.docmd("DATA")
+                    assert code == 354
+                    s.send(b"Subject: same\r\n\r\nsame body\r\n")
+                    go.wait()
+                    s.send(b".\r\n")
+                    code, text = s.getreply()
+                    assert code == 250, (code, text)
+                    ids.append(re.search(rb"queued as ([0-9a-f]{16})",
+                                         text).group(1))
+            except Exception as e:
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=session, args=(n,))
+                   for n in range(sessions)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert len(set(ids)) == sessions
+        sizes = [int(m.group(2)) for m in re.finditer(
+            r"group commit: (\d+) of (\d+) messages", p.logtext())]
+        shared = max(sizes)
+        if shared > 1:
+            break
+    assert shared > 1, "no two commits shared a batch in 5 tries"
+    total = sessions * (attempt + 1)
+    p.wait_messages("alice@example.test", total, timeout=30)
+    p.wait_messages("bob@example.test", total, timeout=30)
+    stopped(p)
+    conn = snapshot(p)
+    # Each message (its own trace header) is one blob, which both of its
+    # delivered rows name; the queue is empty again.
+    assert conn.execute("SELECT count(*), min(refs), max(refs) "
+                        "FROM blobs").fetchone() == (total, 2, 2)
+    assert conn.execute("SELECT count(*) FROM queue").fetchone()[0] == 0
+    assert len(os.listdir(os.path.join(p.statedir, "blobs"))) == total
 
 
 # --- stores of earlier versions ---------------------------------------
