@@ -105,7 +105,6 @@ struct store_job {
 				    size_t);
 	void			(*done)(struct store_job *);
 	void			*arg;
-	int			 dirsync;
 	const char		*what;	/* set by run() on failure */
 	int			 err;	/* and its errno */
 };
@@ -288,6 +287,7 @@ struct store_search {
 	size_t				 nparams;
 	time_t				 now;
 	int				 err;
+	int				 messages;	/* uses m. */
 };
 
 int	 store_keyword_from_imap(const char *, char *, size_t);

@@ -303,13 +303,22 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 		goto end;
 	if (since > INT64_MAX)
 		since = INT64_MAX;
-	if ((st = store_db_stmt("SELECT mm.uid, mm.modseq, m.received, "
-	    "m.size, m.prefix, m.blob, CASE WHEN ?4 THEN m.mime END, "
-	    "(SELECT group_concat(k.keyword, ' ') FROM keywords k "
-	    "WHERE k.message_id = m.id) FROM mailbox_messages mm "
-	    "JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = ?1 "
-	    "AND mm.uid BETWEEN ?2 AND ?3 AND mm.modseq > ?5 "
-	    "ORDER BY mm.uid")) == NULL)
+	/* FLAGS alone (a client's resync) need not read the messages. */
+	if ((what & ~IMAP_FETCH_FLAGS) == 0)
+		st = store_db_stmt("SELECT mm.uid, mm.modseq, 0, 0, '', '', "
+		    "NULL AND ?4, (SELECT group_concat(k.keyword, ' ') FROM "
+		    "keywords k WHERE k.message_id = mm.message_id) FROM "
+		    "mailbox_messages mm WHERE mm.mailbox_id = ?1 AND mm.uid "
+		    "BETWEEN ?2 AND ?3 AND mm.modseq > ?5 ORDER BY mm.uid");
+	else
+		st = store_db_stmt("SELECT mm.uid, mm.modseq, m.received, "
+		    "m.size, m.prefix, m.blob, CASE WHEN ?4 THEN m.mime END, "
+		    "(SELECT group_concat(k.keyword, ' ') FROM keywords k "
+		    "WHERE k.message_id = m.id) FROM mailbox_messages mm "
+		    "JOIN messages m ON m.id = mm.message_id WHERE "
+		    "mm.mailbox_id = ?1 AND mm.uid BETWEEN ?2 AND ?3 AND "
+		    "mm.modseq > ?5 ORDER BY mm.uid");
+	if (st == NULL)
 		goto end;
 	for (i = 0; i < r.n && rc == SQLITE_DONE; i++) {
 		sqlite3_reset(st);

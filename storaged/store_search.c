@@ -505,14 +505,14 @@ search_fts(struct store_search *s, const char *column, const char *v)
 	size_t	 i;
 
 	if (trigram_ok(v)) {
-		store_buf_str(&s->sql, "m.id IN (SELECT rowid FROM "
+		store_buf_str(&s->sql, "mm.message_id IN (SELECT rowid FROM "
 		    "messages_fts WHERE messages_fts MATCH ");
 		param_text(s, fts_phrase(column, v));
 		store_buf_str(&s->sql, ")");
 		return;
 	}
-	store_buf_str(&s->sql, "m.id IN (SELECT rowid FROM messages_fts "
-	    "WHERE ");
+	store_buf_str(&s->sql, "mm.message_id IN (SELECT rowid FROM "
+	    "messages_fts WHERE ");
 	for (i = 0; i < 3; i++) {
 		if (column != NULL && strcmp(column, all[i]) != 0)
 			continue;
@@ -529,6 +529,7 @@ search_fts(struct store_search *s, const char *column, const char *v)
 static void
 search_header(struct store_search *s, const char *field, const char *v)
 {
+	s->messages = 1;
 	if (strcasecmp(field, "subject") == 0) {
 		store_buf_str(&s->sql, "m.subject LIKE ");
 		param_text(s, like_pattern(v));
@@ -653,6 +654,7 @@ search_node(struct msg_in *m, struct store_search *s, int depth)
 	case SK_SENTSINCE:
 		if (msg_get_i64(m, &i64) == -1)
 			return -1;
+		s->messages = 1;
 		col = op >= SK_SENTBEFORE ?
 		    "coalesce(m.sent_ts, m.received)" : "m.received";
 		store_buf_str(&s->sql, "(");
@@ -674,6 +676,7 @@ search_node(struct msg_in *m, struct store_search *s, int depth)
 	case SK_SMALLER:
 		if (msg_get_u64(m, &u64) == -1)
 			return -1;
+		s->messages = 1;
 		store_buf_str(&s->sql, op == SK_LARGER ? "m.size > " :
 		    "m.size < ");
 		param_int(s, clamp(u64));
@@ -688,6 +691,7 @@ search_node(struct msg_in *m, struct store_search *s, int depth)
 	case SK_YOUNGER:
 		if (msg_get_u32(m, &u32) == -1)
 			return -1;
+		s->messages = 1;
 		store_buf_str(&s->sql, op == SK_OLDER ? "m.received <= " :
 		    "m.received >= ");
 		param_int(s, (int64_t)s->now - u32);
@@ -830,9 +834,12 @@ store_imap_search(struct proc_peer *peer, struct imsg *imsg)
 		    imsg_type_name(imsg->hdr.type));
 	if (!store_imap_selected(imsg->hdr.peerid, mailbox, NULL))
 		goto end;
+	/* messages only when the program or the order needs it. */
 	store_buf_str(&sql, "SELECT mm.uid, mm.modseq FROM mailbox_messages "
-	    "mm JOIN messages m ON m.id = mm.message_id WHERE "
-	    "mm.mailbox_id = ?1 AND ");
+	    "mm ");
+	if (s.messages || sort)
+		store_buf_str(&sql, "JOIN messages m ON m.id = mm.message_id ");
+	store_buf_str(&sql, "WHERE mm.mailbox_id = ?1 AND ");
 	store_buf_add(&sql, s.sql.p, s.sql.len);
 	store_buf_str(&sql, " ORDER BY ");
 	if (sort) {
