@@ -105,7 +105,6 @@ struct store_job {
 				    size_t);
 	void			(*done)(struct store_job *);
 	void			*arg;
-	int			 dirsync;
 	const char		*what;	/* set by run() on failure */
 	int			 err;	/* and its errno */
 };

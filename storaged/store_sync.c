@@ -47,7 +47,9 @@ static unsigned char	 sync_bufs[STORE_SYNC_THREADS][STORE_SYNC_BUF];
 static int		 sync_done_pipe[2] = { -1, -1 };
 static struct event	 sync_done_ev;
 
-static struct store_job		 db_sync_job;
+static struct store_job		 db_sync_job;	/* the WAL */
+static struct store_job		 db_sync_dir;	/* /blobs, at once */
+static int			 db_sync_left;	/* of the two */
 static struct db_sync_reqs	 db_sync_waiting =
 				    TAILQ_HEAD_INITIALIZER(db_sync_waiting);
 static struct db_sync_reqs	 db_sync_out =
@@ -143,7 +145,19 @@ store_job_submit_first(struct store_job *job)
 	pthread_mutex_unlock(&sync_lock);
 }
 
-/* In a thread: /blobs if asked, then the WAL. */
+/* In a thread: the names made in /blobs. */
+static void
+db_sync_dir_run(struct store_job *job, unsigned char *buf, size_t buflen)
+{
+	(void)buf;
+	(void)buflen;
+	if (fsync(store_blob_dir()) == -1) {
+		job->what = "fsync " STORE_BLOB_DIR;
+		job->err = errno;
+	}
+}
+
+/* In a thread: the WAL. */
 static void
 db_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 {
@@ -151,11 +165,6 @@ db_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 
 	(void)buf;
 	(void)buflen;
-	if (job->dirsync && fsync(store_blob_dir()) == -1) {
-		job->what = "fsync " STORE_BLOB_DIR;
-		job->err = errno;
-		return;
-	}
 	if ((fd = open(STORE_DB_PATH "-wal", O_RDONLY | O_CLOEXEC)) == -1) {
 		job->what = "open " STORE_DB_PATH "-wal";
 		job->err = errno;
@@ -168,13 +177,22 @@ db_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 	close(fd);
 }
 
+/*
+ * The two flushes run side by side: a file's bytes were flushed before
+ * its name was made, and an entry whose name did not make it is
+ * removed at start-up (store_queue_recover()).
+ */
 static void
 db_sync_start(void)
 {
 	TAILQ_CONCAT(&db_sync_out, &db_sync_waiting, entry);
-	db_sync_job.dirsync = db_sync_dirsync;
-	db_sync_dirsync = 0;
 	db_sync_busy = 1;
+	db_sync_left = 1;
+	if (db_sync_dirsync) {
+		db_sync_left++;
+		store_job_submit(&db_sync_dir);
+	}
+	db_sync_dirsync = 0;
 	store_job_submit(&db_sync_job);
 }
 
@@ -193,6 +211,8 @@ db_sync_done(struct store_job *job)
 		errno = job->err;
 		fatal("%s", job->what);
 	}
+	if (--db_sync_left > 0)
+		return;
 	TAILQ_CONCAT(&done, &db_sync_out, entry);
 	db_sync_busy = 0;
 	if (!TAILQ_EMPTY(&db_sync_waiting))
@@ -282,6 +302,8 @@ store_sync_init(void)
 
 	db_sync_job.run = db_sync_run;
 	db_sync_job.done = db_sync_done;
+	db_sync_dir.run = db_sync_dir_run;
+	db_sync_dir.done = db_sync_done;
 	if (pipe2(sync_done_pipe, O_CLOEXEC) == -1)
 		fatal("pipe2");
 	if ((flags = fcntl(sync_done_pipe[0], F_GETFL)) == -1 ||
