@@ -83,7 +83,7 @@
 	 * QUEUE_UPDATE: u64 queue id, u32 rcpt index, u32 attempts,	\
 	 *   i64 next attempt, s last error (no answer)		\
 	 * BOUNCE: u64 queue id, u32 n, n x (u32 rcpt index, s reason) \
-	 *   -> BOUNCE_RESULT: u64 queue id, u64 dsn queue id (0: none) \
+	 *   -> BOUNCE_RESULT: u64 queue id, u64 dsn id (0: none), u32 ok \
 	 * QUEUE_REMOVE: u64 queue id -> QUEUE_REMOVE_RESULT: u32 ok, \
 	 *   s err							\
 	 */								\

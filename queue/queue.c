@@ -106,12 +106,13 @@ queue_recv_bounce_result(struct proc_peer *peer, struct imsg *imsg)
 {
 	struct msg_in	 m;
 	uint64_t	 id, dsn;
+	uint32_t	 ok;
 
 	msg_read(&m, imsg);
 	if (msg_get_u64(&m, &id) == -1 || msg_get_u64(&m, &dsn) == -1 ||
-	    msg_end(&m) == -1)
+	    msg_get_u32(&m, &ok) == -1 || msg_end(&m) == -1)
 		queue_malformed(peer, imsg);
-	queue_bounce_result(id, dsn);
+	queue_bounce_result(id, dsn, ok);
 }
 
 static void

@@ -29,6 +29,7 @@ struct queue_rcpt {
 	time_t		 next_attempt;
 	int		 answered;	/* in the attempt under way */
 	int		 failed;	/* for good, to bounce */
+	int		 bouncing;	/* in a BOUNCE not yet answered */
 	char		 address[ADDRESS_MAX + 1];
 	char		 last_error[ENVELOPE_REASON_MAX + 1];
 };
@@ -63,7 +64,7 @@ void	queue_load_end(void);
 void	queue_deliver_result(uint32_t, uint64_t, uint32_t, uint8_t,
 	    const char *);
 void	queue_deliver_done(uint32_t, uint64_t);
-void	queue_bounce_result(uint64_t, uint64_t);
+void	queue_bounce_result(uint64_t, uint64_t, uint32_t);
 void	queue_remove_result(uint32_t, uint32_t, const char *);
 void	queue_ctl_show(uint32_t);
 void	queue_ctl_remove(uint32_t, const char *);

@@ -406,6 +406,7 @@ queue_bounce(struct queue_entry *e)
 			msg_add_u32(m, e->rcpts[i].index);
 			msg_add_string(m, e->rcpts[i].last_error);
 			e->rcpts[i].failed = 0;
+			e->rcpts[i].bouncing = 1;
 			e->rcpts[i].status = RCPT_BOUNCED;
 		}
 		queue_bounce_send(m);
@@ -442,19 +443,52 @@ queue_deliver_done(uint32_t peerid, uint64_t id)
 	queue_run();
 }
 
+/*
+ * A bounce storaged could not record leaves its recipients queued
+ * there: try them again later, which fails them and bounces anew.
+ */
+static void
+queue_bounce_failed(struct queue_entry *e)
+{
+	struct queue_rcpt	*r;
+	time_t			 now = time(NULL);
+	size_t			 i;
+
+	for (i = 0; i < e->nrcpts; i++) {
+		r = &e->rcpts[i];
+		if (!r->bouncing)
+			continue;
+		r->bouncing = 0;
+		r->status = RCPT_PENDING;
+		r->next_attempt = now + QUEUE_NOANSWER_SEC;
+		log_warnx("%016" PRIx64 " to %s: the bounce was not recorded; "
+		    "trying again in %ds", e->id, r->address,
+		    QUEUE_NOANSWER_SEC);
+	}
+}
+
 void
-queue_bounce_result(uint64_t id, uint64_t dsn)
+queue_bounce_result(uint64_t id, uint64_t dsn, uint32_t ok)
 {
 	struct queue_entry	*e;
+	size_t			 i;
 
 	if ((e = queue_entry_find(id)) == NULL || e->bounces == 0)
 		fatalx("bounce result for %016" PRIx64 ", not asked for", id);
 	e->bounces--;
-	if (dsn != 0)
-		log_info("%016" PRIx64 ": bounce queued as %016" PRIx64, id,
-		    dsn);
-	else
-		log_info("%016" PRIx64 ": bounced, no report queued", id);
+	if (!ok)
+		queue_bounce_failed(e);
+	else {
+		if (e->bounces == 0)
+			for (i = 0; i < e->nrcpts; i++)
+				e->rcpts[i].bouncing = 0;
+		if (dsn != 0)
+			log_info("%016" PRIx64 ": bounce queued as %016" PRIx64,
+			    id, dsn);
+		else
+			log_info("%016" PRIx64 ": bounced, no report queued",
+			    id);
+	}
 	queue_entry_settle(e);
 	queue_run();
 }

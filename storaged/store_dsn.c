@@ -515,13 +515,15 @@ dsn_queue(int64_t queue_id, const struct dsn_entry *e,
 }
 
 static void
-bounce_reply(uint32_t peerid, uint64_t queue_id, uint64_t dsn_id)
+bounce_reply(uint32_t peerid, uint64_t queue_id, uint64_t dsn_id,
+    uint32_t ok)
 {
 	struct msg_out	 m;
 
 	msg_create(&m, IMSG_STORE_BOUNCE_RESULT, peerid, -1);
 	msg_add_u64(&m, queue_id);
 	msg_add_u64(&m, dsn_id);
+	msg_add_u32(&m, ok);
 	if (proc_send(PROC_QUEUE, &m) == -1)
 		log_warn("bounce result to queue");
 }
@@ -564,7 +566,7 @@ store_bounce(struct proc_peer *peer, struct imsg *imsg)
 		if (rc == 1) {
 			log_warnx("bounce: no queue entry %016llx",
 			    (unsigned long long)id);
-			bounce_reply(imsg->hdr.peerid, id, 0);
+			bounce_reply(imsg->hdr.peerid, id, 0, 1);
 			goto done;
 		}
 		goto fail;
@@ -590,7 +592,7 @@ store_bounce(struct proc_peer *peer, struct imsg *imsg)
 		    "<%s> queued as %016llx", (unsigned long long)id,
 		    e.sender, (unsigned long long)dsn_id);
 	entry_clear(&e);
-	bounce_reply(imsg->hdr.peerid, id, dsn_id);
+	bounce_reply(imsg->hdr.peerid, id, dsn_id, 1);
 	if (dsn_id > 0)
 		store_queue_announce(dsn_id);
 	goto done;
@@ -598,7 +600,7 @@ store_bounce(struct proc_peer *peer, struct imsg *imsg)
 	store_blob_collect();
 	log_warnx("bounce: queue %016llx: storage error; its recipients "
 	    "stay queued", (unsigned long long)id);
-	bounce_reply(imsg->hdr.peerid, id, 0);
+	bounce_reply(imsg->hdr.peerid, id, 0, 0);
  done:
 	for (i = 0; rcpts != NULL && i < n; i++) {
 		free(rcpts[i].reason);
