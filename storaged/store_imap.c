@@ -553,12 +553,22 @@ store_imap_create(struct proc_peer *peer, struct imsg *imsg)
 	struct msg_in	 m;
 	const char	*in;
 	char		 name[STORE_MBOX_NAME_MAX + 1];
+	char		 trimmed[STORE_MBOX_NAME_MAX + 1];
 	int64_t		 account, id, modseq;
+	size_t		 len;
 
 	account = store_imap_account(peer, imsg);
 	msg_read(&m, imsg);
 	if (msg_get_string(&m, &in) == -1 || msg_end(&m) == -1)
 		imap_malformed(imsg);
+	/* "a/" declares that names will be made under a (RFC 9051 6.3.3). */
+	len = strlen(in);
+	if (len > 1 && len <= STORE_MBOX_NAME_MAX &&
+	    in[len - 1] == IMAP_HIERARCHY_SEP) {
+		memcpy(trimmed, in, len - 1);
+		trimmed[len - 1] = '\0';
+		in = trimmed;
+	}
 	if (store_mbox_name(in, name, sizeof(name)) == -1) {
 		mbox_result(imsg, 0, "[CANNOT] Invalid mailbox name");
 		return;
