@@ -25,6 +25,36 @@
 
 /* --- FETCH ----------------------------------------------------------- */
 
+#define FETCH_STREAM_MIN	(256 * 1024)	/* larger sections stream */
+#define FETCH_STREAM_CHUNK	(256 * 1024)
+#define FETCH_STREAM		1		/* fetch_section(): streaming */
+#define IMAP_FETCH_RENDER_MAX	(8 * 1024 * 1024)	/* one response */
+
+/* An answer that came in while a section streamed out. */
+struct fetch_held {
+	TAILQ_ENTRY(fetch_held)	 entry;
+	struct imsg		 imsg;
+};
+
+/* One message being answered. */
+struct fetch_msg {
+	uint32_t		 uid;
+	size_t			 seq;
+	uint64_t		 modseq;
+	char			*flags;
+	int64_t			 idate;
+	uint64_t		 size;
+	char			*prefix;
+	size_t			 prefixlen;
+	int			 fd;
+	struct mime_message	*msg;
+	size_t			 att;		/* the next item */
+	int			 modseq_out;
+	int			 sp;
+	size_t			 off;		/* streaming [off, off + left) */
+	size_t			 left;
+};
+
 struct fetch_ctx {
 	struct imap_fetch	 f;
 	struct imap_uidlist	 uids;
@@ -37,21 +67,86 @@ struct fetch_ctx {
 	uint32_t		 mimeuid;
 	uint32_t		 mimetotal;
 	struct imap_buf		 out;
+	struct fetch_msg	*streaming;
+	TAILQ_HEAD(, fetch_held) held;
 };
+
+struct fetch_reader {
+	const char	*prefix;
+	size_t		 prefixlen;
+	int		 fd;
+};
+
+static int
+fetch_read(void *arg, size_t off, char *dst, size_t len)
+{
+	struct fetch_reader	*r = arg;
+	size_t			 n;
+	ssize_t			 got;
+
+	if (off < r->prefixlen) {
+		n = r->prefixlen - off < len ? r->prefixlen - off : len;
+		memcpy(dst, r->prefix + off, n);
+		off += n;
+		dst += n;
+		len -= n;
+	}
+	if (len == 0)
+		return 0;
+	if (r->fd == -1 ||
+	    lseek(r->fd, (off_t)(off - r->prefixlen), SEEK_SET) == -1)
+		return -1;
+	while (len > 0) {
+		got = read(r->fd, dst, len);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return -1;
+		dst += got;
+		len -= got;
+	}
+	return 0;
+}
+
+static void
+fetch_msg_free(struct fetch_msg *fm)
+{
+	if (fm == NULL)
+		return;
+	if (fm->fd != -1)
+		close(fm->fd);
+	if (fm->msg != NULL)
+		mime_free(fm->msg);
+	free(fm->flags);
+	free(fm->prefix);
+	free(fm);
+}
 
 static void
 fetch_ctx_free(void *p)
 {
 	struct fetch_ctx	*c = p;
+	struct fetch_held	*h;
 
 	imap_fetch_free(&c->f);
 	imap_uidlist_free(&c->uids);
 	free(c->mime);
 	imap_buf_free(&c->out);
+	fetch_msg_free(c->streaming);
+	while ((h = TAILQ_FIRST(&c->held)) != NULL) {
+		TAILQ_REMOVE(&c->held, h, entry);
+		if (h->imsg.fd != -1)
+			close(h->imsg.fd);
+		free(h->imsg.data);
+		free(h);
+	}
 	free(c);
 }
 
 static int	fetch_batch(struct imap_session *);
+static void	fetch_render(struct imap_session *, struct fetch_ctx *,
+		    struct fetch_msg *);
+static void	fetch_replay(struct imap_session *, struct fetch_ctx *);
 
 static int
 store_seen(struct imap_session *s, struct fetch_ctx *c)
@@ -87,6 +182,7 @@ imap_cmd_fetch(struct imap_session *s)
 		imap_done(s);
 		return;
 	}
+	TAILQ_INIT(&c->held);
 	if (imap_parse_fetch(&s->cmd, &c->f, &err) == -1) {
 		free(c);
 		imap_bad(s, err);
@@ -168,8 +264,7 @@ imap_cmd_fetch(struct imap_session *s)
 		}
 	}
 	c->what |= IMAP_FETCH_META;
-	if (fetch_batch(s) == -1)
-		return;
+	(void)fetch_batch(s);
 }
 
 static void
@@ -216,9 +311,71 @@ fetch_batch(struct imap_session *s)
 	return 0;
 }
 
+/* An answer that must wait for the section streaming out. */
+static int
+fetch_hold(struct fetch_ctx *c, struct imsg *imsg)
+{
+	struct fetch_held	*h;
+	size_t			 len = imsg->hdr.len - IMSG_HEADER_SIZE;
+
+	if (c->streaming == NULL)
+		return 0;
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		fatal("%s", __func__);
+	h->imsg = *imsg;
+	if ((h->imsg.data = malloc(len + 1)) == NULL)
+		fatal("%s", __func__);
+	memcpy(h->imsg.data, imsg->data, len);
+	imsg->fd = -1;
+	TAILQ_INSERT_TAIL(&c->held, h, entry);
+	return 1;
+}
+
+static void
+fetch_stream(struct imap_session *s, struct fetch_ctx *c)
+{
+	struct fetch_msg	*fm = c->streaming;
+	static char		 chunk[FETCH_STREAM_CHUNK];
+	struct fetch_reader	 rd;
+	size_t			 n;
+
+	rd.prefix = fm->prefix;
+	rd.prefixlen = fm->prefixlen;
+	rd.fd = fm->fd;
+	while (fm->left > 0 && io_queued(s->io) < IMAP_FETCH_QUEUED_MAX) {
+		n = fm->left < sizeof(chunk) ? fm->left : sizeof(chunk);
+		if (fetch_read(&rd, fm->off, chunk, n) == -1) {
+			/* The literal is promised: a short one is fatal. */
+			log_warnx("session %u: cannot read uid %u", s->id,
+			    fm->uid);
+			imap_close(s);
+			return;
+		}
+		imap_write(s, chunk, n);
+		if (s->flags & SF_CLOSE)
+			return;
+		fm->off += n;
+		fm->left -= n;
+	}
+	if (fm->left > 0)
+		return;
+	c->streaming = NULL;
+	fetch_render(s, c, fm);
+	fetch_replay(s, c);
+}
+
 void
 imap_fetch_lowat(struct imap_session *s)
 {
+	struct fetch_ctx	*c = s->ctx;
+
+	if (c != NULL && s->has_cmd && strcmp(s->cmd.verb, "FETCH") == 0 &&
+	    c->streaming != NULL) {
+		fetch_stream(s, c);
+		return;
+	}
+	if (s->wait != WAIT_LOWAT)
+		return;
 	s->wait = WAIT_NONE;
 	(void)fetch_batch(s);
 }
@@ -234,6 +391,8 @@ imap_fetch_mime(struct imap_session *s, struct imsg *imsg)
 
 	if (s->wait != WAIT_FETCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
+	if (fetch_hold(c, imsg))
+		return;
 	msg_read(&m, imsg);
 	if (msg_get_u32(&m, &uid) == -1 || msg_get_u32(&m, &total) == -1 ||
 	    msg_get_data(&m, &data, &len) == -1 || msg_end(&m) == -1)
@@ -252,50 +411,25 @@ imap_fetch_mime(struct imap_session *s, struct imsg *imsg)
 	c->mimelen += len;
 }
 
-struct fetch_reader {
-	const char	*prefix;
-	size_t		 prefixlen;
-	int		 fd;
-};
-
 static int
-fetch_read(void *arg, size_t off, char *dst, size_t len)
+identity_cte(const struct mime_part *p)
 {
-	struct fetch_reader	*r = arg;
-	size_t			 n;
-	ssize_t			 got;
-
-	if (off < r->prefixlen) {
-		n = r->prefixlen - off < len ? r->prefixlen - off : len;
-		memcpy(dst, r->prefix + off, n);
-		off += n;
-		dst += n;
-		len -= n;
-	}
-	if (len == 0)
-		return 0;
-	if (r->fd == -1 ||
-	    lseek(r->fd, (off_t)(off - r->prefixlen), SEEK_SET) == -1)
-		return -1;
-	while (len > 0) {
-		got = read(r->fd, dst, len);
-		if (got == -1 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return -1;
-		dst += got;
-		len -= got;
-	}
-	return 0;
+	return p->encoding == NULL || strcmp(p->encoding, "7bit") == 0 ||
+	    strcmp(p->encoding, "8bit") == 0 ||
+	    strcmp(p->encoding, "binary") == 0;
 }
 
+/*
+ * One section item.  A large plain byte range is not read here: its
+ * literal's length goes out and FETCH_STREAM says the bytes follow.
+ */
 static int
-fetch_section(struct imap_session *s, struct imap_buf *b,
-    const struct imap_fetch_att *a, struct mime_message *msg,
-    struct fetch_reader *rd)
+fetch_section(struct imap_buf *b, const struct imap_fetch_att *a,
+    struct fetch_msg *fm, struct fetch_reader *rd)
 {
 	struct imap_section	 sect;
 	const char		*spec = a->spec, *name = a->name;
+	size_t			 off, len;
 	int			 kind = IMAP_FETCH_SECT_BODY, r;
 
 	switch (a->kind) {
@@ -320,7 +454,7 @@ fetch_section(struct imap_session *s, struct imap_buf *b,
 		break;
 	}
 	memset(&sect, 0, sizeof(sect));
-	if ((r = imap_section_find(msg, spec, &sect)) < 0) {
+	if ((r = imap_section_find(fm->msg, spec, &sect)) < 0) {
 		imap_section_clear(&sect);
 		return r;
 	}
@@ -328,139 +462,194 @@ fetch_section(struct imap_session *s, struct imap_buf *b,
 	if (a->partial)
 		imap_buf_printf(b, "<%u>", a->offset);
 	imap_buf_addc(b, ' ');
-	r = imap_fetch_section(b, msg, &sect, kind, a->partial, a->offset,
+	if ((kind == IMAP_FETCH_SECT_BODY || (kind == IMAP_FETCH_SECT_BINARY &&
+	    sect.part != NULL && identity_cte(sect.part))) &&
+	    !sect.missing && !sect.filter && sect.text == IMAP_SECTION_BODY) {
+		off = sect.off;
+		len = sect.len;
+		if (a->partial)
+			imap_partial(&off, &len, a->offset, a->count);
+		if (len >= FETCH_STREAM_MIN) {
+			/* BINARY's bytes may hold NUL: literal8 (RFC 3516). */
+			imap_buf_printf(b, "%s{%zu}\r\n",
+			    kind == IMAP_FETCH_SECT_BINARY ? "~" : "", len);
+			fm->off = off;
+			fm->left = len;
+			imap_section_clear(&sect);
+			return FETCH_STREAM;
+		}
+	}
+	r = imap_fetch_section(b, fm->msg, &sect, kind, a->partial, a->offset,
 	    a->count, fetch_read, rd);
 	imap_section_clear(&sect);
 	return r;
+}
+
+/*
+ * Renders the items of fm from fm->att on.  When one streams, what is
+ * rendered goes out and c->streaming takes fm; else fm is freed.
+ */
+static void
+fetch_render(struct imap_session *s, struct fetch_ctx *c,
+    struct fetch_msg *fm)
+{
+	struct imap_buf		*b = &c->out;
+	struct imap_fetch_att	*a;
+	struct fetch_reader	 rd;
+	int			 r, utf8, resumed;
+
+	utf8 = (s->flags & SF_UTF8) ? IMAP_R_UTF8 : 0;
+	resumed = fm->att > 0;
+	rd.prefix = fm->prefix;
+	rd.prefixlen = fm->prefixlen;
+	rd.fd = fm->fd;
+	imap_buf_reset(b);
+	if (fm->att == 0)
+		imap_buf_printf(b, "* %zu FETCH (", fm->seq);
+	for (; fm->att < c->f.natts; fm->att++) {
+		a = &c->f.atts[fm->att];
+		if (a->kind == FA_MODSEQ && fm->modseq_out)
+			continue;
+		if (fm->sp)
+			imap_buf_addc(b, ' ');
+		fm->sp = 1;
+		switch (a->kind) {
+		case FA_UID:
+			imap_buf_printf(b, "UID %u", fm->uid);
+			break;
+		case FA_FLAGS:
+			imap_buf_printf(b, "FLAGS (%s)", fm->flags);
+			if ((s->flags & SF_CONDSTORE) && !fm->modseq_out) {
+				imap_buf_printf(b, " MODSEQ (%llu)",
+				    (unsigned long long)fm->modseq);
+				fm->modseq_out = 1;
+			}
+			break;
+		case FA_INTERNALDATE:
+			imap_buf_adds(b, "INTERNALDATE ");
+			imap_render_date(b, (time_t)fm->idate, 0);
+			break;
+		case FA_RFC822_SIZE:
+			imap_buf_printf(b, "RFC822.SIZE %llu",
+			    (unsigned long long)fm->size);
+			break;
+		case FA_MODSEQ:
+			imap_buf_printf(b, "MODSEQ (%llu)",
+			    (unsigned long long)fm->modseq);
+			fm->modseq_out = 1;
+			break;
+		case FA_ENVELOPE:
+			imap_buf_adds(b, "ENVELOPE ");
+			imap_render_envelope(b, &fm->msg->envelope, utf8);
+			break;
+		case FA_BODY:
+			imap_buf_adds(b, "BODY ");
+			imap_render_bodystructure(b, fm->msg->root, 0, utf8);
+			break;
+		case FA_BODYSTRUCTURE:
+			imap_buf_adds(b, "BODYSTRUCTURE ");
+			imap_render_bodystructure(b, fm->msg->root, 1, utf8);
+			break;
+		default:
+			r = fetch_section(b, a, fm, &rd);
+			if (r == FETCH_STREAM) {
+				fm->att++;
+				if (b->oom)
+					fatal("%s", __func__);
+				imap_write(s, b->p, b->len);
+				c->streaming = fm;
+				fetch_stream(s, c);
+				return;
+			}
+			if (r != IMAP_SECTION_OK) {
+				c->error = r == IMAP_BINARY_UNKNOWN_CTE ? 2 : 1;
+				/* Half of it is out: end it. */
+				if (resumed)
+					imap_write(s, ")\r\n", 3);
+				goto done;
+			}
+			break;
+		}
+	}
+	if (c->f.changedsince && !fm->modseq_out)
+		imap_buf_printf(b, " MODSEQ (%llu)",
+		    (unsigned long long)fm->modseq);
+	imap_buf_adds(b, ")\r\n");
+	if (b->oom || b->len > IMAP_FETCH_RENDER_MAX) {
+		/* Too large to hold at once (decoded BINARY): left out. */
+		c->error = 1;
+		if (resumed)
+			imap_write(s, ")\r\n", 3);
+		goto done;
+	}
+	imap_write(s, b->p, b->len);
+ done:
+	fetch_msg_free(fm);
+	if (b->cap > 1024 * 1024)
+		imap_buf_free(b);
 }
 
 void
 imap_fetch_item(struct imap_session *s, struct imsg *imsg)
 {
 	struct fetch_ctx	*c = s->ctx;
-	struct imap_buf		*b = &c->out;
-	struct mime_message	*msg = NULL;
-	struct fetch_reader	 rd;
-	struct imap_fetch_att	*a;
+	struct fetch_msg	*fm;
 	struct msg_in		 m;
 	const char		*flags, *prefix;
-	uint64_t		 modseq, size;
-	int64_t			 idate;
-	uint32_t		 uid;
-	size_t			 seq, i;
-	int			 sp = 0, r, utf8, modseq_out = 0;
 
 	if (s->wait != WAIT_FETCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
+	if (fetch_hold(c, imsg))
+		return;
+	if ((fm = calloc(1, sizeof(*fm))) == NULL)
+		fatal("%s", __func__);
+	fm->fd = imsg->fd;
+	imsg->fd = -1;
 	msg_read(&m, imsg);
-	if (msg_get_u32(&m, &uid) == -1 || msg_get_u64(&m, &modseq) == -1 ||
+	if (msg_get_u32(&m, &fm->uid) == -1 ||
+	    msg_get_u64(&m, &fm->modseq) == -1 ||
 	    msg_get_string(&m, &flags) == -1 ||
-	    msg_get_i64(&m, &idate) == -1 || msg_get_u64(&m, &size) == -1 ||
+	    msg_get_i64(&m, &fm->idate) == -1 ||
+	    msg_get_u64(&m, &fm->size) == -1 ||
 	    msg_get_string(&m, &prefix) == -1 || msg_end(&m) == -1)
 		imapd_malformed(imsg);
-	rd.prefix = prefix;
-	rd.prefixlen = strlen(prefix);
-	rd.fd = imsg->fd;
-	if ((seq = imap_seq_of_uid(s, uid)) == 0)
-		goto done;
+	if ((fm->flags = strdup(flags)) == NULL ||
+	    (fm->prefix = strdup(prefix)) == NULL)
+		fatal("%s", __func__);
+	fm->prefixlen = strlen(prefix);
+	if ((fm->seq = imap_seq_of_uid(s, fm->uid)) == 0)
+		goto drop;
 	if (c->what & IMAP_FETCH_MIME) {
-		if (c->mime == NULL || c->mimeuid != uid ||
+		if (c->mime == NULL || c->mimeuid != fm->uid ||
 		    c->mimelen != c->mimetotal ||
-		    mime_from_json(c->mime, c->mimelen, &msg) != 0) {
+		    mime_from_json(c->mime, c->mimelen, &fm->msg) != 0) {
 			log_warnx("session %u: no mime data for uid %u", s->id,
-			    uid);
+			    fm->uid);
 			c->error = 1;
-			goto done;
+			goto drop;
 		}
 	}
-	utf8 = (s->flags & SF_UTF8) ? IMAP_R_UTF8 : 0;
-	imap_buf_reset(b);
-	imap_buf_printf(b, "* %zu FETCH (", seq);
-	for (i = 0; i < c->f.natts; i++) {
-		a = &c->f.atts[i];
-		if (sp)
-			imap_buf_addc(b, ' ');
-		sp = 1;
-		switch (a->kind) {
-		case FA_UID:
-			imap_buf_printf(b, "UID %u", uid);
-			break;
-		case FA_FLAGS:
-			imap_buf_printf(b, "FLAGS (%s)", flags);
-			if ((s->flags & SF_CONDSTORE) && !modseq_out) {
-				imap_buf_printf(b, " MODSEQ (%llu)",
-				    (unsigned long long)modseq);
-				modseq_out = 1;
-			}
-			break;
-		case FA_INTERNALDATE:
-			imap_buf_adds(b, "INTERNALDATE ");
-			imap_render_date(b, (time_t)idate, 0);
-			break;
-		case FA_RFC822_SIZE:
-			imap_buf_printf(b, "RFC822.SIZE %llu",
-			    (unsigned long long)size);
-			break;
-		case FA_MODSEQ:
-			if (modseq_out) {
-				sp = 0;
-				if (b->len > 0)
-					b->len--;
-				break;
-			}
-			imap_buf_printf(b, "MODSEQ (%llu)",
-			    (unsigned long long)modseq);
-			modseq_out = 1;
-			break;
-		case FA_ENVELOPE:
-			imap_buf_adds(b, "ENVELOPE ");
-			imap_render_envelope(b, &msg->envelope, utf8);
-			break;
-		case FA_BODY:
-			imap_buf_adds(b, "BODY ");
-			imap_render_bodystructure(b, msg->root, 0, utf8);
-			break;
-		case FA_BODYSTRUCTURE:
-			imap_buf_adds(b, "BODYSTRUCTURE ");
-			imap_render_bodystructure(b, msg->root, 1, utf8);
-			break;
-		default:
-			if ((r = fetch_section(s, b, a, msg, &rd)) !=
-			    IMAP_SECTION_OK) {
-				c->error = r == IMAP_BINARY_UNKNOWN_CTE ? 2 : 1;
-				goto done;
-			}
-			break;
-		}
-	}
-	if (c->f.changedsince && !modseq_out)
-		imap_buf_printf(b, " MODSEQ (%llu)", (unsigned long long)modseq);
-	imap_buf_adds(b, ")\r\n");
-	if (b->oom) {
-		c->error = 1;
-		goto done;
-	}
-	imap_write(s, b->p, b->len);
- done:
-	if (msg != NULL)
-		mime_free(msg);
 	free(c->mime);
 	c->mime = NULL;
-	if (imsg->fd != -1) {
-		close(imsg->fd);
-		imsg->fd = -1;
-	}
-	if (b->cap > 1024 * 1024)
-		imap_buf_free(b);
+	fetch_render(s, c, fm);
+	return;
+ drop:
+	free(c->mime);
+	c->mime = NULL;
+	fetch_msg_free(fm);
 }
 
 void
 imap_fetch_end(struct imap_session *s, struct imsg *imsg)
 {
+	struct fetch_ctx	*c = s->ctx;
+
 	if (s->wait != WAIT_FETCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
 	if (imsg->hdr.len != IMSG_HEADER_SIZE)
 		imapd_malformed(imsg);
+	if (fetch_hold(c, imsg))
+		return;
 	s->wait = WAIT_NONE;
 	if (s->flags & SF_CLOSE)
 		return;
@@ -469,6 +658,40 @@ imap_fetch_end(struct imap_session *s, struct imsg *imsg)
 		return;
 	}
 	(void)fetch_batch(s);
+}
+
+/* The answers held while a section streamed, in their order. */
+static void
+fetch_replay(struct imap_session *s, struct fetch_ctx *c)
+{
+	struct fetch_held	*h;
+
+	while (c->streaming == NULL && !(s->flags & SF_CLOSE) &&
+	    (h = TAILQ_FIRST(&c->held)) != NULL) {
+		TAILQ_REMOVE(&c->held, h, entry);
+		switch (h->imsg.hdr.type) {
+		case IMSG_STORE_MSG_MIME:
+			imap_fetch_mime(s, &h->imsg);
+			break;
+		case IMSG_STORE_MSG_ITEM:
+			imap_fetch_item(s, &h->imsg);
+			break;
+		default:
+			/* MSG_END: the last of a batch; ctx may go. */
+			free(h->imsg.data);
+			free(h);
+			s->wait = WAIT_NONE;
+			if (io_queued(s->io) > IMAP_FETCH_QUEUED_MAX)
+				s->wait = WAIT_LOWAT;
+			else
+				(void)fetch_batch(s);
+			return;
+		}
+		if (h->imsg.fd != -1)
+			close(h->imsg.fd);
+		free(h->imsg.data);
+		free(h);
+	}
 }
 
 /* --- STORE ---------------------------------------------------------- */

@@ -475,7 +475,7 @@ imap_io(struct io *io, int event, void *arg)
 			imap_close(s);
 			break;
 		}
-		if (s->wait == WAIT_LOWAT)
+		if (s->wait == WAIT_LOWAT || s->wait == WAIT_FETCH)
 			imap_fetch_lowat(s);
 		break;
 	case IO_TIMEOUT:
@@ -484,7 +484,15 @@ imap_io(struct io *io, int event, void *arg)
 			imap_close(s);
 			break;
 		}
-		if (s->wait != WAIT_NONE || s->input == IN_APPEND)
+		if (s->wait == WAIT_LOWAT || (s->wait == WAIT_FETCH &&
+		    io_queued(io) > 0)) {
+			/* The client reads nothing of what it asked for. */
+			log_info("session %u from %s: timeout writing", s->id,
+			    s->addr);
+			imap_close(s);
+			break;
+		}
+		if (s->wait != WAIT_NONE)
 			break;
 		log_info("session %u from %s: idle timeout", s->id, s->addr);
 		imap_reply(s, "* BYE Autologout; idle for too long");
