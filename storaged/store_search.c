@@ -24,6 +24,7 @@
 
 #define SEARCH_HEADER_READ	8192	/* bytes read at a time */
 #define SEARCH_SORT_KEYS	16	/* keys in one SORT */
+#define SEARCH_DEPTH_MAX	1000	/* nesting of a search program */
 
 static int	search_sql_ready;
 
@@ -554,10 +555,40 @@ clamp(uint64_t v)
 	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
+/* UID ranges, outside search_node()'s frame: it recurses. */
+static int
+search_uids(struct msg_in *m, struct store_search *s)
+{
+	struct store_ranges	 r;
+	uint32_t		 i;
+
+	if (store_ranges_get(m, &r) == -1)
+		return -1;
+	if (r.n == 0) {
+		store_buf_str(&s->sql, "0");
+		return 0;
+	}
+	store_buf_str(&s->sql, "(");
+	for (i = 0; i < r.n; i++) {
+		if (i > 0)
+			store_buf_str(&s->sql, " OR ");
+		store_buf_str(&s->sql, "mm.uid BETWEEN ");
+		param_int(s, r.lo[i]);
+		store_buf_str(&s->sql, " AND ");
+		param_int(s, r.hi[i]);
+	}
+	store_buf_str(&s->sql, ")");
+	return 0;
+}
+
+/*
+ * One node and what is under it.  -1 if the program is malformed, or
+ * with s->err set if it is more than we take (OR chains nest without
+ * parentheses, so depth is bounded here, not by imapd's parser).
+ */
 static int
 search_node(struct msg_in *m, struct store_search *s, int depth)
 {
-	struct store_ranges	 r;
 	const char		*a, *b;
 	char			 kw[STORE_KEYWORD_LEN + 1];
 	uint64_t		 u64;
@@ -566,7 +597,11 @@ search_node(struct msg_in *m, struct store_search *s, int depth)
 	uint8_t			 op;
 	const char		*col;
 
-	if (depth > IMAP_SEARCH_DEPTH + 2 || msg_get_u8(m, &op) == -1)
+	if (depth > SEARCH_DEPTH_MAX) {
+		s->err = 1;
+		return -1;
+	}
+	if (msg_get_u8(m, &op) == -1)
 		return -1;
 	switch (op) {
 	case SK_ALL:
@@ -604,22 +639,8 @@ search_node(struct msg_in *m, struct store_search *s, int depth)
 		store_buf_str(&s->sql, ")");
 		break;
 	case SK_UIDS:
-		if (store_ranges_get(m, &r) == -1)
+		if (search_uids(m, s) == -1)
 			return -1;
-		if (r.n == 0) {
-			store_buf_str(&s->sql, "0");
-			break;
-		}
-		store_buf_str(&s->sql, "(");
-		for (i = 0; i < r.n; i++) {
-			if (i > 0)
-				store_buf_str(&s->sql, " OR ");
-			store_buf_str(&s->sql, "mm.uid BETWEEN ");
-			param_int(s, r.lo[i]);
-			store_buf_str(&s->sql, " AND ");
-			param_int(s, r.hi[i]);
-		}
-		store_buf_str(&s->sql, ")");
 		break;
 	case SK_KEYWORD:
 		if (msg_get_string(m, &a) == -1)
@@ -699,13 +720,16 @@ search_node(struct msg_in *m, struct store_search *s, int depth)
 	default:
 		return -1;
 	}
-	return s->err || s->sql.err ? -1 : 0;
+	if (s->sql.err)
+		s->err = 1;
+	return s->err ? -1 : 0;
 }
 
 /*
  * Reads a search program and appends it to s->sql as one boolean
  * expression over mm (mailbox_messages) and m (messages), its values
- * kept for store_search_bind().  -1 if the program is malformed.
+ * kept for store_search_bind().  -1 if the program is malformed, or
+ * with s->err set if it is too deep or memory ran out.
  */
 int
 store_search_parse(struct msg_in *m, struct store_search *s)
@@ -716,7 +740,9 @@ store_search_parse(struct msg_in *m, struct store_search *s)
 	if (search_node(m, s, 0) == -1)
 		return -1;
 	store_buf_str(&s->sql, ")");
-	return s->sql.err ? -1 : 0;
+	if (s->sql.err)
+		s->err = 1;
+	return s->err ? -1 : 0;
 }
 
 int
@@ -829,9 +855,15 @@ store_imap_search(struct proc_peer *peer, struct imsg *imsg)
 	msg_read(&m, imsg);
 	if (msg_get_u64(&m, &mailbox) == -1 || msg_get_u8(&m, &sort) == -1 ||
 	    msg_get_string(&m, &criteria) == -1 ||
-	    store_search_parse(&m, &s) == -1 || msg_end(&m) == -1)
+	    (store_search_parse(&m, &s) == -1 && !s.err) ||
+	    (!s.err && msg_end(&m) == -1))
 		fatalx("malformed %s from imapd",
 		    imsg_type_name(imsg->hdr.type));
+	if (s.err) {
+		log_warnx("%s: a search program too deep or too large",
+		    __func__);
+		goto end;
+	}
 	if (!store_imap_selected(imsg->hdr.peerid, mailbox, NULL))
 		goto end;
 	/* messages only when the program or the order needs it. */

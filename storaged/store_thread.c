@@ -14,6 +14,7 @@
 #include "storaged.h"
 
 #define THREAD_MESSAGES_MAX	1000000	/* messages one THREAD looks at */
+#define THREAD_DEPTH_MAX	4096	/* replies to replies, kept linked */
 
 struct thr_node {
 	RB_ENTRY(thr_node)	 entry;
@@ -113,12 +114,18 @@ node_append(struct thr_node *p, struct thr_node *n)
 	p->last = n;
 }
 
-/* Whether a is b or one of b's ancestors. */
+/*
+ * Whether b may not become a's parent: a is b or one of
+ * b's ancestors (a loop), or b is THREAD_DEPTH_MAX deep already (the
+ * tree is walked recursively).
+ */
 static int
 node_above(const struct thr_node *a, const struct thr_node *b)
 {
+	size_t	 depth = 0;
+
 	for (; b != NULL; b = b->parent)
-		if (a == b)
+		if (a == b || ++depth >= THREAD_DEPTH_MAX)
 			return 1;
 	return 0;
 }
@@ -456,9 +463,15 @@ store_imap_thread(struct proc_peer *peer, struct imsg *imsg)
 	msg_read(&m, imsg);
 	if (msg_get_u64(&m, &mailbox) == -1 ||
 	    msg_get_string(&m, &algo) == -1 ||
-	    store_search_parse(&m, &s) == -1 || msg_end(&m) == -1)
+	    (store_search_parse(&m, &s) == -1 && !s.err) ||
+	    (!s.err && msg_end(&m) == -1))
 		fatalx("malformed %s from imapd",
 		    imsg_type_name(imsg->hdr.type));
+	if (s.err) {
+		log_warnx("%s: a search program too deep or too large",
+		    __func__);
+		goto end;
+	}
 	refs = strcasecmp(algo, "REFERENCES") == 0;
 	if (!refs && strcasecmp(algo, "ORDEREDSUBJECT") != 0) {
 		log_warnx("%s: no thread algorithm %s", __func__, algo);
