@@ -584,10 +584,12 @@ search_uids(struct msg_in *m, struct store_search *s)
 /*
  * One node and what is under it.  -1 if the program is malformed, or
  * with s->err set if it is more than we take (OR chains nest without
- * parentheses, so depth is bounded here, not by imapd's parser).
+ * parentheses, so depth is bounded here, not by imapd's parser).  An
+ * AND in an AND and an OR in an OR add no parentheses: SQLite's parser
+ * takes only some 40 levels of them.
  */
 static int
-search_node(struct msg_in *m, struct store_search *s, int depth)
+search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 {
 	const char		*a, *b;
 	char			 kw[STORE_KEYWORD_LEN + 1];
@@ -614,27 +616,38 @@ search_node(struct msg_in *m, struct store_search *s, int depth)
 			store_buf_str(&s->sql, "1");
 			break;
 		}
-		store_buf_str(&s->sql, "(");
+		if (parent != SK_AND)
+			store_buf_str(&s->sql, "(");
 		for (i = 0; i < u32; i++) {
 			if (i > 0)
 				store_buf_str(&s->sql, " AND ");
-			if (search_node(m, s, depth + 1) == -1)
+			if (search_node(m, s, depth + 1, SK_AND) == -1)
 				return -1;
 		}
-		store_buf_str(&s->sql, ")");
+		if (parent != SK_AND)
+			store_buf_str(&s->sql, ")");
 		break;
 	case SK_OR:
-		store_buf_str(&s->sql, "(");
-		if (search_node(m, s, depth + 1) == -1)
+		if (parent != SK_OR)
+			store_buf_str(&s->sql, "(");
+		if (search_node(m, s, depth + 1, SK_OR) == -1)
 			return -1;
 		store_buf_str(&s->sql, " OR ");
-		if (search_node(m, s, depth + 1) == -1)
+		if (search_node(m, s, depth + 1, SK_OR) == -1)
 			return -1;
-		store_buf_str(&s->sql, ")");
+		if (parent != SK_OR)
+			store_buf_str(&s->sql, ")");
 		break;
 	case SK_NOT:
+		/* NOT NOT x is x. */
+		for (i = 1; m->left > 0 && m->p[0] == SK_NOT; i++) {
+			m->p++;
+			m->left--;
+		}
+		if (i % 2 == 0)
+			return search_node(m, s, depth + i, parent);
 		store_buf_str(&s->sql, "NOT (");
-		if (search_node(m, s, depth + 1) == -1)
+		if (search_node(m, s, depth + i, SK_NOT) == -1)
 			return -1;
 		store_buf_str(&s->sql, ")");
 		break;
@@ -737,7 +750,7 @@ store_search_parse(struct msg_in *m, struct store_search *s)
 	search_sql_init();
 	s->now = time(NULL);
 	store_buf_str(&s->sql, "(");
-	if (search_node(m, s, 0) == -1)
+	if (search_node(m, s, 0, -1) == -1)
 		return -1;
 	store_buf_str(&s->sql, ")");
 	if (s->sql.err)
