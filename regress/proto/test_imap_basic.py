@@ -108,6 +108,17 @@ class Raw:
         self.s.close()
 
 
+def noop_until(r, tag, pred, tries=50):
+    """NOOP until a line satisfies pred: storaged's change events go
+    out just after its answer to the session that made the change."""
+    for i in range(tries):
+        out = r.cmd("%s%d" % (tag, i), "NOOP")
+        if any(pred(ln) for ln in out):
+            return out
+        time.sleep(0.05)
+    raise AssertionError("never seen: %r" % out)
+
+
 def test_capability_and_starttls(imap_server):
     p = imap_server
     r = Raw(p.ports["imap"])
@@ -211,18 +222,25 @@ def test_two_sessions_see_each_other(imap_server):
         out = r.cmd("y", "SELECT INBOX")
     n = int([ln for ln in out if ln.endswith(" EXISTS")][0].split()[1])
     a.cmd("s1", "STORE %d +FLAGS (\\Deleted)" % n)
-    out = b.cmd("n1", "NOOP")
-    assert any(re.match(r"\* %d FETCH \(.*\\Deleted" % n, ln) for ln in out)
+    noop_until(b, "n1", lambda ln: re.match(
+        r"\* %d FETCH \(.*\\Deleted" % n, ln))
     a.cmd("e1", "EXPUNGE")
-    out = b.cmd("n2", "NOOP")
-    assert "* %d EXPUNGE" % n in out
+    noop_until(b, "n2", lambda ln: ln == "* %d EXPUNGE" % n)
     # A non-UID FETCH does not hear of an expunge; NOOP does.
     a.cmd("s2", "STORE 1 +FLAGS (\\Deleted)")
     a.cmd("e2", "EXPUNGE")
+    time.sleep(0.2)
     out = b.cmd("f1", "FETCH 1 (UID)")
     assert not any(ln.endswith(" EXPUNGE") for ln in out)
     out = b.cmd("n3", "NOOP")
     assert "* 1 EXPUNGE" in out
+    # IDLE hears another session's flag change at once.
+    b.send("i1 IDLE\r\n")
+    assert b.line().startswith("+ ")
+    a.cmd("s3", "STORE 1 +FLAGS (\\Answered)")
+    assert re.match(r"\* 1 FETCH \(UID \d+ FLAGS \(.*\\Answered", b.line())
+    b.send("DONE\r\n")
+    assert b.until("i1")[-1].startswith("i1 OK")
     a.close()
     b.close()
 
