@@ -13,9 +13,9 @@
  * savepoint each, so one bad entry spoils no other), committed
  * without SQLite's own fsync; store_db_sync() then fsyncs /blobs and
  * the WAL, once each for the batch (or for several), and only then
- * does each asker get its COMMIT_RESULT and queue its entries.  While
- * a batch's files are synced the next one gathers; while its
- * transaction is flushed the next one's files are synced.
+ * does each asker get its COMMIT_RESULT and queue its entries.
+ * Batches overlap: the next starts at the next pass, whatever earlier
+ * ones still wait for.
  *
  * Another commit's fsync of the WAL may make an entry durable before
  * the name of its blob is: a crash then leaves an entry that nobody
@@ -76,7 +76,7 @@ struct spool {
 	int64_t			 queue_id;
 	int			 in_blobs;	/* its hash is in /blobs */
 	struct store_job	 job;	/* its fdatasync and hash */
-	struct spool_batch	*b;
+	struct spool_batch	*owner;
 	const char		*err;	/* NULL while all is well */
 };
 
@@ -94,8 +94,8 @@ RB_GENERATE(spool_tree, spool, entry, spool_cmp)
 
 static struct spool_tree	 spools = RB_INITIALIZER(&spools);
 static size_t			 spool_count;	/* open, committing */
-static struct spool_list	 spool_batch =
-				    TAILQ_HEAD_INITIALIZER(spool_batch);
+static struct spool_list	 spool_gathering =
+				    TAILQ_HEAD_INITIALIZER(spool_gathering);
 static struct event		 spool_batch_ev;
 static int			 spool_dirfd = -1;
 
@@ -447,17 +447,18 @@ store_spool_commit(struct proc_peer *peer, struct imsg *imsg)
 	s->body = body;
 	s->smtputf8 = smtputf8;
 	s->ret = ret;
+	/* What the client said of itself is kept, cut if need be. */
 	if ((s->sender = commit_strdup(sender, ADDRESS_MAX)) == NULL ||
 	    (s->envid = commit_strdup(envid, SPOOL_ENVID_MAX)) == NULL ||
 	    (s->auth = commit_strdup(auth, ADDRESS_MAX)) == NULL ||
-	    (s->client = commit_strdup(client, SPOOL_CLIENT_MAX)) == NULL ||
-	    (s->helo = commit_strdup(helo, SPOOL_HELO_MAX)) == NULL)
+	    (s->client = strndup(client, SPOOL_CLIENT_MAX)) == NULL ||
+	    (s->helo = strndup(helo, SPOOL_HELO_MAX)) == NULL)
 		s->err = "bad envelope";
 	else if (s->too_many)
 		s->err = "too many recipients";
 	else if (s->nrcpts == 0)
 		s->err = "no recipients";
-	TAILQ_INSERT_TAIL(&spool_batch, s, batch);
+	TAILQ_INSERT_TAIL(&spool_gathering, s, batch);
 	if (!evtimer_pending(&spool_batch_ev, NULL))
 		evtimer_add(&spool_batch_ev, &tv);
 }
@@ -520,8 +521,8 @@ spool_sync_done(struct store_job *job)
 		log_warn("%s %s/%s", job->what, STORE_SPOOL_DIR, name);
 		s->err = "cannot write the message to disk";
 	}
-	if (--s->b->left == 0)
-		spool_batch_finish(s->b);
+	if (--s->owner->left == 0)
+		spool_batch_finish(s->owner);
 }
 
 /*
@@ -660,15 +661,15 @@ spool_batch_run(int fd, short event, void *arg)
 	(void)fd;
 	(void)event;
 	(void)arg;
-	if (TAILQ_EMPTY(&spool_batch))
+	if (TAILQ_EMPTY(&spool_gathering))
 		return;
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		fatal("%s", __func__);
 	TAILQ_INIT(&b->spools);
-	TAILQ_CONCAT(&b->spools, &spool_batch, batch);
+	TAILQ_CONCAT(&b->spools, &spool_gathering, batch);
 	b->left = 1;	/* until every job is out */
 	TAILQ_FOREACH(s, &b->spools, batch) {
-		s->b = b;
+		s->owner = b;
 		if (s->err != NULL)
 			continue;
 		b->left++;
