@@ -467,6 +467,54 @@ def test_group_commit_shares_flushes(postern_factory):
     assert len(os.listdir(os.path.join(p.statedir, "blobs"))) == total
 
 
+def test_queue_load_streams_a_long_queue(postern_factory):
+    """More entries than one pass of QUEUE_LOAD sends reach queue, and
+    queue remove takes one away with its blob."""
+    p = postern_factory(listeners=["smtp"])
+    stopped(p)
+    blobs = os.path.join(p.statedir, "blobs")
+    n = 300
+    rows = []
+    for i in range(n):
+        data = b"Subject: held %d\r\n\r\nheld\r\n" % i
+        h = hashlib.sha256(data).hexdigest()
+        path = os.path.join(blobs, h)
+        with open(path, "wb") as f:
+            f.write(data)
+        as_storage_user(path)
+        qid = 0x1000 + i
+        rows.append("INSERT INTO blobs VALUES ('%s', %d, 1);" % (h, len(data)))
+        rows.append("INSERT INTO queue VALUES (%d, '%s', 'a@example.test', "
+                    "0, 0, 0, '', 'a@example.test', '127.0.0.1', 'c', "
+                    "%d);" % (qid, h, int(time.time())))
+        rows.append("INSERT INTO queue_rcpts (queue_id, idx, address, kind, "
+                    "notify, orcpt, status) VALUES (%d, 0, "
+                    "'r%d@remote.example', 1, 0, '', 1);" % (qid, i))
+    db = os.path.join(p.statedir, "postern.db")
+    conn = sqlite3.connect(db)
+    conn.executescript("\n".join(rows))
+    conn.commit()
+    conn.close()
+    for name in os.listdir(p.statedir):
+        if name.startswith("postern.db"):
+            as_storage_user(os.path.join(p.statedir, name))
+    restart(p)
+    p.wait_log("queue: %d messages" % n)
+    shown = ok(p.ctl("show", "queue"))
+    for i in range(n):
+        assert any("r%d@remote.example" % i in line for line in shown), i
+    qid = "%016x" % 0x1000
+    h = hashlib.sha256(b"Subject: held 0\r\n\r\nheld\r\n").hexdigest()
+    ok(p.ctl("queue", "remove", qid))
+    assert fail(p.ctl("queue", "remove", qid)) != ""
+    assert not os.path.exists(os.path.join(blobs, h))
+    assert len(os.listdir(blobs)) == n - 1
+    stopped(p)
+    conn = snapshot(p)
+    assert conn.execute("SELECT count(*) FROM queue").fetchone()[0] == n - 1
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == n - 1
+
+
 # --- stores of earlier versions ---------------------------------------
 
 # Migration 1 as released, to make a store of schema version 1.
