@@ -144,6 +144,7 @@ fetch_ctx_free(void *p)
 }
 
 static int	fetch_batch(struct imap_session *);
+static void	fetch_vanished_start(struct imap_session *, struct fetch_ctx *);
 static void	fetch_render(struct imap_session *, struct fetch_ctx *,
 		    struct fetch_msg *);
 static void	fetch_replay(struct imap_session *, struct fetch_ctx *);
@@ -264,6 +265,72 @@ imap_cmd_fetch(struct imap_session *s)
 		}
 	}
 	c->what |= IMAP_FETCH_META;
+	if (c->f.vanished) {
+		if (!(s->flags & SF_QRESYNC)) {
+			imap_bad(s, "VANISHED needs ENABLE QRESYNC");
+			imap_done(s);
+			return;
+		}
+		fetch_vanished_start(s, c);
+		return;
+	}
+	(void)fetch_batch(s);
+}
+
+/*
+ * UID FETCH (CHANGEDSINCE n VANISHED): a sync since n, of which only
+ * the expunges within the set are told, as VANISHED (EARLIER); the
+ * session's own state is left as it is.
+ */
+static void
+fetch_vanished_start(struct imap_session *s, struct fetch_ctx *c)
+{
+	struct msg_out	 m;
+
+	msg_create(&m, IMSG_STORE_MBOX_SYNC, s->id, -1);
+	msg_add_u64(&m, s->mbox);
+	msg_add_u64(&m, c->f.changedsince);
+	if (imap_send_storaged(s, &m) == -1) {
+		imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
+		imap_done(s);
+		return;
+	}
+	s->after = AFTER_FETCH;
+	s->sync_expunge = 3;
+	imap_wait(s, WAIT_SYNC);
+}
+
+void
+imap_fetch_vanished(struct imap_session *s, const uint32_t *uids, size_t n)
+{
+	struct fetch_ctx	*c = s->ctx;
+	struct imap_buf		 b = IMAP_BUF_INIT;
+	uint32_t		*v;
+	size_t			 i, j, k = 0;
+
+	if ((v = calloc(n + 1, sizeof(*v))) == NULL)
+		fatal("%s", __func__);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < c->f.set.n; j++)
+			if (uids[i] >= c->f.set.r[j].lo &&
+			    uids[i] <= c->f.set.r[j].hi) {
+				v[k++] = uids[i];
+				break;
+			}
+	if (k > 0) {
+		imap_buf_adds(&b, "* VANISHED (EARLIER) ");
+		imap_set_format(&b, v, k);
+		imap_buf_adds(&b, "\r\n");
+		if (!b.oom)
+			imap_write(s, b.p, b.len);
+		imap_buf_free(&b);
+	}
+	free(v);
+}
+
+void
+imap_fetch_resume(struct imap_session *s)
+{
 	(void)fetch_batch(s);
 }
 

@@ -1023,7 +1023,8 @@ imap_mbox_result(struct imap_session *s, struct imsg *imsg)
 
 /*
  * expunge: 1 expunges may be told now, 0 they wait in s->pending,
- * 2 QRESYNC's SELECT: vanished UIDs go out as VANISHED (EARLIER).
+ * 2 QRESYNC's SELECT: vanished UIDs go out as VANISHED (EARLIER);
+ * 3 (UID FETCH's VANISHED, imap_fetch.c) only those, nothing kept.
  */
 void
 imap_sync_start(struct imap_session *s, enum imap_after after, int expunge)
@@ -1076,6 +1077,8 @@ imap_sync_flags(struct imap_session *s, struct imsg *imsg)
 	if (msg_get_u32(&m, &uid) == -1 || msg_get_u64(&m, &modseq) == -1 ||
 	    msg_get_string(&m, &flags) == -1 || msg_end(&m) == -1)
 		imapd_malformed(imsg);
+	if (s->sync_expunge == 3)
+		return;
 	if (uid >= s->uidnext && !imap_seq_of_uid(s, uid)) {
 		if (imap_uidlist_add(&s->sync_new, uid) == -1)
 			fatal("%s", __func__);
@@ -1132,6 +1135,11 @@ imap_sync_vanished(struct imap_session *s, struct imsg *imsg)
 	for (i = 0; i < n; i++) {
 		if (msg_get_u32(&m, &uid) == -1)
 			imapd_malformed(imsg);
+		if (s->sync_expunge == 3) {
+			if (imap_uidlist_add(&gone, uid) == -1)
+				fatal("%s", __func__);
+			continue;
+		}
 		uidlist_remove(&s->sync_new, uid);
 		if (s->sync_expunge == 2) {
 			c = s->ctx;
@@ -1161,7 +1169,10 @@ imap_sync_vanished(struct imap_session *s, struct imsg *imsg)
 	}
 	if (msg_end(&m) == -1)
 		imapd_malformed(imsg);
-	vanished_reply(s, &gone, s->sync_expunge == 2);
+	if (s->sync_expunge == 3)
+		imap_fetch_vanished(s, gone.v, gone.n);
+	else
+		vanished_reply(s, &gone, s->sync_expunge == 2);
 	imap_uidlist_free(&gone);
 }
 
@@ -1180,6 +1191,11 @@ imap_sync_end(struct imap_session *s, struct imsg *imsg)
 	if (msg_get_u64(&m, &hms) == -1 || msg_get_u32(&m, &uidnext) == -1 ||
 	    msg_get_u32(&m, &messages) == -1 || msg_end(&m) == -1)
 		imapd_malformed(imsg);
+	if (s->sync_expunge == 3) {
+		s->wait = WAIT_NONE;
+		imap_fetch_resume(s);
+		return;
+	}
 	if (s->sync_expunge == 1 && s->pending.n > 0) {
 		for (i = s->pending.n; i > 0; i--)
 			expunge_one(s, s->pending.v[i - 1], &gone);
@@ -1217,5 +1233,8 @@ imap_sync_end(struct imap_session *s, struct imsg *imsg)
 		imap_reply(s, "%s %s", s->tag, s->done ? s->done : "OK");
 		imap_done(s);
 		break;
+	case AFTER_FETCH:
+		fatalx("%s: session %u: fetch after a full sync", __func__,
+		    s->id);
 	}
 }

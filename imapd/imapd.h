@@ -85,7 +85,8 @@ enum imap_wait {
 enum imap_after {
 	AFTER_CMD,		/* run the command that waited */
 	AFTER_IDLE,		/* go back to IDLE */
-	AFTER_DONE		/* send the tagged reply kept in done */
+	AFTER_DONE,		/* send the tagged reply kept in done */
+	AFTER_FETCH		/* UID FETCH (VANISHED): on to the fetch */
 };
 
 #define SF_TLS		0x0001
@@ -255,6 +256,8 @@ void	imap_fetch_mime(struct imap_session *, struct imsg *);
 void	imap_fetch_item(struct imap_session *, struct imsg *);
 void	imap_fetch_end(struct imap_session *, struct imsg *);
 void	imap_fetch_lowat(struct imap_session *);
+void	imap_fetch_vanished(struct imap_session *, const uint32_t *, size_t);
+void	imap_fetch_resume(struct imap_session *);
 void	imap_store_item(struct imap_session *, struct imsg *);
 void	imap_store_modified(struct imap_session *, struct imsg *);
 void	imap_store_end(struct imap_session *, struct imsg *);

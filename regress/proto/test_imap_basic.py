@@ -375,3 +375,63 @@ def test_list_extended(imap_server):
     out = r.cmd("h", "NAMESPACE")
     assert out[0] == '* NAMESPACE (("" "/")) NIL NIL'
     r.close()
+
+
+def test_condstore_qresync_fetch(imap_server):
+    p = imap_server
+    for i in range(3):
+        deliver(p, "cs %d" % i, to="carol@example.test")
+    r = Raw(p.ports["imaps"], tls=True)
+    r.cmd("a", "LOGIN carol@example.test carol-secret-1")
+    r.cmd("b", "ENABLE QRESYNC")
+    out = r.cmd("c", "SELECT INBOX")
+    hms = int(re.search(r"HIGHESTMODSEQ (\d+)", "\n".join(out)).group(1))
+    out = r.cmd("d", "FETCH 1:* (UID MODSEQ)")
+    m1 = int(re.search(r"MODSEQ \((\d+)\)", out[0]).group(1))
+    out = r.cmd("e", "STORE 1 (UNCHANGEDSINCE %d) +FLAGS (\\Seen)" % m1)
+    assert out[-1] == "e OK STORE completed"
+    assert re.match(r"\* 1 FETCH \(UID \d+ FLAGS \(\\Seen\) MODSEQ", out[0])
+    out = r.cmd("f", "STORE 1 (UNCHANGEDSINCE %d) +FLAGS (\\Flagged)" % m1)
+    assert out[-1] == "f OK [MODIFIED 1] Conditional STORE failed"
+    out = r.cmd("g", "FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % hms)
+    assert len([ln for ln in out if ln.startswith("* ")]) == 1
+    uid3 = int(re.search(r"UID (\d+)", r.cmd("h", "FETCH 3 UID")[0]).group(1))
+    r.cmd("i", "UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid3)
+    r.cmd("j", "UID EXPUNGE %d" % uid3)
+    out = r.cmd("k", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % hms)
+    assert "* VANISHED (EARLIER) %d" % uid3 in out
+    assert out[-1] == "k OK UID FETCH completed"
+    out = r.cmd("l", "UID SEARCH MODSEQ %d" % hms)
+    assert re.match(r"\* SEARCH \d+ \(MODSEQ \d+\)", out[0])
+    r.close()
+
+
+def test_binary_and_mailbox_admin(imap_server):
+    p = imap_server
+    import base64 as b64
+    payload = bytes(range(256)) * 4
+    msg = ("From: a@b\r\nSubject: bin\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=xx\r\n\r\n--xx\r\n"
+           "Content-Type: text/plain\r\n\r\nhi\r\n--xx\r\n"
+           "Content-Type: application/octet-stream\r\n"
+           "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--xx--\r\n"
+           % b64.encodebytes(payload).decode().replace("\n", "\r\n"))
+    m = imaps(p)
+    assert m.create("Bin")[0] == "OK"
+    assert m.append("Bin", None, None, msg.encode())[0] == "OK"
+    m.select("Bin")
+    typ, data = m.fetch("1", "(BINARY.PEEK[2] BINARY.SIZE[2])")
+    assert typ == "OK" and data[0][1] == payload
+    assert b"BINARY.SIZE[2] 1024" in data[1]
+    typ, data = m.fetch("1", "(BODYSTRUCTURE)")
+    assert b'"MIXED"' in data[0].upper()
+    assert m.rename("Bin", "Bin2")[0] == "OK"
+    typ, data = m.list('""', "Bin*")
+    assert data == [b'(\\HasNoChildren) "/" "Bin2"']
+    m.unselect()
+    assert m.delete("Bin2")[0] == "OK"
+    typ, data = m.delete("INBOX")
+    assert typ == "NO"
+    typ, data = m.select("Nope")
+    assert typ == "NO" and b"NONEXISTENT" in data[0]
+    m.logout()
