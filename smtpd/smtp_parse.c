@@ -388,7 +388,11 @@ smtp_parse_rcpt(const char *line, int smtputf8, struct smtp_rcpt_args *args,
 		*err = "501 5.5.4 Syntax: RCPT TO:<address>";
 		return -1;
 	}
-	if (parse_path(line + 3, args->to, sizeof(args->to), 0, 1,
+	/* RFC 5321 4.5.1: <Postmaster> alone, no domain, is a mailbox. */
+	if (strncasecmp(line + 3, "<postmaster>", 12) == 0) {
+		strlcpy(args->to, "postmaster", sizeof(args->to));
+		rest = line + 3 + 12;
+	} else if (parse_path(line + 3, args->to, sizeof(args->to), 0, 1,
 	    &rest) == -1) {
 		*err = ERR_SYNTAX_TO;
 		return -1;

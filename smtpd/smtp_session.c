@@ -613,6 +613,19 @@ smtp_session_sender_result(uint32_t id, int ok)
 	smtp_continue(s);
 }
 
+/* The domain-less postmaster is the one of our first domain. */
+static void
+smtp_rcpt_postmaster(struct smtp_session *s)
+{
+	struct domain_conf	*d;
+	const char		*domain = proc_conf->hostname;
+
+	if ((d = TAILQ_FIRST(&proc_conf->domains)) != NULL)
+		domain = d->name;
+	strlcpy(s->rcpt.to, "postmaster@", sizeof(s->rcpt.to));
+	strlcat(s->rcpt.to, domain, sizeof(s->rcpt.to));
+}
+
 static void
 smtp_cmd_rcpt(struct smtp_session *s, const char *verb, char *arg)
 {
@@ -634,6 +647,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *verb, char *arg)
 		    "501 5.5.4 Syntax: RCPT TO:<address>" : err);
 		return;
 	}
+	if (strchr(s->rcpt.to, '@') == NULL)
+		smtp_rcpt_postmaster(s);
 	TAILQ_FOREACH(r, &s->rcpts, entry)
 		if (strcasecmp(r->addr, s->rcpt.to) == 0) {
 			smtp_reply(s, "250 2.1.5 Ok");

@@ -1,7 +1,7 @@
 /*
  * smtpd/smtp_parse.c: the data framing against every published
  * SMTP-smuggling end-of-data pattern, dot-unstuffing, chunked input,
- * BDAT text checks, and base64 as AUTH reads it.
+ * BDAT text checks, base64 as AUTH reads it, and RCPT <Postmaster>.
  */
 #include <stdio.h>
 #include <string.h>
@@ -157,6 +157,22 @@ test_base64(void)
 	CHECK(smtp_base64_decode("YWJj", out, 2, &len) == -1);
 }
 
+static void
+test_rcpt(void)
+{
+	struct smtp_rcpt_args	 a;
+	const char		*err;
+
+	CHECK(smtp_parse_rcpt("TO:<Postmaster>", 0, &a, &err) == 0 &&
+	    strcmp(a.to, "postmaster") == 0);
+	CHECK(smtp_parse_rcpt("TO:<postmaster> NOTIFY=NEVER", 0, &a,
+	    &err) == 0 && a.notify == SMTP_NOTIFY_NEVER);
+	CHECK(smtp_parse_rcpt("TO:<postmasterx>", 0, &a, &err) == -1);
+	CHECK(smtp_parse_rcpt("TO:<bob>", 0, &a, &err) == -1);
+	CHECK(smtp_parse_rcpt("TO:<bob@example.test> ORCPT=rfc822;b+40x",
+	    0, &a, &err) == 0 && strcmp(a.orcpt, "rfc822;b@x") == 0);
+}
+
 int
 main(void)
 {
@@ -166,5 +182,6 @@ main(void)
 	test_long_line();
 	test_bdat_text();
 	test_base64();
+	test_rcpt();
 	return unit_done();
 }
