@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <event.h>
 #include <fcntl.h>
+#include <sha2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -181,27 +183,49 @@ queue_column_text(sqlite3_stmt *st, int i)
 }
 
 /*
- * At start-up: an entry whose blob is not in /blobs was never
- * acknowledged (store_spool.c: its commit reached the WAL's disk
- * before the blob's name did, and then the machine went down).
- * Nobody was told of it; it goes.
+ * At start-up: an entry whose blob is not in /blobs, or whose blob's
+ * bytes are not those it is named after, was never acknowledged: its
+ * transaction reached the disk before the blob did (store_spool.c
+ * flushes them side by side), and then the machine went down.  Nobody
+ * was told of it; it goes.  Only the bytes of entries made shortly
+ * before the newest are read again: older ones were flushed long ago.
  */
+#define QUEUE_RECOVER_WINDOW	300	/* seconds before the newest entry */
+
+static int
+queue_blob_intact(const char *blob, int check_bytes)
+{
+	struct stat	 sb;
+	char		 path[sizeof(STORE_BLOB_DIR) + STORE_HASH_HEX + 1];
+	char		 hash[STORE_HASH_HEX + 1];
+
+	if (fstatat(store_blob_dir(), blob, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno != ENOENT;
+	if (!check_bytes)
+		return 1;
+	(void)snprintf(path, sizeof(path), "%s/%s", STORE_BLOB_DIR, blob);
+	if (SHA256File(path, hash) == NULL)
+		return errno != ENOENT;
+	return strcmp(hash, blob) == 0;
+}
+
 void
 store_queue_recover(void)
 {
 	sqlite3_stmt	*st;
-	struct stat	 sb;
-	int64_t		*ids = NULL, *p;
+	int64_t		*ids = NULL, *p, newest;
 	size_t		 n = 0, max = 0, i;
 	const char	*blob;
 	int		 rc;
 
-	if ((st = store_db_stmt("SELECT id, blob FROM queue")) == NULL)
+	if ((st = store_db_stmt("SELECT id, blob, created, "
+	    "max(created) OVER () FROM queue")) == NULL)
 		fatalx("%s: cannot read the queue", __func__);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		blob = queue_column_text(st, 1);
-		if (fstatat(store_blob_dir(), blob, &sb,
-		    AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+		newest = sqlite3_column_int64(st, 3);
+		if (queue_blob_intact(blob, sqlite3_column_int64(st, 2) >=
+		    newest - QUEUE_RECOVER_WINDOW))
 			continue;
 		if (n == max) {
 			max = max ? max * 2 : 16;

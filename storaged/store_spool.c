@@ -5,21 +5,20 @@
  *
  * Commits are made in groups: every COMMIT read in one pass of the
  * event loop joins a batch that starts from a zero timeout once the
- * pass is over.  The spool files of the batch are fdatasynced and
- * hashed by the sync threads (store_sync.c), all at once (the disk
- * takes parallel flushes far faster than a row of them), while the
- * event loop goes on.  When the last is done the main thread renames
- * each into /blobs and records every entry in one transaction (a
+ * pass is over.  The sync threads (store_sync.c) hash the batch's
+ * spool files, from the page cache; the main thread renames each into
+ * /blobs/<hash> and records every entry in one transaction (a
  * savepoint each, so one bad entry spoils no other), committed
- * without SQLite's own fsync; store_db_sync() then fsyncs /blobs and
- * the WAL, once each for the batch (or for several), and only then
- * does each asker get its COMMIT_RESULT and queue its entries.
- * Batches overlap: the next starts at the next pass, whatever earlier
- * ones still wait for.
+ * without SQLite's own fsync.  Then every flush the batch needs runs
+ * at once in the threads: fdatasync of each blob, fsync of /blobs and
+ * of the WAL (the disk takes parallel flushes far faster than a row
+ * of them); when all are done, and only then, each asker gets its
+ * COMMIT_RESULT and queue its entries.  Batches overlap: the next
+ * starts at the next pass, whatever earlier ones still wait for.
  *
- * Another commit's fsync of the WAL may make an entry durable before
- * the name of its blob is: a crash then leaves an entry that nobody
- * was told of and whose blob is missing.  Start-up removes those.
+ * So a crash may leave an entry on disk whose blob's name or bytes
+ * are not: nobody was told of it, and store_queue_recover() removes
+ * it at start-up.
  */
 #include <sys/stat.h>
 #include <sys/tree.h>
@@ -75,7 +74,8 @@ struct spool {
 	int64_t			 size;
 	int64_t			 queue_id;
 	int			 in_blobs;	/* its hash is in /blobs */
-	struct store_job	 job;	/* its fdatasync and hash */
+	struct store_job	 job;	/* its creation, then its hash */
+	struct store_job	 flush;	/* its fdatasync, once a blob */
 	struct spool_batch	*owner;
 	const char		*err;	/* NULL while all is well */
 };
@@ -86,7 +86,7 @@ TAILQ_HEAD(spool_list, spool);
 /* The COMMITs of one event-loop pass, from their flush to the answer. */
 struct spool_batch {
 	struct spool_list	 spools;
-	size_t			 left;		/* files not yet synced */
+	size_t			 left;		/* jobs not yet done */
 };
 
 static int	spool_cmp(struct spool *, struct spool *);
@@ -464,9 +464,9 @@ store_spool_commit(struct proc_peer *peer, struct imsg *imsg)
 }
 
 /*
- * In a sync thread: makes a spool file durable and names it
- * (fdatasync, SHA-256 of its bytes, size).  The file stays in /spool.
- * Nothing is logged here; spool_sync_done() reports job->what.
+ * In a sync thread: names a spool file (SHA-256 of its bytes) and
+ * sizes it.  Nothing is logged here; spool_sync_done() reports
+ * job->what.
  */
 static void
 spool_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
@@ -482,12 +482,6 @@ spool_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 	    O_NOFOLLOW)) == -1) {
 		job->what = "open";
 		job->err = errno;
-		return;
-	}
-	if (fdatasync(fd) == -1) {
-		job->what = "fdatasync";
-		job->err = errno;
-		close(fd);
 		return;
 	}
 	SHA256Init(&ctx);
@@ -508,7 +502,7 @@ spool_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 	SHA256End(&ctx, s->hash);
 }
 
-/* In the main thread: one file is synced; the last moves on. */
+/* In the main thread: one file is hashed; the last moves on. */
 static void
 spool_sync_done(struct store_job *job)
 {
@@ -682,34 +676,100 @@ spool_batch_run(int fd, short event, void *arg)
 		spool_batch_finish(b);
 }
 
-/* Every file of the batch is synced: name and record, then flush. */
+/* In a sync thread: a blob's bytes. */
+static void
+spool_flush_run(struct store_job *job, unsigned char *buf, size_t buflen)
+{
+	struct spool	*s = job->arg;
+	int		 fd;
+
+	(void)buf;
+	(void)buflen;
+	if ((fd = openat(store_blob_dir(), s->hash, O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1) {
+		job->what = "open";
+		job->err = errno;
+		return;
+	}
+	if (fdatasync(fd) == -1) {
+		job->what = "fdatasync";
+		job->err = errno;
+	}
+	close(fd);
+}
+
+static void
+spool_batch_step(struct spool_batch *b)
+{
+	if (--b->left == 0)
+		spool_batch_done(b);
+}
+
+static void
+spool_flush_done(struct store_job *job)
+{
+	struct spool	*s = job->arg;
+
+	/* The entry is in the store, perhaps for good: see db_sync_done. */
+	if (job->what != NULL) {
+		errno = job->err;
+		fatal("%s %s/%s", job->what, STORE_BLOB_DIR, s->hash);
+	}
+	spool_batch_step(s->owner);
+}
+
+static void
+spool_batch_synced(void *arg)
+{
+	spool_batch_step(arg);
+}
+
+/* Every file of the batch is hashed: name and record, then flush. */
 static void
 spool_batch_finish(struct spool_batch *b)
 {
-	struct spool	*s;
-	int		 renamed = 0, rc;
+	struct spool	*s, *t;
+	int		 recorded;
 
 	TAILQ_FOREACH(s, &b->spools, batch) {
 		if (s->err != NULL) {
 			spool_unlink(s);
 			continue;
 		}
-		if ((rc = commit_rename(s)) == -1) {
+		if (commit_rename(s) == -1) {
 			s->err = "cannot write the message to disk";
 			spool_unlink(s);
-		} else if (rc == 1)
-			renamed = 1;
+		}
 	}
-	rc = commit_transaction(b) > 0;
+	recorded = commit_transaction(b) > 0;
 	/* A blob made for an entry that was not recorded goes again. */
 	TAILQ_FOREACH(s, &b->spools, batch)
 		if (s->err != NULL && s->in_blobs)
 			store_blob_forget(s->hash);
 	store_blob_collect();
-	if (rc)
-		store_db_sync(renamed, spool_batch_done, b);
-	else
+	if (!recorded) {
 		spool_batch_done(b);
+		return;
+	}
+	b->left = 2;	/* the store's flush, and until every job is out */
+	TAILQ_FOREACH(s, &b->spools, batch) {
+		if (s->err != NULL)
+			continue;
+		/* Also a blob that was there: it may be a batch's still. */
+		for (t = TAILQ_FIRST(&b->spools); t != s;
+		    t = TAILQ_NEXT(t, batch))
+			if (t->err == NULL && strcmp(t->hash, s->hash) == 0)
+				break;
+		if (t != s)
+			continue;
+		b->left++;
+		s->flush.run = spool_flush_run;
+		s->flush.done = spool_flush_done;
+		s->flush.arg = s;
+		store_job_submit(&s->flush);
+	}
+	store_db_sync(1, spool_batch_synced, b);
+	spool_batch_step(b);
 }
 
 /* The batch is durable: answer, and tell queue. */

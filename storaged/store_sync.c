@@ -178,9 +178,9 @@ db_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 }
 
 /*
- * The two flushes run side by side: a file's bytes were flushed before
- * its name was made, and an entry whose name did not make it is
- * removed at start-up (store_queue_recover()).
+ * The two flushes run side by side: an entry that reached the disk
+ * without its blob's name is removed at start-up
+ * (store_queue_recover()), as nobody was told of it.
  */
 static void
 db_sync_start(void)
