@@ -378,6 +378,11 @@ def test_start_up_clears_what_a_crash_left(postern_factory):
         as_storage_user(path)
     db = os.path.join(p.statedir, "postern.db")
     conn = sqlite3.connect(db)
+    # 0x1234: its blob's name never made it; 0x1235: its bytes did not.
+    torn = os.path.join(blobs, "ef" * 32)
+    with open(torn, "wb") as f:
+        f.write(b"\0" * 10)
+    as_storage_user(torn)
     conn.executescript("""
         INSERT INTO blobs VALUES ('%s', 10, 1);
         INSERT INTO queue VALUES (4660, '%s', 'lost@example.net', 0, 0, 0,
@@ -385,7 +390,13 @@ def test_start_up_clears_what_a_crash_left(postern_factory):
         INSERT INTO queue_rcpts (queue_id, idx, address, kind, notify,
             orcpt, status) VALUES (4660, 0, 'alice@example.test', 0, 0,
             '', 0);
-    """ % ("cd" * 32, "cd" * 32))
+        INSERT INTO blobs VALUES ('%s', 10, 1);
+        INSERT INTO queue VALUES (4661, '%s', 'torn@example.net', 0, 0, 0,
+            '', '', '127.0.0.1', 'client', %d);
+        INSERT INTO queue_rcpts (queue_id, idx, address, kind, notify,
+            orcpt, status) VALUES (4661, 0, 'alice@example.test', 0, 0,
+            '', 0);
+    """ % ("cd" * 32, "cd" * 32, "ef" * 32, "ef" * 32, int(time.time())))
     conn.commit()
     conn.close()
     for name in os.listdir(p.statedir):
@@ -396,8 +407,9 @@ def test_start_up_clears_what_a_crash_left(postern_factory):
     assert "storaged: /spool: removed 1 unfinished message" in log, log
     assert "storaged: /blobs: removed 1 unreferenced blob" in log, log
     assert "storaged: /blobs/README: not a blob, left alone" in log, log
-    assert "queue entry 0000000000001234: its message never reached the " \
-        "disk and was never acknowledged; removed" in log, log
+    for qid in ("0000000000001234", "0000000000001235"):
+        assert "queue entry %s: its message never reached the disk and " \
+            "was never acknowledged; removed" % qid in log, log
     assert os.listdir(spool) == []
     assert sorted(os.listdir(blobs)) == sorted(kept + ["README"])
     assert p.wait_messages("alice@example.test", 1)[0].endswith(body)
