@@ -26,7 +26,6 @@
 #include "storaged.h"
 
 #define FLAGS_TEXT_MAX		8000	/* bytes of one message's flags */
-#define APPEND_READ_SIZE	65536
 
 struct msg_row {
 	uint32_t	 uid;
@@ -528,27 +527,73 @@ send_uid_list(uint32_t type, uint32_t peerid, const uint32_t *uids,
 	}
 }
 
+/* What a STORE answers, once its commit is on disk. */
+struct store_reply {
+	uint32_t		 peerid;
+	struct store_item	*items;
+	size_t			 nitems;
+	uint32_t		*modified;
+	size_t			 nmodified;
+	int64_t			*mailboxes;
+	size_t			 nmailboxes;
+	int64_t			 modseq;
+	int			 ok;
+	int			 changed;
+};
+
+static void
+store_reply_send(void *arg)
+{
+	struct store_reply	*r = arg;
+	struct msg_out		 out;
+	size_t			 i;
+
+	if (r->ok) {
+		for (i = 0; i < r->nitems; i++) {
+			msg_create(&out, IMSG_STORE_STORE_ITEM, r->peerid, -1);
+			msg_add_u32(&out, r->items[i].uid);
+			msg_add_u64(&out, r->items[i].modseq);
+			msg_add_string(&out, r->items[i].flags);
+			if (proc_send(PROC_IMAPD, &out) == -1)
+				log_warn("%s: item to imapd", __func__);
+		}
+		send_uid_list(IMSG_STORE_STORE_MODIFIED, r->peerid,
+		    r->modified, r->nmodified);
+		if (r->changed)
+			for (i = 0; i < r->nmailboxes; i++)
+				store_imap_changed(r->mailboxes[i], r->modseq,
+				    r->peerid);
+	}
+	send_end(IMSG_STORE_STORE_END, r->peerid);
+	for (i = 0; i < r->nitems; i++)
+		free(r->items[i].flags);
+	free(r->items);
+	free(r->modified);
+	free(r->mailboxes);
+	free(r);
+}
+
 /*
  * MSG_STORE: u64 mailbox, u8 op, u64 unchangedsince, s flags, R ->
  * STORE_ITEM ..., STORE_MODIFIED ..., STORE_END.  One transaction, one
- * MODSEQ for all of it.
+ * MODSEQ for all of it, committed lazily: the answer waits for the
+ * flush, which the commits of the moment share.
  */
 void
 store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 {
 	struct msg_in		 m;
-	struct msg_out		 out;
 	struct store_ranges	 r;
 	struct msg_rows		 rows;
 	struct store_keywords	 flags, have, want;
-	struct store_item	*items = NULL;
+	struct store_reply	*rp;
 	const char		*flagstr;
 	uint64_t		 mailbox, unchanged;
-	uint32_t		*modified = NULL, *nm;
-	int64_t			 account, modseq = -1, *mailboxes = NULL;
-	size_t			 i, nitems = 0, nmodified = 0, nmailboxes = 0;
+	uint32_t		*nm;
+	int64_t			 account;
+	size_t			 i;
 	uint8_t			 op;
-	int			 readonly, changed = 0, ok = 0;
+	int			 readonly;
 
 	account = store_imap_account(peer, imsg);
 	msg_read(&m, imsg);
@@ -558,19 +603,28 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 	    store_ranges_get(&m, &r) == -1 || msg_end(&m) == -1 ||
 	    op > IMAP_STORE_REMOVE)
 		msg_malformed(imsg);
+	if ((rp = calloc(1, sizeof(*rp))) == NULL)
+		fatal("%s", __func__);
+	rp->peerid = imsg->hdr.peerid;
 	memset(&have, 0, sizeof(have));
 	memset(&want, 0, sizeof(want));
 	if (!store_imap_selected(imsg->hdr.peerid, mailbox, &readonly) ||
-	    readonly)
-		goto end;
+	    readonly) {
+		store_reply_send(rp);
+		return;
+	}
 	if (store_keywords_from_imap(flagstr, &flags) == -1) {
 		log_warnx("%s: flags that are not flags: %s", __func__,
 		    flagstr);
-		goto end;
+		store_reply_send(rp);
+		return;
 	}
-	if (store_db_begin() == -1)
-		goto done;
-	if ((modseq = store_modseq_next(account)) == -1 ||
+	if (store_db_begin_lazy() == -1) {
+		store_keywords_free(&flags);
+		store_reply_send(rp);
+		return;
+	}
+	if ((rp->modseq = store_modseq_next(account)) == -1 ||
 	    rows_load(&rows, mailbox, &r, 0) == -1)
 		goto done;
 	for (i = 0; i < rows.n; i++) {
@@ -579,11 +633,11 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 		if (store_keywords_from_list(rows.r[i].keywords, &have) == -1)
 			goto rows;
 		if (unchanged > 0 && (uint64_t)rows.r[i].modseq > unchanged) {
-			if ((nm = reallocarray(modified, nmodified + 1,
+			if ((nm = reallocarray(rp->modified, rp->nmodified + 1,
 			    sizeof(*nm))) == NULL)
 				goto rows;
-			modified = nm;
-			modified[nmodified++] = rows.r[i].uid;
+			rp->modified = nm;
+			rp->modified[rp->nmodified++] = rows.r[i].uid;
 			continue;
 		}
 		if (store_apply(op, &flags, &have, &want) == -1) {
@@ -592,56 +646,37 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 			continue;
 		}
 		if (keywords_same(&have, &want)) {
-			if (unchanged > 0 && item_add(&items, &nitems,
+			if (unchanged > 0 && item_add(&rp->items, &rp->nitems,
 			    rows.r[i].uid, rows.r[i].modseq, &have) == -1)
 				goto rows;
 			continue;
 		}
 		if (message_set_keywords(account, rows.r[i].message, &have,
-		    &want, modseq, &mailboxes, &nmailboxes) == -1 ||
-		    item_add(&items, &nitems, rows.r[i].uid, modseq,
-		    &want) == -1)
+		    &want, rp->modseq, &rp->mailboxes, &rp->nmailboxes) ==
+		    -1 || item_add(&rp->items, &rp->nitems, rows.r[i].uid,
+		    rp->modseq, &want) == -1)
 			goto rows;
-		changed = 1;
+		rp->changed = 1;
 	}
-	for (i = 0; i < nmailboxes; i++)
-		if (mailbox_set_modseq(mailboxes[i], modseq) == -1)
+	for (i = 0; i < rp->nmailboxes; i++)
+		if (mailbox_set_modseq(rp->mailboxes[i], rp->modseq) == -1)
 			goto rows;
-	ok = 1;
+	rp->ok = 1;
  rows:
 	rows_free(&rows);
  done:
-	if (ok && changed)
-		ok = store_db_commit() == 0;
-	else
-		store_db_rollback();
 	store_keywords_free(&flags);
 	store_keywords_free(&have);
 	store_keywords_free(&want);
-	if (ok) {
-		for (i = 0; i < nitems; i++) {
-			msg_create(&out, IMSG_STORE_STORE_ITEM,
-			    imsg->hdr.peerid, -1);
-			msg_add_u32(&out, items[i].uid);
-			msg_add_u64(&out, items[i].modseq);
-			msg_add_string(&out, items[i].flags);
-			if (proc_send(PROC_IMAPD, &out) == -1)
-				log_warn("%s: item to imapd", __func__);
+	if (rp->ok && rp->changed) {
+		if (store_db_commit_lazy() == 0) {
+			store_db_sync(0, store_reply_send, rp);
+			return;
 		}
-		send_uid_list(IMSG_STORE_STORE_MODIFIED, imsg->hdr.peerid,
-		    modified, nmodified);
-		if (changed)
-			for (i = 0; i < nmailboxes; i++)
-				store_imap_changed(mailboxes[i], modseq,
-				    imsg->hdr.peerid);
-	}
-	for (i = 0; i < nitems; i++)
-		free(items[i].flags);
-	free(items);
-	free(modified);
-	free(mailboxes);
- end:
-	send_end(IMSG_STORE_STORE_END, imsg->hdr.peerid);
+		rp->ok = 0;
+	} else
+		store_db_rollback_lazy();
+	store_reply_send(rp);
 }
 
 /*
@@ -793,6 +828,35 @@ copy_result(uint32_t peerid, int ok, const char *text, uint32_t uidvalidity,
 		log_warn("%s: copy result to imapd", __func__);
 }
 
+/* What a COPY or MOVE answers, once its commit is on disk. */
+struct copy_reply {
+	uint32_t	 peerid;
+	int		 move;
+	uint32_t	 uidvalidity;
+	int64_t		 source;
+	int64_t		 target;
+	int64_t		 modseq;
+	char		*src;
+	char		*dst;
+};
+
+static void
+copy_reply_send(void *arg)
+{
+	struct copy_reply	*cr = arg;
+
+	store_blob_collect();
+	copy_result(cr->peerid, 1, cr->move ? "MOVE completed" :
+	    "COPY completed", cr->uidvalidity, cr->src ? cr->src : "",
+	    cr->dst ? cr->dst : "");
+	store_imap_changed(cr->target, cr->modseq, cr->peerid);
+	if (cr->move)
+		store_imap_changed(cr->source, cr->modseq, cr->peerid);
+	free(cr->src);
+	free(cr->dst);
+	free(cr);
+}
+
 /*
  * MSG_COPY: u64 mailbox, s destination, u8 move, R -> COPY_RESULT.
  * Within one account a copy is another placement of the same message
@@ -805,9 +869,9 @@ store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
 	struct store_ranges	 r;
 	struct msg_rows		 rows;
 	struct store_buf	 bs, bd;
+	struct copy_reply	*cr;
 	const char		*dest;
 	char			 name[STORE_MBOX_NAME_MAX + 1];
-	char			*src_set = NULL, *dst_set = NULL;
 	uint32_t		*suids = NULL, *duids = NULL, uidvalidity = 0;
 	uint64_t		 mailbox;
 	int64_t			 account, target, modseq, first, message;
@@ -845,14 +909,14 @@ store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
 		    "", "");
 		return;
 	}
-	if (store_db_begin() == -1)
+	if (store_db_begin_lazy() == -1)
 		goto fail;
 	if ((modseq = store_modseq_next(account)) == -1 ||
 	    rows_load(&rows, mailbox, &r, 0) == -1)
 		goto rollback;
 	loaded = 1;
 	if (rows.n == 0) {
-		store_db_rollback();
+		store_db_rollback_lazy();
 		rows_free(&rows);
 		copy_result(imsg->hdr.peerid, 1, move ? "MOVE completed" :
 		    "COPY completed", 0, "", "");
@@ -886,44 +950,61 @@ store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
 	}
 	if (move && mailbox_set_modseq(mailbox, modseq) == -1)
 		goto rollback;
-	if (store_db_commit() == -1)
-		goto rollback;
-	store_blob_collect();
+	if (store_db_commit_lazy() == -1)
+		goto fail;
+	if ((cr = calloc(1, sizeof(*cr))) == NULL)
+		fatal("%s", __func__);
+	cr->peerid = imsg->hdr.peerid;
+	cr->move = move;
+	cr->uidvalidity = uidvalidity;
+	cr->target = target;
+	cr->source = mailbox;
+	cr->modseq = modseq;
 	memset(&bs, 0, sizeof(bs));
 	memset(&bd, 0, sizeof(bd));
 	store_uidset(&bs, suids, rows.n);
 	store_uidset(&bd, duids, rows.n);
-	src_set = store_buf_finish(&bs);
-	dst_set = store_buf_finish(&bd);
+	cr->src = store_buf_finish(&bs);
+	cr->dst = store_buf_finish(&bd);
 	/* A set too long for the answer goes without COPYUID. */
-	if (src_set == NULL || dst_set == NULL ||
-	    strlen(src_set) + strlen(dst_set) > IMAP_MIME_CHUNK) {
-		free(src_set);
-		free(dst_set);
-		src_set = dst_set = NULL;
+	if (cr->src == NULL || cr->dst == NULL ||
+	    strlen(cr->src) + strlen(cr->dst) > IMAP_MIME_CHUNK) {
+		free(cr->src);
+		free(cr->dst);
+		cr->src = cr->dst = NULL;
 	}
-	copy_result(imsg->hdr.peerid, 1, move ? "MOVE completed" :
-	    "COPY completed", uidvalidity, src_set ? src_set : "",
-	    dst_set ? dst_set : "");
-	store_imap_changed(target, modseq, imsg->hdr.peerid);
-	if (move)
-		store_imap_changed(mailbox, modseq, imsg->hdr.peerid);
-	free(src_set);
-	free(dst_set);
 	free(suids);
 	free(duids);
 	rows_free(&rows);
+	store_db_sync(0, copy_reply_send, cr);
 	return;
  rollback:
-	store_db_rollback();
-	store_blob_collect();
+	store_db_rollback_lazy();
+ fail:
 	if (loaded)
 		rows_free(&rows);
 	free(suids);
 	free(duids);
- fail:
 	copy_result(imsg->hdr.peerid, 0, "[SERVERBUG] Storage error", 0, "",
 	    "");
+}
+
+struct expunge_reply {
+	uint32_t	 peerid;
+	int64_t		 mailbox;
+	int64_t		 modseq;
+};
+
+static void
+expunge_reply_send(void *arg)
+{
+	struct expunge_reply	*er = arg;
+
+	store_blob_collect();
+	store_imap_result(er->peerid, IMSG_STORE_MBOX_RESULT, 1,
+	    "EXPUNGE completed");
+	store_imap_changed(er->mailbox, er->modseq, er->peerid);
+	free(er);
 }
 
 /* MSG_EXPUNGE: u64 mailbox, u8 restrict, R -> MBOX_RESULT. */
@@ -933,6 +1014,7 @@ store_imap_expunge(struct proc_peer *peer, struct imsg *imsg)
 	struct msg_in		 m;
 	struct store_ranges	 r;
 	struct msg_rows		 rows;
+	struct expunge_reply	*er;
 	uint64_t		 mailbox;
 	int64_t			 account, modseq;
 	size_t			 i;
@@ -955,7 +1037,7 @@ store_imap_expunge(struct proc_peer *peer, struct imsg *imsg)
 		    "[CANNOT] Mailbox is read-only");
 		return;
 	}
-	if (store_db_begin() == -1)
+	if (store_db_begin_lazy() == -1)
 		goto fail;
 	if ((modseq = store_modseq_next(account)) == -1)
 		goto rollback;
@@ -969,84 +1051,60 @@ store_imap_expunge(struct proc_peer *peer, struct imsg *imsg)
 		}
 	if (rows.n == 0) {
 		rows_free(&rows);
-		store_db_rollback();
+		store_db_rollback_lazy();
 		store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 1,
 		    "EXPUNGE completed");
 		return;
 	}
 	rows_free(&rows);
-	if (mailbox_set_modseq(mailbox, modseq) == -1 ||
-	    store_db_commit() == -1)
+	if (mailbox_set_modseq(mailbox, modseq) == -1)
 		goto rollback;
-	store_blob_collect();
-	store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 1,
-	    "EXPUNGE completed");
-	store_imap_changed(mailbox, modseq, imsg->hdr.peerid);
+	if (store_db_commit_lazy() == -1)
+		goto fail;
+	if ((er = calloc(1, sizeof(*er))) == NULL)
+		fatal("%s", __func__);
+	er->peerid = imsg->hdr.peerid;
+	er->mailbox = mailbox;
+	er->modseq = modseq;
+	/* The blobs it dropped go once the commit is on disk. */
+	store_db_sync(0, expunge_reply_send, er);
 	return;
  rollback:
-	store_db_rollback();
-	store_blob_collect();
+	store_db_rollback_lazy();
  fail:
 	store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 0,
 	    "[SERVERBUG] Storage error");
 }
 
 /*
- * An uploaded spool file made a blob: fdatasync, SHA-256, renamed into
- * /blobs (or dropped if that blob exists).  Unless a transaction
- * references it, store_blob_collect() takes it away again.
+ * An APPEND, from its spool file to its answer.  A sync thread
+ * fdatasyncs and hashes the upload; the main thread names it in
+ * /blobs (or drops it, if that blob exists); a thread fsyncs /blobs;
+ * then the message is parsed and inserted in one transaction,
+ * committed lazily, and answered once that is on disk.
  */
-static int
-append_blob(uint64_t spool, char *hash, size_t hashlen)
-{
-	SHA2_CTX	 ctx;
-	struct stat	 sb;
-	unsigned char	*buf;
-	char		 name[32];
-	ssize_t		 n;
-	int		 fd, rc = -1;
+struct append_job {
+	struct store_job	 job;
+	uint32_t		 peerid;
+	int64_t			 account;
+	uint64_t		 spool;
+	char			*mailbox;
+	char			*flags;
+	int64_t			 date;
+	char			 path[64];
+	char			 hash[STORE_HASH_HEX + 1];
+	int64_t			 target;
+	int64_t			 modseq;
+	uint32_t		 uidvalidity;
+	uint32_t		 uid;
+};
 
-	(void)snprintf(name, sizeof(name), "%s/%016llx", STORE_SPOOL_DIR,
-	    (unsigned long long)spool);
-	if ((fd = open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		log_warn("open %s", name);
-		return -1;
-	}
-	if ((buf = malloc(APPEND_READ_SIZE)) == NULL)
-		goto done;
-	if (fdatasync(fd) == -1) {
-		log_warn("fdatasync %s", name);
-		goto done;
-	}
-	SHA256Init(&ctx);
-	while ((n = read(fd, buf, APPEND_READ_SIZE)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			log_warn("read %s", name);
-			goto done;
-		}
-		SHA256Update(&ctx, buf, n);
-	}
-	if (hashlen < STORE_HASH_HEX + 1)
-		goto done;
-	SHA256End(&ctx, hash);
-	if (fstatat(store_blob_dir(), hash, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
-		rc = 0;
-		goto done;
-	}
-	if (renameat(AT_FDCWD, name, store_blob_dir(), hash) == -1) {
-		log_warn("rename %s", name);
-		goto done;
-	}
-	store_blob_forget(hash);
-	rc = store_blob_sync();
- done:
-	free(buf);
-	close(fd);
-	if (unlink(name) == -1 && errno != ENOENT)
-		log_warn("unlink %s", name);
-	return rc;
+static void
+append_free(struct append_job *aj)
+{
+	free(aj->mailbox);
+	free(aj->flags);
+	free(aj);
 }
 
 static void
@@ -1064,26 +1122,202 @@ append_result(uint32_t peerid, int ok, const char *text,
 		log_warn("%s: append result to imapd", __func__);
 }
 
+static void
+append_fail(struct append_job *aj, const char *text)
+{
+	if (unlink(aj->path) == -1 && errno != ENOENT)
+		log_warn("unlink %s", aj->path);
+	append_result(aj->peerid, 0, text, 0, 0);
+	append_free(aj);
+}
+
+/* In a sync thread: the upload durable, and its SHA-256. */
+static void
+append_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
+{
+	struct append_job	*aj = job->arg;
+	SHA2_CTX		 ctx;
+	ssize_t			 n;
+	int			 fd;
+
+	if ((fd = open(aj->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		job->what = "open";
+		job->err = errno;
+		return;
+	}
+	if (fdatasync(fd) == -1) {
+		job->what = "fdatasync";
+		job->err = errno;
+		close(fd);
+		return;
+	}
+	SHA256Init(&ctx);
+	while ((n = read(fd, buf, buflen)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			job->what = "read";
+			job->err = errno;
+			close(fd);
+			return;
+		}
+		SHA256Update(&ctx, buf, n);
+	}
+	close(fd);
+	SHA256End(&ctx, aj->hash);
+}
+
+/* In a sync thread: the name made in /blobs. */
+static void
+append_dir_run(struct store_job *job, unsigned char *buf, size_t buflen)
+{
+	(void)buf;
+	(void)buflen;
+	if (fsync(store_blob_dir()) == -1) {
+		job->what = "fsync " STORE_BLOB_DIR;
+		job->err = errno;
+	}
+}
+
+static void
+append_reply_send(void *arg)
+{
+	struct append_job	*aj = arg;
+
+	store_blob_collect();
+	append_result(aj->peerid, 1, "APPEND completed", aj->uidvalidity,
+	    aj->uid);
+	store_imap_changed(aj->target, aj->modseq, aj->peerid);
+	append_free(aj);
+}
+
+static int
+append_insert(struct append_job *aj, struct deliver_msg *dm,
+    const struct store_keywords *flags)
+{
+	int64_t	 uid, message;
+	size_t	 i;
+
+	if ((aj->modseq = store_modseq_next(aj->account)) == -1 ||
+	    (uid = mailbox_take_uids(aj->target, 1, aj->modseq,
+	    &aj->uidvalidity)) == -1 ||
+	    (message = store_message_insert(dm, aj->hash, aj->account, "", 0,
+	    aj->date)) == -1 ||
+	    placement_add(aj->account, aj->target, message, uid,
+	    aj->modseq) == -1 ||
+	    store_change_add(aj->account, aj->modseq, "Email", message,
+	    1) == -1)
+		return -1;
+	for (i = 0; i < flags->n; i++)
+		if (keyword_set(aj->account, message, flags->kw[i], 1) == -1)
+			return -1;
+	aj->uid = uid;
+	return 0;
+}
+
+/* The blob is named and durable: parse, insert, commit lazily. */
+static void
+append_store(struct store_job *job)
+{
+	struct append_job	*aj = job->arg;
+	struct deliver_msg	 dm;
+	struct store_keywords	 flags;
+	char			 name[STORE_MBOX_NAME_MAX + 1];
+	char			 text[STORE_ERR_MAX];
+	char			 reason[ENVELOPE_REASON_MAX];
+	int			 result;
+
+	if (job->what != NULL) {
+		errno = job->err;
+		log_warn("%s", job->what);
+		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
+		return;
+	}
+	/* The mailbox may have gone meanwhile. */
+	if (store_mbox_name(aj->mailbox, name, sizeof(name)) == -1 ||
+	    (aj->target = store_imap_mailbox_find(aj->account, name,
+	    NULL)) == 0) {
+		append_fail(aj, "[TRYCREATE] No such mailbox");
+		return;
+	}
+	if (aj->target == -1) {
+		append_fail(aj, "[SERVERBUG] Storage error");
+		return;
+	}
+	if (store_keywords_from_imap(aj->flags, &flags) == -1) {
+		append_fail(aj, "[CANNOT] Invalid flags");
+		return;
+	}
+	if (store_msg_load(&dm, aj->hash, &result, reason,
+	    sizeof(reason)) == -1) {
+		(void)snprintf(text, sizeof(text), "[%s] Message cannot be "
+		    "stored: %s", result == DELIVERY_TEMPFAIL ? "SERVERBUG" :
+		    "CANNOT", reason);
+		store_keywords_free(&flags);
+		append_fail(aj, text);
+		return;
+	}
+	if (store_db_begin_lazy() == -1)
+		result = -1;
+	else if (append_insert(aj, &dm, &flags) == -1) {
+		store_db_rollback_lazy();
+		result = -1;
+	} else
+		result = store_db_commit_lazy();
+	store_msg_clear(&dm);
+	store_keywords_free(&flags);
+	if (result == -1) {
+		append_fail(aj, "[SERVERBUG] Storage error");
+		return;
+	}
+	store_db_sync(0, append_reply_send, aj);
+}
+
+/* In the main thread: the upload becomes a blob, by name. */
+static void
+append_synced(struct store_job *job)
+{
+	struct append_job	*aj = job->arg;
+	struct stat		 sb;
+
+	if (job->what != NULL) {
+		errno = job->err;
+		log_warn("%s %s", job->what, aj->path);
+		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
+		return;
+	}
+	if (fstatat(store_blob_dir(), aj->hash, &sb,
+	    AT_SYMLINK_NOFOLLOW) == 0) {
+		if (unlink(aj->path) == -1)
+			log_warn("unlink %s", aj->path);
+		job->what = NULL;
+		append_store(job);
+		return;
+	}
+	if (renameat(AT_FDCWD, aj->path, store_blob_dir(), aj->hash) == -1) {
+		log_warn("rename %s", aj->path);
+		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
+		return;
+	}
+	/* Unless a row comes to name it, the next collection takes it. */
+	store_blob_forget(aj->hash);
+	job->run = append_dir_run;
+	job->done = append_store;
+	store_job_submit_first(job);
+}
+
 /*
  * MSG_APPEND: u64 spool, s mailbox, s flags, i64 internaldate ->
- * APPEND_RESULT.  The same ingestion as delivery, without a prefix,
- * in one transaction.
+ * APPEND_RESULT.  The same ingestion as delivery, without a prefix.
  */
 void
 store_imap_append(struct proc_peer *peer, struct imsg *imsg)
 {
 	struct msg_in		 m;
-	struct deliver_msg	 dm;
-	struct store_keywords	 flags;
+	struct append_job	*aj;
 	const char		*mbox, *flagstr;
-	char			 name[STORE_MBOX_NAME_MAX + 1];
-	char			 hash[STORE_HASH_HEX + 1], text[STORE_ERR_MAX];
-	char			 reason[ENVELOPE_REASON_MAX];
 	uint64_t		 spool;
-	uint32_t		 uidvalidity = 0;
-	int64_t			 account, mailbox, modseq, uid, message, date;
-	size_t			 i;
-	int			 result, loaded = 0;
+	int64_t			 account, date;
 
 	account = store_imap_account(peer, imsg);
 	msg_read(&m, imsg);
@@ -1092,74 +1326,23 @@ store_imap_append(struct proc_peer *peer, struct imsg *imsg)
 	    msg_get_string(&m, &flagstr) == -1 ||
 	    msg_get_i64(&m, &date) == -1 || msg_end(&m) == -1)
 		msg_malformed(imsg);
-	memset(&flags, 0, sizeof(flags));
 	if (store_spool_take(PROC_IMAPD, spool) == -1) {
 		append_result(imsg->hdr.peerid, 0,
 		    "[SERVERBUG] No such upload", 0, 0);
 		return;
 	}
-	if (append_blob(spool, hash, sizeof(hash)) == -1) {
-		append_result(imsg->hdr.peerid, 0,
-		    "[SERVERBUG] Cannot write the message to disk", 0, 0);
-		store_blob_collect();
-		return;
-	}
-	if (store_mbox_name(mbox, name, sizeof(name)) == -1 ||
-	    (mailbox = store_imap_mailbox_find(account, name, NULL)) == 0) {
-		append_result(imsg->hdr.peerid, 0,
-		    "[TRYCREATE] No such mailbox", 0, 0);
-		store_blob_collect();
-		return;
-	}
-	if (mailbox == -1)
-		goto fail;
-	if (store_keywords_from_imap(flagstr, &flags) == -1) {
-		append_result(imsg->hdr.peerid, 0, "[CANNOT] Invalid flags",
-		    0, 0);
-		store_blob_collect();
-		return;
-	}
-	if (date <= 0)
-		date = time(NULL);
-	if (store_msg_load(&dm, hash, &result, reason, sizeof(reason)) ==
-	    -1) {
-		(void)snprintf(text, sizeof(text), "[%s] Message cannot be "
-		    "stored: %s", result == DELIVERY_TEMPFAIL ? "SERVERBUG" :
-		    "CANNOT", reason);
-		append_result(imsg->hdr.peerid, 0, text, 0, 0);
-		store_keywords_free(&flags);
-		store_blob_collect();
-		return;
-	}
-	loaded = 1;
-	if (store_db_begin() == -1)
-		goto fail;
-	if ((modseq = store_modseq_next(account)) == -1 ||
-	    (uid = mailbox_take_uids(mailbox, 1, modseq,
-	    &uidvalidity)) == -1 ||
-	    (message = store_message_insert(&dm, hash, account, "", 0,
-	    date)) == -1 ||
-	    placement_add(account, mailbox, message, uid, modseq) == -1 ||
-	    store_change_add(account, modseq, "Email", message, 1) == -1)
-		goto rollback;
-	for (i = 0; i < flags.n; i++)
-		if (keyword_set(account, message, flags.kw[i], 1) == -1)
-			goto rollback;
-	if (store_db_commit() == -1)
-		goto rollback;
-	store_blob_collect();
-	store_msg_clear(&dm);
-	store_keywords_free(&flags);
-	append_result(imsg->hdr.peerid, 1, "APPEND completed", uidvalidity,
-	    uid);
-	store_imap_changed(mailbox, modseq, imsg->hdr.peerid);
-	return;
- rollback:
-	store_db_rollback();
- fail:
-	store_blob_collect();
-	if (loaded)
-		store_msg_clear(&dm);
-	store_keywords_free(&flags);
-	append_result(imsg->hdr.peerid, 0, "[SERVERBUG] Storage error", 0, 0);
+	if ((aj = calloc(1, sizeof(*aj))) == NULL ||
+	    (aj->mailbox = strdup(mbox)) == NULL ||
+	    (aj->flags = strdup(flagstr)) == NULL)
+		fatal("%s", __func__);
+	aj->peerid = imsg->hdr.peerid;
+	aj->account = account;
+	aj->spool = spool;
+	aj->date = date > 0 ? date : time(NULL);
+	(void)snprintf(aj->path, sizeof(aj->path), "%s/%016llx",
+	    STORE_SPOOL_DIR, (unsigned long long)spool);
+	aj->job.arg = aj;
+	aj->job.run = append_sync_run;
+	aj->job.done = append_synced;
+	store_job_submit_first(&aj->job);
 }
