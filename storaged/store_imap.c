@@ -714,8 +714,8 @@ store_imap_delete(struct proc_peer *peer, struct imsg *imsg)
 	mbox_result(imsg, 1, "DELETE completed");
 	return;
  rollback:
+	/* No collection here: a lazy commit's drops may not be durable. */
 	store_db_rollback();
-	store_blob_collect();
  fail:
 	mbox_result(imsg, 0, "[SERVERBUG] Storage error");
 }
