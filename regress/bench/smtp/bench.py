@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -201,6 +202,43 @@ def tree_hwm_kb(pid, name=None):
     return total
 
 
+def pss_kb(pid):
+    """Proportional set size: shared pages split between their users."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PssSampler(threading.Thread):
+    """Samples the sum of Pss over a set of processes every interval
+    seconds and keeps the largest: the peak memory of a server made of
+    many processes, without counting a shared page once per process."""
+
+    def __init__(self, pids, interval=0.5):
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.interval = interval
+        self.peak = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while True:
+            total = sum(pss_kb(p) for p in self.pids())
+            self.peak = max(self.peak, total)
+            if self.halt.wait(self.interval):
+                return
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        return self.peak or None
+
+
 def kill_tree(pid):
     for p in reversed(process_tree(pid)):
         try:
@@ -244,14 +282,153 @@ def count_maildir(base):
     return n
 
 
+# ---- per-server cgroup: fsyncs and CPU ------------------------------
+
+FSYNC_EVENTS = ("syscalls:sys_enter_fsync", "syscalls:sys_enter_fdatasync")
+
+
+def cgroup2_root():
+    """Where cgroup v2 is mounted (alone or beside v1), or None."""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "cgroup2":
+                    return fields[1]
+    except OSError:
+        pass
+    return None
+
+
+class Cgroup:
+    """A cgroup v2 directory holding every process of one server, so
+    that its fsyncs (perf's syscall tracepoints, filtered to the
+    cgroup) and its CPU time (cpu.stat) can be counted whatever
+    processes it forks.  Without cgroup v2 or perf both are None."""
+
+    def __init__(self, name):
+        self.path = None
+        root = cgroup2_root()
+        if root is None:
+            return
+        path = os.path.join(root, name)
+        try:
+            os.mkdir(path)
+        except OSError as e:
+            say("no cgroup %s (%s): fsyncs and CPU not counted"
+                % (path, e))
+            return
+        self.root = root
+        self.path = path
+        self.name = name
+        self.perf = None
+
+    def enter(self):
+        """preexec_fn: moves the child about to exec into the cgroup."""
+        if self.path is not None:
+            with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+                f.write("0")
+
+    def cpu_usec(self):
+        if self.path is None:
+            return None
+        try:
+            with open(os.path.join(self.path, "cpu.stat")) as f:
+                for line in f:
+                    k, v = line.split()
+                    if k == "usage_usec":
+                        return int(v)
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def pids(self):
+        if self.path is None:
+            return []
+        try:
+            with open(os.path.join(self.path, "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            return []
+
+    def count_start(self, outpath):
+        """Starts counting the cgroup's fsync and fdatasync calls."""
+        self.perf_out = outpath
+        if self.path is None or shutil.which("perf") is None:
+            return
+        cmd = ["perf", "stat", "-a", "-x", ",", "-o", outpath]
+        for ev in FSYNC_EVENTS:
+            cmd += ["-e", ev]
+        cmd += ["-G", ",".join([self.name] * len(FSYNC_EVENTS))]
+        self.perf = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        time.sleep(0.3)		# perf opens its events
+        if self.perf.poll() is not None:
+            say("perf stat failed: fsyncs not counted: %s"
+                % self.perf.stderr.read().decode("utf-8", "replace")
+                .strip())
+            self.perf = None
+
+    def count_stop(self):
+        """Stops counting: {event: count}, or None."""
+        if self.perf is None:
+            return None
+        self.perf.send_signal(signal.SIGINT)
+        try:
+            self.perf.wait(10)
+        except subprocess.TimeoutExpired:
+            self.perf.kill()
+            self.perf.wait()
+        self.perf = None
+        counts = {}
+        try:
+            with open(self.perf_out) as f:
+                for line in f:
+                    fields = line.strip().split(",")
+                    if len(fields) > 2 and fields[2] in FSYNC_EVENTS \
+                            and fields[0].isdigit():
+                        counts[fields[2]] = int(fields[0])
+        except OSError:
+            return None
+        return counts if len(counts) == len(FSYNC_EVENTS) else None
+
+    def remove(self):
+        if self.perf is not None:
+            self.perf.kill()
+            self.perf.wait()
+            self.perf = None
+        if self.path is None:
+            return
+        deadline = time.time() + 10
+        while self.pids() and time.time() < deadline:
+            try:
+                with open(os.path.join(self.path, "cgroup.kill"),
+                          "w") as f:
+                    f.write("1")
+            except OSError:
+                for p in self.pids():
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.1)
+        try:
+            os.rmdir(self.path)
+        except OSError as e:
+            say("cgroup %s left behind: %s" % (self.path, e))
+        self.path = None
+
+
 # ---- the servers -----------------------------------------------------
 
 class Server:
     name = "?"
 
-    def __init__(self, bench, workdir):
+    def __init__(self, bench, workdir, cgroup):
         self.bench = bench
         self.dir = workdir
+        self.cgroup = cgroup
         self.port = None
         self.proc = None
         self.log = None
@@ -265,6 +442,12 @@ class Server:
 
     def delivered(self):
         raise NotImplementedError
+
+    def pids(self):
+        """Every process of the server now."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        return self.cgroup.pids() or process_tree(self.proc.pid)
 
     def peak_memory_kb(self):
         if self.proc is None or self.proc.poll() is not None:
@@ -299,7 +482,8 @@ class Server:
         self.log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log,
                                      stderr=subprocess.STDOUT,
-                                     start_new_session=True, **kw)
+                                     start_new_session=True,
+                                     preexec_fn=self.cgroup.enter, **kw)
 
 
 class Postern(Server):
@@ -367,20 +551,31 @@ class Postern(Server):
             return None
         return tree_hwm_kb(self.proc.pid, "posternd")
 
+    def role_hwm_kb(self):
+        """VmHWM of each posternd process, by its title's role."""
+        roles = {}
+        for p in self.pids():
+            try:
+                with open("/proc/%d/cmdline" % p, "rb") as f:
+                    cmd = f.read().decode("utf-8", "replace").replace("\0",
+                                                                  " ")
+            except OSError:
+                continue
+            if not cmd.startswith("posternd: "):
+                continue
+            role = cmd[len("posternd: "):].split()[0]
+            roles[role] = roles.get(role, 0) + vmhwm_kb(p)
+        return roles
+
     def delivered(self):
         return postern_delivered_count(self.state, self.storage_pw)
 
 
-# The mail store's schema is still settling: the first of these tables
-# that exists gives the number of delivered messages (one row per
-# message in a mailbox).  Adapt here when storaged's schema changes.
-POSTERN_DELIVERY_QUERIES = [
-    ("mailbox_messages", "SELECT count(*) FROM mailbox_messages"),
-    ("mailbox_message", "SELECT count(*) FROM mailbox_message"),
-    ("messages", "SELECT count(*) FROM messages"),
-    ("message", "SELECT count(*) FROM message"),
-    ("emails", "SELECT count(*) FROM emails"),
-]
+# Delivered messages: storaged files each delivered message as a row of
+# mailbox_messages (one per mailbox it is in, schema in
+# storaged/store_db.c), in the same transaction that marks its queue
+# recipient delivered.  Nothing but delivery adds rows in this run.
+POSTERN_DELIVERED_SQL = "SELECT count(*) FROM mailbox_messages"
 
 
 def postern_delivered_count(state, storage_pw):
@@ -405,15 +600,9 @@ def postern_delivered_count(state, storage_pw):
             return None
         return r.stdout.strip()
 
-    tables = query("SELECT name FROM sqlite_master WHERE type = 'table'")
-    if tables is None:
-        return None
-    tables = set(tables.split())
-    for table, sql in POSTERN_DELIVERY_QUERIES:
-        if table in tables:
-            out = query(sql)
-            if out is not None and out.isdigit():
-                return int(out)
+    out = query(POSTERN_DELIVERED_SQL)
+    if out is not None and out.isdigit():
+        return int(out)
     return None
 
 
@@ -646,6 +835,12 @@ class Bench:
         # The peers' delivery users must get through to their mail dirs.
         os.chmod(self.tmp, 0o755)
         say("working in %s" % self.tmp)
+        # An fsync on tmpfs is free: the figures would not be durable.
+        a.fstype = run(["findmnt", "-n", "-o", "FSTYPE", "-T", self.tmp],
+                       check=False).stdout.strip() or "?"
+        if a.fstype in ("tmpfs", "ramfs"):
+            say("warning: %s is on %s, where fsync costs nothing"
+                % (self.tmp, a.fstype))
         self.smtpload = build_smtpload(self.tmp)
         self.mail_pw = ensure_user(MAIL_USER)
         if "postfix" in a.peers:
@@ -672,6 +867,7 @@ class Bench:
         for srv in list(self.running):
             try:
                 srv.stop()
+                srv.cgroup.remove()
             except BaseException as e:
                 say("stopping %s: %s" % (srv.name, e))
             self.running.remove(srv)
@@ -691,8 +887,10 @@ class Bench:
         cell = "%s-%d-%d" % (peer, sessions, size)
         wd = os.path.join(self.tmp, cell)
         os.makedirs(wd)
-        srv = SERVERS[peer](self, wd)
+        cg = Cgroup("%s-%s" % (os.path.basename(self.tmp), cell))
+        srv = SERVERS[peer](self, wd, cg)
         self.running.append(srv)
+        sampler = None
         try:
             try:
                 srv.start()
@@ -704,12 +902,17 @@ class Bench:
             n = self.count_for(size)
             say("%s: %d sessions x %d bytes, %d messages" %
                 (peer, sessions, size, n))
+            cg.count_start(os.path.join(wd, "fsyncs.csv"))
+            sampler = PssSampler(srv.pids)
+            sampler.start()
+            cpu0 = cg.cpu_usec()
             t0 = time.time()
             r = run([self.smtpload, "-c", str(sessions), "-n", str(n),
                      "-s", str(size), "-u", str(self.users), "-d", DOMAIN,
                      "-p", str(srv.port), ADDR], check=False,
                     timeout=self.args.load_timeout)
-            load_secs = time.time() - t0
+            t_end = time.time()
+            load_secs = t_end - t0
             stats = dict(kv.split("=", 1) for kv in r.stdout.split()
                          if "=" in kv)
             if "accepted" not in stats:
@@ -730,7 +933,8 @@ class Bench:
                        p99_ms=int(stats["lat_p99_ms"]),
                        open_max_ms=int(stats["open_max_ms"]))
             # Delivery: done when the mailboxes hold every acknowledged
-            # message; the rate counts from the start of the load.
+            # message; the rate counts from the start of the load
+            # (smtpload's clock starts once every session is open).
             deadline = time.time() + max(self.args.delivery_timeout,
                                          3 * load_secs)
             delivered = srv.delivered()
@@ -738,8 +942,17 @@ class Bench:
                     time.time() < deadline:
                 time.sleep(0.1)
                 delivered = srv.delivered()
-            done = time.time() - t0
+            done = res["load_seconds"] + (time.time() - t_end)
+            fsyncs = cg.count_stop()
+            cpu1 = cg.cpu_usec()
+            res["peak_pss_kb"] = sampler.stop()
+            sampler = None
             res["delivered"] = delivered
+            if fsyncs is not None:
+                res["fsync"] = fsyncs[FSYNC_EVENTS[0]]
+                res["fdatasync"] = fsyncs[FSYNC_EVENTS[1]]
+            if cpu0 is not None and cpu1 is not None:
+                res["cpu_seconds"] = (cpu1 - cpu0) / 1e6
             if delivered is None:
                 res["status"] = "delivery unknown"
             elif delivered < accepted:
@@ -750,9 +963,14 @@ class Bench:
                 res["delivered_per_sec"] = accepted / done
             res["delivery_seconds"] = done
             res["peak_kb"] = srv.peak_memory_kb()
+            if peer == "postern":
+                res["role_hwm_kb"] = srv.role_hwm_kb()
             return res
         finally:
+            if sampler is not None:
+                sampler.stop()
             srv.stop()
+            cg.remove()
             self.running.remove(srv)
 
     def run(self):
@@ -774,6 +992,20 @@ def fmt_rate(v):
     return "-" if v is None else "%.1f" % v
 
 
+def fmt_fsyncs(r):
+    """fsync plus fdatasync calls per accepted message."""
+    if "fsync" not in r or not r.get("accepted"):
+        return "-"
+    return "%.2f" % ((r["fsync"] + r["fdatasync"]) / r["accepted"])
+
+
+def fmt_cpu(r):
+    """CPU milliseconds (every process of the server) per message."""
+    if "cpu_seconds" not in r or not r.get("accepted"):
+        return "-"
+    return "%.1f" % (r["cpu_seconds"] * 1000 / r["accepted"])
+
+
 def fmt_mem(kb):
     return "-" if not kb else "%.1f MB" % (kb / 1024.0)
 
@@ -788,18 +1020,22 @@ def report(results, args):
     by = {(r["size"], r["sessions"], r["server"]): r for r in results}
     print()
     print("SMTP benchmark on %s: %d messages per cell up to 16 KB, %d "
-          "above; %d recipients in %s" % (ADDR, args.count_small,
-                                          args.count_large, args.users,
-                                          DOMAIN))
+          "above; %d recipients in %s; spools and mailboxes on %s"
+          % (ADDR, args.count_small, args.count_large, args.users, DOMAIN,
+             getattr(args, "fstype", "?")))
     print("msg/s counts only messages answered 250 after DATA; delivered "
           "msg/s waits until the mailboxes hold them all.")
     print("ratio = Postern / server, from delivered msg/s (>1: Postern "
           "is faster)")
+    print("fsync/msg: fsync + fdatasync calls of all the server's "
+          "processes per message; cpu ms: their CPU time per message")
+    print("peak mem: the largest sum of Pss over the server's processes, "
+          "sampled every 0.5 s during the load")
     print()
-    head = ("%-6s %5s  %-10s %10s %10s %7s %7s %6s %6s %7s  %s"
+    head = ("%-6s %5s  %-10s %10s %10s %7s %7s %6s %6s %9s %7s %7s  %s"
             % ("size", "sess", "server", "acc msg/s", "del msg/s",
-               "p50 ms", "p99 ms", "errors", "reconn", "ratio",
-               "peak mem"))
+               "p50 ms", "p99 ms", "errors", "reconn", "fsync/msg",
+               "cpu ms", "ratio", "peak mem"))
     print(head)
     print("-" * len(head))
     for size in args.sizes:
@@ -818,15 +1054,17 @@ def report(results, args):
                     note = "  (%s: %s of %s)" % (r["status"],
                                                  r.get("delivered"),
                                                  r["accepted"])
-                print("%-6s %5d  %-10s %10s %10s %7d %7d %6d %6d %7s  %s%s"
+                print("%-6s %5d  %-10s %10s %10s %7d %7d %6d %6d %9s %7s "
+                      "%7s  %s%s"
                       % (fmt_size(size), sessions, peer,
                          fmt_rate(r["accepted_per_sec"]),
                          fmt_rate(r.get("delivered_per_sec")),
                          r["p50_ms"], r["p99_ms"],
                          r["errors"] + r["rejected"], r["reconnects"],
+                         fmt_fsyncs(r), fmt_cpu(r),
                          "-" if peer == "postern" else
                          ("-" if rt is None else "%.2fx" % rt),
-                         fmt_mem(r.get("peak_kb")), note))
+                         fmt_mem(r.get("peak_pss_kb")), note))
     print()
     for r in results:
         where = "%s at %s x %d" % (r["server"], fmt_size(r["size"]),
@@ -843,8 +1081,16 @@ def report(results, args):
     pt = [r for r in results if r["server"] == "postern"
           and r.get("peak_kb")]
     if pt:
-        print("Postern peak memory (sum of VmHWM of every posternd "
-              "process): %s" % fmt_mem(max(r["peak_kb"] for r in pt)))
+        top = max(pt, key=lambda r: r["peak_kb"])
+        roles = top.get("role_hwm_kb") or {}
+        print("Postern peak memory: %s Pss at most; %s as the sum of "
+              "VmHWM of every posternd process (shared pages counted in "
+              "each) at %s x %d: %s"
+              % (fmt_mem(max(r.get("peak_pss_kb") or 0 for r in pt)),
+                 fmt_mem(top["peak_kb"]), fmt_size(top["size"]),
+                 top["sessions"],
+                 ", ".join("%s %s" % (k, fmt_mem(v)) for k, v in
+                           sorted(roles.items(), key=lambda kv: -kv[1]))))
     sessions, size = GOAL_CELL
     pt = by.get((size, sessions, "postern"), {})
     pf = by.get((size, sessions, "postfix"), {})
@@ -860,8 +1106,9 @@ def report(results, args):
               "NOT MET (%s)" % (GOAL_RATIO, why))
     else:
         print("goal: Postern >= %.1fx Postfix at 4 KB x 50 sessions: "
-              "%s (%.2fx)" % (GOAL_RATIO, "MET" if rt >= GOAL_RATIO
-                              else "NOT MET", rt))
+              "%s (%.2fx; %s fsync/msg for Postern, %s for Postfix)"
+              % (GOAL_RATIO, "MET" if rt >= GOAL_RATIO else "NOT MET", rt,
+                 fmt_fsyncs(pt), fmt_fsyncs(pf)))
 
 
 def int_list(text):
