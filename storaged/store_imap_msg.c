@@ -1097,6 +1097,7 @@ struct append_job {
 	int64_t			 modseq;
 	uint32_t		 uidvalidity;
 	uint32_t		 uid;
+	int			 renamed;	/* made its name in /blobs */
 };
 
 static void
@@ -1127,6 +1128,8 @@ append_fail(struct append_job *aj, const char *text)
 {
 	if (unlink(aj->path) == -1 && errno != ENOENT)
 		log_warn("unlink %s", aj->path);
+	if (aj->renamed)
+		store_blob_forget(aj->hash);
 	append_result(aj->peerid, 0, text, 0, 0);
 	append_free(aj);
 }
@@ -1299,8 +1302,11 @@ append_synced(struct store_job *job)
 		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
 		return;
 	}
-	/* Unless a row comes to name it, the next collection takes it. */
-	store_blob_forget(aj->hash);
+	/*
+	 * Noted for collection only if no row comes to name it
+	 * (append_fail()): a collection meanwhile would take it away.
+	 */
+	aj->renamed = 1;
 	job->run = append_dir_run;
 	job->done = append_store;
 	store_job_submit_first(job);
