@@ -392,7 +392,8 @@ fetch_hold(struct fetch_ctx *c, struct imsg *imsg)
 	h->imsg = *imsg;
 	if ((h->imsg.data = malloc(len + 1)) == NULL)
 		fatal("%s", __func__);
-	memcpy(h->imsg.data, imsg->data, len);
+	if (len > 0)
+		memcpy(h->imsg.data, imsg->data, len);
 	imsg->fd = -1;
 	TAILQ_INSERT_TAIL(&c->held, h, entry);
 	return 1;
@@ -474,7 +475,8 @@ imap_fetch_mime(struct imap_session *s, struct imsg *imsg)
 	}
 	if (total != c->mimetotal || len > c->mimetotal - c->mimelen)
 		imapd_malformed(imsg);
-	memcpy(c->mime + c->mimelen, data, len);
+	if (len > 0)
+		memcpy(c->mime + c->mimelen, data, len);
 	c->mimelen += len;
 }
 
@@ -877,7 +879,7 @@ imap_store_modified(struct imap_session *s, struct imsg *imsg)
 	struct msg_in		 m;
 	uint32_t		 n, i, uid;
 
-	if (s->wait != WAIT_STORE || strcmp(s->cmd.verb, "STORE") != 0)
+	if (s->wait != WAIT_STORE)
 		fatalx("%s: session %u did not ask", __func__, s->id);
 	msg_read(&m, imsg);
 	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
@@ -885,7 +887,9 @@ imap_store_modified(struct imap_session *s, struct imsg *imsg)
 	for (i = 0; i < n; i++) {
 		if (msg_get_u32(&m, &uid) == -1)
 			imapd_malformed(imsg);
-		if (imap_seq_of_uid(s, uid) &&
+		/* FETCH's \Seen asks for no condition: nothing to tell. */
+		if (strcmp(s->cmd.verb, "STORE") == 0 &&
+		    imap_seq_of_uid(s, uid) &&
 		    imap_uidlist_add(&c->modified, uid) == -1)
 			fatal("%s", __func__);
 	}

@@ -58,6 +58,8 @@ uidlist_sort(struct imap_uidlist *l)
 {
 	size_t	 i, o = 0;
 
+	if (l->n < 2)
+		return;
 	qsort(l->v, l->n, sizeof(*l->v), uid_cmp);
 	for (i = 0; i < l->n; i++)
 		if (o == 0 || l->v[o - 1] != l->v[i])
@@ -609,9 +611,23 @@ list_match(struct imap_session *s, const char *pattern, const char *name)
 	return imap_match(pattern, name, IMAP_HIERARCHY_SEP);
 }
 
+/* RECURSIVEMATCH: whether a mailbox below name is subscribed. */
+static int
+has_subscribed_child(struct list_ctx *c, const char *name)
+{
+	size_t	 i, len = strlen(name);
+
+	for (i = 0; i < c->nitems; i++)
+		if (c->items[i].subscribed &&
+		    strncmp(c->items[i].name, name, len) == 0 &&
+		    c->items[i].name[len] == IMAP_HIERARCHY_SEP)
+			return 1;
+	return 0;
+}
+
 static void
 list_one(struct imap_session *s, struct list_ctx *c,
-    struct imap_listitem *it)
+    struct imap_listitem *it, int childinfo)
 {
 	struct imap_buf	 b = IMAP_BUF_INIT;
 	int		 sp = 0;
@@ -635,6 +651,8 @@ list_one(struct imap_session *s, struct list_ctx *c,
 #undef ATTR
 	imap_buf_printf(&b, ") \"%c\" ", IMAP_HIERARCHY_SEP);
 	imap_mailbox_out(s, &b, it->name);
+	if (childinfo)
+		imap_buf_adds(&b, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	imap_reply_buf(s, &b);
 	if (!c->lsub && (c->l.ret & LIST_RET_STATUS) && it->id != 0) {
 		imap_buf_reset(&b);
@@ -652,7 +670,7 @@ list_reply(struct imap_session *s, struct list_ctx *c)
 	char		*pattern, *full;
 	unsigned char	*done;
 	size_t		 i, j, len;
-	int		 sub;
+	int		 sub, child;
 
 	if (c->l.npatterns == 1 && c->l.patterns[0][0] == '\0' && !c->lsub &&
 	    !c->l.extended) {
@@ -681,7 +699,10 @@ list_reply(struct imap_session *s, struct list_ctx *c)
 		for (i = 0; i < c->nitems; i++) {
 			if (done[i])
 				continue;
-			if (sub && !c->items[i].subscribed)
+			child = (c->l.sel & LIST_SEL_RECURSIVE) &&
+			    (c->l.sel & LIST_SEL_SUBSCRIBED) &&
+			    has_subscribed_child(c, c->items[i].name);
+			if (sub && !c->items[i].subscribed && !child)
 				continue;
 			if (!sub && c->items[i].id == 0)
 				continue;
@@ -691,7 +712,7 @@ list_reply(struct imap_session *s, struct list_ctx *c)
 			if (!list_match(s, pattern, c->items[i].name))
 				continue;
 			done[i] = 1;
-			list_one(s, c, &c->items[i]);
+			list_one(s, c, &c->items[i], child);
 		}
 		free(pattern);
 	}

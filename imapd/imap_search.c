@@ -45,6 +45,12 @@ search_node(struct imap_session *s, struct msg_out *m, struct imap_sk *k,
 	size_t			 n;
 
 	if (k->op == SKX_SEQSET) {
+		if (!k->uidset && s->uids.n == 0) {
+			/* Nothing to number: the set matches nothing. */
+			msg_add_u8(m, SK_UIDS);
+			msg_add_u32(m, 0);
+			return 0;
+		}
 		if (imap_set_uids(s, &k->set, k->uidset, &uids) == -1) {
 			*err = "Invalid sequence set";
 			return -1;
@@ -248,7 +254,7 @@ imap_search_end(struct imap_session *s, struct imsg *imsg)
 	if (msg_get_u64(&m, &hms) == -1 || msg_end(&m) == -1)
 		imapd_malformed(imsg);
 	s->wait = WAIT_NONE;
-	if (c->kind == 0)
+	if (c->kind == 0 && n > 1)
 		qsort(v, n, sizeof(*v), u32_cmp);
 	if (q->ret & ESEARCH_SAVE)
 		search_save(s, c);

@@ -404,7 +404,8 @@ imap_close(struct imap_session *s)
 		(void)authlimit_end(imapd_authlimit(), s->addr, 0,
 		    imap_now());
 	imap_append_abort(s);
-	if (s->flags & SF_AUTHED) {
+	/* A login under way may bind the session in storaged: unbind. */
+	if ((s->flags & SF_AUTHED) || s->wait == WAIT_AUTH) {
 		msg_create(&m, IMSG_STORE_SESSION_END, s->id, -1);
 		(void)imap_send_storaged(s, &m);
 	}
@@ -1054,6 +1055,8 @@ imap_buf_append(struct imap_session *s, const void *p, size_t len)
 	char	*nb;
 	size_t	 cap;
 
+	if (len == 0)
+		return 0;
 	if (s->buflen + len > s->bufcap) {
 		cap = s->bufcap ? s->bufcap : 1024;
 		while (cap < s->buflen + len)
