@@ -179,38 +179,55 @@ blob_pending_add(const char *hash)
 
 /*
  * Inside a transaction: one reference fewer.  At none the row goes;
- * the file goes at store_blob_collect() once that is committed.
+ * the file goes at store_blob_collect() once that is committed.  The
+ * DELETE runs only then: a delete from a table others reference (and
+ * an UPDATE ... RETURNING) opens a statement journal, which makes
+ * FTS5 flush what the transaction gave it so far.
  */
 int
 store_blob_unref(const char *hash)
 {
 	sqlite3_stmt	*st;
-	int		 rc = -1;
+	int64_t		 refs = -1;
+	int		 rc;
 
 	if ((st = store_stmt("UPDATE blobs SET refs = refs - 1 "
 	    "WHERE hash = ? AND refs > 0")) == NULL)
 		return -1;
-	if (sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_DONE)
-		rc = 0;
+	if (sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) != SQLITE_OK)
+		rc = SQLITE_ERROR;
+	else
+		rc = sqlite3_step(st);
 	store_stmt_done(st);
-	if (rc == -1)
+	if (rc != SQLITE_DONE)
 		goto fail;
-	if (sqlite3_changes(store_db) != 1)
+	if (sqlite3_changes(store_db) != 1) {
 		log_warnx("%s: blob %s had no reference to drop",
 		    STORE_DB_PATH, hash);
-	if ((st = store_stmt("DELETE FROM blobs "
-	    "WHERE hash = ? AND refs <= 0")) == NULL)
+		return 0;
+	}
+	if ((st = store_stmt("SELECT refs FROM blobs WHERE hash = ?")) ==
+	    NULL)
 		return -1;
-	rc = -1;
-	if (sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_DONE)
-		rc = 0;
+	if (sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) != SQLITE_OK)
+		rc = SQLITE_ERROR;
+	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		refs = sqlite3_column_int64(st, 0);
 	store_stmt_done(st);
-	if (rc == -1)
+	if (rc != SQLITE_ROW)
 		goto fail;
-	if (sqlite3_changes(store_db) > 0)
-		blob_pending_add(hash);
+	if (refs > 0)
+		return 0;
+	if ((st = store_stmt("DELETE FROM blobs WHERE hash = ?")) == NULL)
+		return -1;
+	if (sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) != SQLITE_OK)
+		rc = SQLITE_ERROR;
+	else
+		rc = sqlite3_step(st);
+	store_stmt_done(st);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	blob_pending_add(hash);
 	return 0;
  fail:
 	log_warnx("%s: blob unref: %s", STORE_DB_PATH,
