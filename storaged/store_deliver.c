@@ -585,6 +585,9 @@ deliver_account(struct deliver_msg *dm, const char *hash,
 	}
 	if (step_done(st) == -1)
 		goto done;
+	/* INBOX's counts changed (JMAP Mailbox/changes). */
+	if (store_change_add(acct->id, modseq, "Mailbox", mailbox_id, 2) == -1)
+		goto done;
 	/* Open IMAP sessions hear of it once the batch is committed. */
 	store_imap_changed(mailbox_id, modseq, -1);
 	rc = 0;

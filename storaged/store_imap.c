@@ -812,7 +812,9 @@ mbox_rename_inbox(int64_t account, int64_t inbox, const char *to,
 	}
 	if (sql_done(st) == -1)
 		return -1;
-	/* Each moved message is in another mailbox now. */
+	/* INBOX is empty now; each moved message is in another mailbox. */
+	if (store_change_add(account, modseq, "Mailbox", inbox, 2) == -1)
+		return -1;
 	if ((st = store_db_stmt("INSERT INTO changes (account_id, modseq, "
 	    "kind, object_id, op) SELECT ?1, ?2, 'Email', message_id, 2 "
 	    "FROM mailbox_messages WHERE mailbox_id = ?3")) == NULL)

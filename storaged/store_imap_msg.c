@@ -593,7 +593,7 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 	int64_t			 account;
 	size_t			 i;
 	uint8_t			 op;
-	int			 readonly;
+	int			 readonly, seen = 0;
 
 	account = store_imap_account(peer, imsg);
 	msg_read(&m, imsg);
@@ -657,10 +657,18 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 		    rp->modseq, &want) == -1)
 			goto rows;
 		rp->changed = 1;
+		if (store_keywords_has(&have, "$seen") !=
+		    store_keywords_has(&want, "$seen"))
+			seen = 1;
 	}
-	for (i = 0; i < rp->nmailboxes; i++)
+	for (i = 0; i < rp->nmailboxes; i++) {
 		if (mailbox_set_modseq(rp->mailboxes[i], rp->modseq) == -1)
 			goto rows;
+		/* Unread counts changed (JMAP Mailbox/changes). */
+		if (seen && store_change_add(account, rp->modseq, "Mailbox",
+		    rp->mailboxes[i], 2) == -1)
+			goto rows;
+	}
 	rp->ok = 1;
  rows:
 	rows_free(&rows);
@@ -950,6 +958,11 @@ store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
 	}
 	if (move && mailbox_set_modseq(mailbox, modseq) == -1)
 		goto rollback;
+	/* Their counts changed (JMAP Mailbox/changes). */
+	if (store_change_add(account, modseq, "Mailbox", target, 2) == -1 ||
+	    (move && store_change_add(account, modseq, "Mailbox", mailbox,
+	    2) == -1))
+		goto rollback;
 	if (store_db_commit_lazy() == -1)
 		goto fail;
 	if ((cr = calloc(1, sizeof(*cr))) == NULL)
@@ -1057,7 +1070,8 @@ store_imap_expunge(struct proc_peer *peer, struct imsg *imsg)
 		return;
 	}
 	rows_free(&rows);
-	if (mailbox_set_modseq(mailbox, modseq) == -1)
+	if (mailbox_set_modseq(mailbox, modseq) == -1 ||
+	    store_change_add(account, modseq, "Mailbox", mailbox, 2) == -1)
 		goto rollback;
 	if (store_db_commit_lazy() == -1)
 		goto fail;
@@ -1209,7 +1223,9 @@ append_insert(struct append_job *aj, struct deliver_msg *dm,
 	    placement_add(aj->account, aj->target, message, uid,
 	    aj->modseq) == -1 ||
 	    store_change_add(aj->account, aj->modseq, "Email", message,
-	    1) == -1)
+	    1) == -1 ||
+	    store_change_add(aj->account, aj->modseq, "Mailbox", aj->target,
+	    2) == -1)
 		return -1;
 	for (i = 0; i < flags->n; i++)
 		if (keyword_set(aj->account, message, flags->kw[i], 1) == -1)
