@@ -231,8 +231,10 @@ def test_catch_all(pm):
         send(pm, ["whoever@second.test", "any.one+x@second.test"], mid)
         got_once(pm, "dave@second.test", mid)
         # ... but an account or alias of the domain is still its own.
+        # (user+tag of an account comes before the catch-all too.)
         mid2 = mark()
-        send(pm, ["erin@second.test", "boss@second.test"], mid2)
+        send(pm, ["erin@second.test", "boss@second.test",
+                  "erin+tag@second.test"], mid2)
         got_once(pm, "erin@second.test", mid2)
         sentinel_to(pm, ["dave@second.test"])
         got_none(pm, "dave@second.test", mid2)
