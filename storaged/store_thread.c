@@ -276,10 +276,13 @@ tree_prune(struct thr_node *p, int root)
 	}
 }
 
-static const struct thr_node *
-root_subject_node(const struct thr_node *r)
+/* A root's base subject: a dummy's is its first child's. */
+static const char *
+root_subject(const struct thr_node *r)
 {
-	return r->uid == 0 && r->child != NULL ? r->child : r;
+	if (r->uid == 0 && r->child != NULL)
+		r = r->child;
+	return r->subject != NULL ? r->subject : "";
 }
 
 /* RFC 5256 REFERENCES step 5: roots of one base subject together. */
@@ -303,12 +306,11 @@ tree_group_subjects(struct thr_tree *t)
 		roots[i++] = r;
 	for (i = 0; i < n; i++) {
 		r = roots[i];
-		subj = root_subject_node(r)->subject;
-		if (subj == NULL || *subj == '\0')
+		subj = root_subject(r);
+		if (*subj == '\0')
 			continue;
 		for (j = 0; j < nt; j++)
-			if (strcasecmp(root_subject_node(table[j])->subject,
-			    subj) == 0)
+			if (strcasecmp(root_subject(table[j]), subj) == 0)
 				break;
 		if (j == nt)
 			table[nt++] = r;
@@ -319,12 +321,11 @@ tree_group_subjects(struct thr_tree *t)
 	}
 	for (i = 0; i < n; i++) {
 		r = roots[i];
-		subj = root_subject_node(r)->subject;
-		if (subj == NULL || *subj == '\0')
+		subj = root_subject(r);
+		if (*subj == '\0')
 			continue;
 		for (j = 0; j < nt; j++)
-			if (strcasecmp(root_subject_node(table[j])->subject,
-			    subj) == 0)
+			if (strcasecmp(root_subject(table[j]), subj) == 0)
 				break;
 		if (j == nt || (e = table[j]) == r)
 			continue;
