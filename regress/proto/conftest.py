@@ -6,6 +6,7 @@ Tests use the `postern` fixture (a started daemon with the default
 listeners) or `postern_factory` to start one with their own config.
 """
 import base64
+import imaplib
 import os
 import pwd
 import re
@@ -543,3 +544,184 @@ def postern_factory():
 @pytest.fixture
 def postern(postern_factory):
     return postern_factory()
+
+
+# --- IMAP ------------------------------------------------------------
+
+IMAP_USER = "imap@example.test"
+IMAP_PASSWORD = "imap-secret-1"
+IMAP_LISTENERS = ["smtp", "submission", "imap", "imaps"]
+
+
+def imap_login(p, user=IMAP_USER, password=IMAP_PASSWORD, kind="imaps",
+               login=True):
+    """An imaplib session: IMAP4_SSL on the imaps listener, or IMAP4
+    with STARTTLS on the imap one; logged in unless login is False."""
+    port = p.ports[kind]
+    if kind == "imaps":
+        m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=tls_context(),
+                              timeout=30 * TIME_SCALE)
+    else:
+        m = imaplib.IMAP4("127.0.0.1", port, timeout=30 * TIME_SCALE)
+        m.starttls(ssl_context=tls_context())
+    if login:
+        m.login(user, password)
+    return m
+
+
+class IMAPClient:
+    """A raw IMAP client for exact bytes, literals, pipelining and
+    untagged responses imaplib drops.  Lines are str decoded as
+    latin-1 (so .encode("latin-1") gives the bytes back); a line that
+    ends in a literal {n} holds the literal's bytes and the rest of the
+    line after CRLF, as one str."""
+
+    def __init__(self, port, tls=False, timeout=10.0):
+        self.timeout = timeout * TIME_SCALE
+        self.s = socket.create_connection(("127.0.0.1", port),
+                                          timeout=self.timeout)
+        if tls:
+            self.starttls_wrap()
+        self.buf = b""
+        self.ntag = 0
+        self.greeting = self.line()
+
+    def starttls_wrap(self):
+        self.s = tls_context().wrap_socket(self.s,
+                                           server_hostname="localhost")
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.s.sendall(data)
+
+    def _fill(self):
+        chunk = self.s.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed; unread %r" % self.buf[:200])
+        self.buf += chunk
+
+    def rawline(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def line(self):
+        line = self.rawline()
+        while True:
+            m = re.search(rb"~?\{(\d+)\+?\}$", line)
+            if not m:
+                return line.decode("latin-1")
+            n = int(m.group(1))
+            while len(self.buf) < n:
+                self._fill()
+            line += b"\r\n" + self.buf[:n]
+            self.buf = self.buf[n:]
+            line += self.rawline()
+
+    def tag(self):
+        self.ntag += 1
+        return "t%d" % self.ntag
+
+    def until(self, tag):
+        """Every line up to and including the tagged one."""
+        lines = []
+        while True:
+            ln = self.line()
+            lines.append(ln)
+            if ln.startswith(tag + " "):
+                return lines
+
+    def cmd(self, text, tag=None):
+        """Sends one command; returns (tagged line, untagged lines)."""
+        tag = tag or self.tag()
+        if isinstance(text, bytes):
+            self.send(tag.encode() + b" " + text + b"\r\n")
+        else:
+            self.send("%s %s\r\n" % (tag, text))
+        lines = self.until(tag)
+        return lines[-1], lines[:-1]
+
+    def ok(self, text):
+        """cmd, asserting a tagged OK; returns the untagged lines."""
+        tagged, untagged = self.cmd(text)
+        assert tagged.split(" ", 2)[1] == "OK", (text, tagged, untagged)
+        return untagged
+
+    def login(self, user=IMAP_USER, password=IMAP_PASSWORD):
+        return self.ok("LOGIN %s %s" % (imap_quote(user),
+                                         imap_quote(password)))
+
+    def closed(self, timeout=5.0):
+        try:
+            self.s.settimeout(timeout * TIME_SCALE)
+            while True:
+                if not self.s.recv(65536):
+                    return True
+        except (ConnectionError, ssl.SSLError, OSError) as e:
+            if isinstance(e, socket.timeout):
+                return False
+            return True
+        finally:
+            try:
+                self.s.settimeout(self.timeout)
+            except OSError:
+                pass
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def imap_quote(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def imap_client(p, user=IMAP_USER, password=IMAP_PASSWORD, select=None,
+                kind="imaps"):
+    """An IMAPClient over TLS (imaps, or imap with STARTTLS), logged in,
+    with select selected if given."""
+    if kind == "imaps":
+        c = IMAPClient(p.ports[kind], tls=True)
+    else:
+        c = IMAPClient(p.ports[kind])
+        c.ok("STARTTLS")
+        c.starttls_wrap()
+    if user is not None:
+        c.login(user, password)
+    if select is not None:
+        c.ok("SELECT " + imap_quote(select))
+    return c
+
+
+def imap_deliver(p, messages, to=IMAP_USER, mail_from="bob@example.net",
+                 mailbox="INBOX", timeout=10.0):
+    """Delivers each message (bytes or str, CRLF line ends) over SMTP
+    to one account and waits until its INBOX holds them all."""
+    before = len(p.message_uids(to, mailbox))
+    with smtplib.SMTP("127.0.0.1", p.ports["smtp"],
+                      timeout=30 * TIME_SCALE) as s:
+        for msg in messages:
+            if isinstance(msg, str):
+                msg = msg.encode("utf-8")
+            s.sendmail(mail_from, [to], msg)
+    p.wait_messages(to, before + len(messages), mailbox, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def imap(module_factory):
+    """A daemon shared by a module's tests, with smtp, submission, imap
+    and imaps listeners and the account IMAP_USER."""
+    p = module_factory(listeners=IMAP_LISTENERS)
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    return p
