@@ -75,7 +75,7 @@ FUZZ_LIB_OBJS=	$(LIB_SRCS:%.c=$(BUILD)/fuzzobj/%.o)
 # What a fuzz target links besides lib/: fuzz_config needs the parser.
 FUZZ_EXTRA_fuzz_config=	$(BUILD)/parent/parse.c
 FUZZ_EXTRA_fuzz_smtp=	smtpd/smtp_parse.c
-FUZZ_EXTRA_fuzz_imap=	imapd/imap_parse.c
+FUZZ_EXTRA_fuzz_imap=	imapd/imap_parse.c imapd/imap_parse_search.c
 FUZZ_EXTRA_fuzz_imap_render=	imapd/imap_render.c
 FUZZ_TIME?=	15
 

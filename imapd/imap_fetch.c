@@ -51,7 +51,8 @@ struct fetch_msg {
 	size_t			 att;		/* the next item */
 	int			 modseq_out;
 	int			 sp;
-	size_t			 off;		/* streaming [off, off + left) */
+	/* streaming [off, off + left) */
+	size_t			 off;
 	size_t			 left;
 };
 
@@ -1178,7 +1179,8 @@ struct append_ctx {
 	int			 nonsync;
 	uint64_t		 spool;
 	int			 fd;
-	int			 discard;	/* read the literal, keep nothing */
+	/* read the literal, keep nothing */
+	int			 discard;
 	char			*error;		/* the tagged NO's text */
 	uint32_t		 uidvalidity;
 	struct imap_uidlist	 uids;

@@ -2,6 +2,8 @@
  * The IMAP command grammar (RFC 9051, with RFC 3501's forms and the
  * extensions imapd offers) turned into structs.  Pure: no I/O, no
  * globals, every input bounded; regress/fuzz/fuzz_imap.c drives it.
+ * imap_parse.c has the tokens and most commands, imap_parse_search.c
+ * the search keys.
  *
  * A command arrives whole, as on the wire: its lines with their CR LF
  * and each literal's bytes after its {n} CR LF (the session gathers
@@ -224,6 +226,7 @@ int	 imap_tok_number64(const struct imap_tok *, uint64_t *);
 
 int	 imap_parse_seqset(const char *, struct imap_seqset *);
 void	 imap_seqset_free(struct imap_seqset *);
+int	 imap_flag_valid(const struct imap_tok *, int);
 int	 imap_parse_flags(const struct imap_tok *, char *, size_t, int);
 int	 imap_parse_date(const char *, int64_t *);
 int	 imap_parse_datetime(const char *, int64_t *);

@@ -729,7 +729,8 @@ imap_cmd_authenticate(struct imap_session *s)
 
 	if (n < 1 || n > 2 || a[0].type != TOK_ATOM ||
 	    (n == 2 && a[1].type != TOK_ATOM)) {
-		imap_bad(s, "Syntax: AUTHENTICATE mechanism [initial-response]");
+		imap_bad(s, "Syntax: AUTHENTICATE mechanism "
+		    "[initial-response]");
 		imap_done(s);
 		return;
 	}
