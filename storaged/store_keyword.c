@@ -177,7 +177,11 @@ store_keywords_from_imap(const char *flags, struct store_keywords *k)
 	return -1;
 }
 
-/* Stored keywords separated by spaces (group_concat), as a set. */
+/*
+ * Stored keywords separated by spaces (group_concat), as a set.  Past
+ * STORE_KEYWORDS_MAX (JMAP may set more) the rest is left out: a STORE
+ * then neither shows nor removes them.
+ */
 int
 store_keywords_from_list(const char *list, struct store_keywords *k)
 {
@@ -193,7 +197,7 @@ store_keywords_from_list(const char *list, struct store_keywords *k)
 			continue;
 		}
 		len = strcspn(list, " ");
-		if (len < sizeof(kw)) {
+		if (len < sizeof(kw) && k->n < STORE_KEYWORDS_MAX) {
 			memcpy(kw, list, len);
 			kw[len] = '\0';
 			if (store_keywords_add(k, kw) == -1) {
