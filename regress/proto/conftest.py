@@ -725,3 +725,69 @@ def imap(module_factory):
     p = module_factory(listeners=IMAP_LISTENERS)
     p.add_account(IMAP_USER, IMAP_PASSWORD)
     return p
+
+
+def imap_parse(s, i=0):
+    """Parses one IMAP value of s (a str from IMAPClient) at i: a list
+    for a parenthesised list, None for NIL, bytes for a quoted string or
+    literal, str for an atom (with any [section]<partial> kept in it).
+    Returns (value, index after it)."""
+    n = len(s)
+    while i < n and s[i] == " ":
+        i += 1
+    if s[i] == "(":
+        out = []
+        i += 1
+        while True:
+            while s[i] == " ":
+                i += 1
+            if s[i] == ")":
+                return out, i + 1
+            v, i = imap_parse(s, i)
+            out.append(v)
+    if s[i] == '"':
+        j = i + 1
+        b = []
+        while s[j] != '"':
+            if s[j] == "\\":
+                j += 1
+            b.append(s[j])
+            j += 1
+        return "".join(b).encode("latin-1"), j + 1
+    m = re.compile(r"~?\{(\d+)\+?\}\r\n").match(s, i)
+    if m:
+        size = int(m.group(1))
+        return s[m.end():m.end() + size].encode("latin-1"), m.end() + size
+    j = i
+    depth = 0
+    while j < n:
+        ch = s[j]
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif depth == 0 and ch in " ()":
+            break
+        j += 1
+    atom = s[i:j]
+    return (None if atom.upper() == "NIL" else atom), j
+
+
+def imap_fetch_items(line):
+    """(sequence number, {ITEM NAME upper-cased: value}) of one
+    untagged FETCH line."""
+    m = re.match(r"\* (\d+) FETCH ", line)
+    assert m, line
+    v, _ = imap_parse(line, m.end())
+    items = {}
+    for k in range(0, len(v), 2):
+        items[v[k].upper()] = v[k + 1]
+    return int(m.group(1)), items
+
+
+def imap_fetch(c, what):
+    """Sends FETCH (or UID FETCH, when what starts so) and returns
+    [(seq, items)] of its FETCH responses, asserting a tagged OK."""
+    out = c.ok(what if what.upper().startswith("UID ") else "FETCH " + what)
+    return [imap_fetch_items(ln) for ln in out
+            if re.match(r"\* \d+ FETCH ", ln)]

@@ -1,0 +1,426 @@
+"""FETCH: FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE,
+body sections (HEADER, TEXT, MIME, HEADER.FIELDS and .NOT, part
+numbers, partial ranges), BODY.PEEK and \\Seen, BINARY and BINARY.SIZE,
+UID and MODSEQ (RFC 9051 6.4.5, RFC 3516, RFC 7162).  BODY[] is
+compared byte for byte with what was sent over SMTP and with what
+`posternctl message show` prints."""
+import base64
+import datetime
+import email.header
+import quopri
+import re
+import time
+
+import pytest
+
+from conftest import (IMAP_USER, imap_client, imap_deliver, imap_fetch,
+                      imap_fetch_items, split_trace)
+
+CRLF = b"\r\n"
+
+PLAIN = ("Gr\u00fc\u00dfe aus K\u00f6ln, caf\u00e9 = 5\u20ac.\r\n"
+         "A long line " + "x" * 90 + "\r\n").encode("utf-8")
+PLAIN_QP = quopri.encodestring(PLAIN.replace(CRLF, b"\n")).replace(
+    b"\n", CRLF)
+HTML = b"<html><body><p>Hello <b>world</b></p></body></html>\r\n"
+ATTACH = bytes(range(256)) * 3 + b"\0\0end"
+ATTACH_B64 = base64.encodebytes(ATTACH).replace(b"\n", CRLF)
+INNER = (b"From: Inner <inner@example.org>\r\n"
+         b"Subject: inner message\r\n"
+         b"Content-Type: text/plain; charset=us-ascii\r\n"
+         b"\r\n"
+         b"inner body line 1\r\ninner body line 2\r\n")
+
+HEADER = (b"Return-Path-Not: <x@example.net>\r\n"
+          b"From: Bob Example <bob@example.net>\r\n"
+          b"Sender: sec@example.net\r\n"
+          b"Reply-To: replies@example.net\r\n"
+          b"To: Imap User <imap@example.test>, carol@example.test\r\n"
+          b"Cc: =?utf-8?q?J=C3=BCrgen?= <jurgen@example.org>\r\n"
+          b"Subject: =?utf-8?B?RmV0Y2ggdGVzdCDDpMO2w7w=?=\r\n"
+          b"Date: Wed, 01 Jul 2026 12:34:56 +0200\r\n"
+          b"Message-ID: <fetch-1@example.net>\r\n"
+          b"In-Reply-To: <parent@example.net>\r\n"
+          b"X-Folded: first\r\n second\r\n"
+          b"MIME-Version: 1.0\r\n"
+          b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n")
+
+PART1_HDR = b"Content-Type: multipart/alternative; boundary=inner\r\n"
+PART11_HDR = (b"Content-Type: text/plain; charset=utf-8\r\n"
+              b"Content-Transfer-Encoding: quoted-printable\r\n")
+PART12_HDR = b"Content-Type: text/html; charset=us-ascii\r\n"
+PART2_HDR = (b"Content-Type: application/octet-stream; name=\"data.bin\"\r\n"
+             b"Content-Disposition: attachment; filename=\"data.bin\"\r\n"
+             b"Content-Transfer-Encoding: base64\r\n")
+PART3_HDR = b"Content-Type: message/rfc822\r\n"
+
+PART1_BODY = (b"--inner\r\n" + PART11_HDR + CRLF + PLAIN_QP +
+              b"\r\n--inner\r\n" + PART12_HDR + CRLF + HTML +
+              b"\r\n--inner--\r\n")
+BODY = (b"This is a multi-part message.\r\n"
+        b"--outer\r\n" + PART1_HDR + CRLF + PART1_BODY +
+        b"\r\n--outer\r\n" + PART2_HDR + CRLF + ATTACH_B64 +
+        b"\r\n--outer\r\n" + PART3_HDR + CRLF + INNER +
+        b"\r\n--outer--\r\n")
+MESSAGE = HEADER + CRLF + BODY
+
+SIMPLE = (b"From: a@example.net\r\nTo: imap@example.test\r\n"
+          b"Subject: simple\r\nMessage-ID: <fetch-simple@example.net>\r\n"
+          b"\r\n0123456789abcdefghij\r\n")
+
+
+@pytest.fixture(scope="module")
+def box(imap):
+    """INBOX holding MESSAGE and SIMPLE delivered over SMTP; returns
+    (daemon, {name: uid})."""
+    imap_deliver(imap, [MESSAGE, SIMPLE])
+    c = imap_client(imap, select="INBOX")
+    uids = {}
+    for name, mid in (("mime", "fetch-1"), ("simple", "fetch-simple")):
+        out = c.ok('UID SEARCH HEADER Message-ID "<%s@example.net>"' % mid)
+        uids[name] = int(out[0].split()[-1])
+    c.close()
+    return imap, uids
+
+
+@pytest.fixture
+def c(box):
+    cl = imap_client(box[0], select="INBOX")
+    yield cl
+    cl.close()
+
+
+def ufetch(c, uid, items):
+    res = imap_fetch(c, "UID FETCH %d %s" % (uid, items))
+    assert len(res) == 1, res
+    return res[0][1]
+
+
+def test_body_matches_delivery_and_message_show(box, c):
+    p, uids = box
+    uid = uids["mime"]
+    it = ufetch(c, uid, "(BODY.PEEK[] RFC822.SIZE UID)")
+    body = it["BODY[]"]
+    shown = p.message_show(IMAP_USER, "INBOX", uid)
+    assert body == shown
+    added, rest = split_trace(body)
+    assert rest == MESSAGE
+    assert "received" in added and "delivered-to" in added
+    assert int(it["RFC822.SIZE"]) == len(body)
+    assert int(it["UID"]) == uid
+    # RFC822 is BODY[] by its old name.
+    it = ufetch(c, uids["simple"], "(RFC822.HEADER RFC822.TEXT)")
+    assert it["RFC822.TEXT"] == b"0123456789abcdefghij\r\n"
+    assert it["RFC822.HEADER"].endswith(SIMPLE.split(b"\r\n\r\n")[0] +
+                                        b"\r\n\r\n")
+
+
+def section(items, start):
+    """The one item whose name starts so."""
+    keys = [k for k in items if k.startswith(start)]
+    assert len(keys) == 1, items
+    return items[keys[0]]
+
+
+def decoded(word):
+    """An encoded-word phrase decoded (the server may re-encode)."""
+    return str(email.header.make_header(
+        email.header.decode_header(word.decode("latin-1"))))
+
+
+def test_header_and_text(box, c):
+    uid = box[1]["mime"]
+    it = ufetch(c, uid, "(BODY.PEEK[HEADER] BODY.PEEK[TEXT])")
+    assert it["BODY[HEADER]"].endswith(HEADER + CRLF)
+    assert it["BODY[TEXT]"] == BODY
+    # HEADER.FIELDS: the fields asked for, as they are, then a blank
+    # line; names are case-insensitive; folded fields whole.
+    it = ufetch(c, uid, "BODY.PEEK[HEADER.FIELDS (subject X-FOLDED "
+                "x-nothing)]")
+    val = section(it, "BODY[HEADER.FIELDS (")
+    assert val == (b"Subject: =?utf-8?B?RmV0Y2ggdGVzdCDDpMO2w7w=?=\r\n"
+                   b"X-Folded: first\r\n second\r\n\r\n")
+    it = ufetch(c, uid, "BODY.PEEK[HEADER.FIELDS.NOT (Received Return-Path "
+                "Delivered-To Subject Content-Type X-Folded)]")
+    val = section(it, "BODY[HEADER.FIELDS.NOT (")
+    want = b"".join(ln + CRLF for ln in HEADER.split(CRLF)[:-1]
+                    if not re.match(rb"(?i)(subject|content-type|x-folded"
+                                    rb"|received|return-path|delivered-to):",
+                                    ln) and not ln.startswith(b" "))
+    assert val == want + CRLF, val
+    # A header-fields list nothing matches: just the blank line.
+    it = ufetch(c, uid, "BODY.PEEK[HEADER.FIELDS (X-Absent)]")
+    assert section(it, "BODY[HEADER.FIELDS (") == CRLF
+
+
+def test_mime_parts(box, c):
+    uid = box[1]["mime"]
+    it = ufetch(c, uid, "(BODY.PEEK[1] BODY.PEEK[1.1] BODY.PEEK[1.2] "
+                "BODY.PEEK[2] BODY.PEEK[3] BODY.PEEK[1.MIME] "
+                "BODY.PEEK[1.2.MIME] BODY.PEEK[2.MIME])")
+    assert it["BODY[1]"] == PART1_BODY
+    assert it["BODY[1.1]"] == PLAIN_QP
+    assert it["BODY[1.2]"] == HTML
+    assert it["BODY[2]"] == ATTACH_B64
+    assert it["BODY[3]"] == INNER
+    assert it["BODY[1.MIME]"] == PART1_HDR + CRLF
+    assert it["BODY[1.2.MIME]"] == PART12_HDR + CRLF
+    assert it["BODY[2.MIME]"] == PART2_HDR + CRLF
+    # Inside the message/rfc822 part.
+    it = ufetch(c, uid, "(BODY.PEEK[3.HEADER] BODY.PEEK[3.TEXT] "
+                "BODY.PEEK[3.1] BODY.PEEK[3.HEADER.FIELDS (SUBJECT)])")
+    inner_h, inner_b = INNER.split(b"\r\n\r\n", 1)
+    assert it["BODY[3.HEADER]"] == inner_h + b"\r\n\r\n"
+    assert it["BODY[3.TEXT]"] == inner_b
+    assert it["BODY[3.1]"] == inner_b
+    assert it["BODY[3.HEADER.FIELDS (SUBJECT)]"] == \
+        b"Subject: inner message\r\n\r\n"
+    # A non-multipart message: part 1 is its body.
+    it = ufetch(c, box[1]["simple"], "BODY.PEEK[1]")
+    assert it["BODY[1]"] == b"0123456789abcdefghij\r\n"
+    # A part that does not exist: empty, or NO; never the wrong bytes.
+    tagged, out = c.cmd("UID FETCH %d BODY.PEEK[9]" % uid)
+    if tagged.split()[1] == "OK":
+        it = imap_fetch_items([ln for ln in out if " FETCH " in ln][0])[1]
+        assert it.get("BODY[9]") in (b"", None), it
+    else:
+        assert tagged.split()[1] == "NO", tagged
+
+
+def test_partial(box, c):
+    uid = box[1]["simple"]
+    text = b"0123456789abcdefghij\r\n"
+    out = c.ok("UID FETCH %d (BODY.PEEK[TEXT]<0.10>)" % uid)
+    assert "BODY[TEXT]<0> {10}" in out[0], out
+    it = imap_fetch_items(out[0])[1]
+    assert it["BODY[TEXT]<0>"] == text[:10]
+    it = ufetch(c, uid, "BODY.PEEK[TEXT]<5.3>")
+    assert it["BODY[TEXT]<5>"] == b"567"
+    # Past the end: what there is; beyond it: empty.
+    it = ufetch(c, uid, "BODY.PEEK[TEXT]<20.100>")
+    assert it["BODY[TEXT]<20>"] == b"\r\n"
+    it = ufetch(c, uid, "BODY.PEEK[TEXT]<500.10>")
+    assert it["BODY[TEXT]<500>"] == b""
+    full = ufetch(c, uid, "BODY.PEEK[]")["BODY[]"]
+    it = ufetch(c, uid, "BODY.PEEK[]<0.10>")
+    assert it["BODY[]<0>"] == full[:10]
+    it = ufetch(c, uid, "BINARY.PEEK[1]<2.4>")
+    assert it["BINARY[1]<2>"] == b"2345"
+    # A partial without its length is a syntax error.
+    t, _ = c.cmd("UID FETCH %d BODY.PEEK[TEXT]<5.>" % uid)
+    assert t.split()[1] == "BAD", t
+
+
+def test_seen(box):
+    p, uids = box
+    c = imap_client(p, select="INBOX")
+    uid = uids["simple"]
+    c.ok("UID STORE %d -FLAGS.SILENT (\\Seen)" % uid)
+    ufetch(c, uid, "(BODY.PEEK[TEXT] BINARY.PEEK[1] RFC822.HEADER)")
+    assert "\\Seen" not in ufetch(c, uid, "FLAGS")["FLAGS"]
+    # BODY[...] sets \Seen and says so in the same response.
+    res = imap_fetch(c, "UID FETCH %d BODY[TEXT]" % uid)
+    assert "\\Seen" in res[0][1].get("FLAGS", []), res
+    assert "\\Seen" in ufetch(c, uid, "FLAGS")["FLAGS"]
+    for item in ("BINARY[1]", "RFC822", "RFC822.TEXT", "BODY[HEADER]"):
+        c.ok("UID STORE %d -FLAGS.SILENT (\\Seen)" % uid)
+        ufetch(c, uid, item)
+        assert "\\Seen" in ufetch(c, uid, "FLAGS")["FLAGS"], item
+    # EXAMINE: nothing is set.
+    c.ok("UID STORE %d -FLAGS.SILENT (\\Seen)" % uid)
+    c.ok("EXAMINE INBOX")
+    ufetch(c, uid, "BODY[]")
+    assert "\\Seen" not in ufetch(c, uid, "FLAGS")["FLAGS"]
+    c.close()
+
+
+def test_binary(box, c):
+    uid = box[1]["mime"]
+    it = ufetch(c, uid, "(BINARY.PEEK[2] BINARY.SIZE[2] BINARY.PEEK[1.1] "
+                "BINARY.SIZE[1.1] BINARY.PEEK[1.2] BINARY.SIZE[1.2])")
+    assert it["BINARY[2]"] == ATTACH
+    assert int(it["BINARY.SIZE[2]"]) == len(ATTACH)
+    assert it["BINARY[1.1]"] == PLAIN
+    assert int(it["BINARY.SIZE[1.1]"]) == len(PLAIN)
+    assert it["BINARY[1.2]"] == HTML
+    assert int(it["BINARY.SIZE[1.2]"]) == len(HTML)
+    # Bytes with NUL go as literal8.
+    out = c.ok("UID FETCH %d BINARY.PEEK[2]" % uid)
+    assert "BINARY[2] ~{%d}" % len(ATTACH) in out[0]
+
+
+def test_binary_unknown_cte(imap):
+    c = imap_client(imap)
+    c.ok("CREATE Cte")
+    m = (b"From: a@b\r\nSubject: cte\r\nMIME-Version: 1.0\r\n"
+         b"Content-Type: text/plain\r\n"
+         b"Content-Transfer-Encoding: x-unheard-of\r\n\r\nzzz\r\n")
+    c.send(b"a APPEND Cte {%d+}\r\n%s\r\n" % (len(m), m))
+    assert c.until("a")[-1].startswith("a OK")
+    c.ok("SELECT Cte")
+    t, _ = c.cmd("FETCH 1 BINARY.PEEK[1]")
+    assert t.split()[1] == "NO" and "[UNKNOWN-CTE]" in t, t
+    c.ok("FETCH 1 BODY.PEEK[1]")
+    c.close()
+
+
+def test_envelope(box, c):
+    env = ufetch(c, box[1]["mime"], "ENVELOPE")["ENVELOPE"]
+    assert env[0] == b"Wed, 01 Jul 2026 12:34:56 +0200"
+    assert env[1] == b"=?utf-8?B?RmV0Y2ggdGVzdCDDpMO2w7w=?="
+    assert env[2] == [[b"Bob Example", None, b"bob", b"example.net"]]
+    assert env[3] == [[None, None, b"sec", b"example.net"]]
+    assert env[4] == [[None, None, b"replies", b"example.net"]]
+    assert env[5] == [[b"Imap User", None, b"imap", b"example.test"],
+                      [None, None, b"carol", b"example.test"]]
+    assert len(env[6]) == 1 and env[6][0][1:] == [None, b"jurgen",
+                                                  b"example.org"]
+    assert decoded(env[6][0][0]) == "J\u00fcrgen"
+    assert env[7] is None
+    assert env[8] == b"<parent@example.net>"
+    assert env[9] == b"<fetch-1@example.net>"
+    # Sender and Reply-To default to From (RFC 9051 7.5.2).
+    env = ufetch(c, box[1]["simple"], "ENVELOPE")["ENVELOPE"]
+    assert env[2] == env[3] == env[4] == [[None, None, b"a",
+                                           b"example.net"]]
+    assert env[0] is None and env[6] is None and env[8] is None
+
+
+def test_envelope_groups_and_quoting(imap):
+    c = imap_client(imap)
+    c.ok("CREATE Env")
+    m = (b"From: \"Doe, John \\\"JD\\\"\" <john@example.net>\r\n"
+         b"To: undisclosed-recipients:;\r\n"
+         b"Cc: Team: a@example.net, b@example.net;\r\n"
+         b"Subject: groups\r\n\r\nx\r\n")
+    c.send(b"a APPEND Env {%d+}\r\n%s\r\n" % (len(m), m))
+    assert c.until("a")[-1].startswith("a OK")
+    c.ok("EXAMINE Env")
+    env = imap_fetch(c, "1 ENVELOPE")[0][1]["ENVELOPE"]
+    assert env[2] == [[b'Doe, John "JD"', None, b"john", b"example.net"]]
+    # Groups: (NIL NIL "name" NIL) ... (NIL NIL NIL NIL).
+    assert env[5] == [[None, None, b"undisclosed-recipients", None],
+                      [None, None, None, None]]
+    assert env[6] == [[None, None, b"Team", None],
+                      [None, None, b"a", b"example.net"],
+                      [None, None, b"b", b"example.net"],
+                      [None, None, None, None]]
+    c.close()
+
+
+def test_bodystructure(box, c):
+    uid = box[1]["mime"]
+    bs = ufetch(c, uid, "BODYSTRUCTURE")["BODYSTRUCTURE"]
+    # multipart/mixed: three parts, subtype, then extension data.
+    assert len([x for x in bs if isinstance(x, list)]) >= 3
+    alt, att, rfc = bs[0], bs[1], bs[2]
+    assert bs[3].upper() == b"MIXED"
+    assert [x.upper() for x in bs[4]] == [b"BOUNDARY", b"OUTER"]
+    # multipart/alternative of text/plain (QP) and text/html.
+    plain, html = alt[0], alt[1]
+    assert alt[2].upper() == b"ALTERNATIVE"
+    assert plain[0].upper() == b"TEXT" and plain[1].upper() == b"PLAIN"
+    assert [x.upper() for x in plain[2]] == [b"CHARSET", b"UTF-8"]
+    assert plain[5].upper() == b"QUOTED-PRINTABLE"
+    assert int(plain[6]) == len(PLAIN_QP)
+    assert int(plain[7]) == PLAIN_QP.count(CRLF)
+    assert html[1].upper() == b"HTML" and int(html[6]) == len(HTML)
+    assert int(html[7]) == 1
+    # The attachment: type, name, base64, size; disposition in the
+    # extension data.
+    assert att[0].upper() == b"APPLICATION"
+    assert att[1].upper() == b"OCTET-STREAM"
+    assert [x.upper() for x in att[2]] == [b"NAME", b"DATA.BIN"]
+    assert att[5].upper() == b"BASE64" and int(att[6]) == len(ATTACH_B64)
+    disp = att[8]
+    assert disp[0].upper() == b"ATTACHMENT"
+    assert [x.upper() for x in disp[1]] == [b"FILENAME", b"DATA.BIN"]
+    # message/rfc822: envelope, body structure and lines of its own.
+    assert rfc[0].upper() == b"MESSAGE" and rfc[1].upper() == b"RFC822"
+    assert int(rfc[6]) == len(INNER)
+    assert rfc[7][1] == b"inner message"
+    assert rfc[8][0].upper() == b"TEXT"
+    assert int(rfc[9]) == INNER.count(CRLF)
+    # BODY: the same without extension data.
+    b = ufetch(c, uid, "BODY")["BODY"]
+    assert b[0][0][0].upper() == b"TEXT"
+    assert b[1][0].upper() == b"APPLICATION" and len(b[1]) == 7
+    assert b[3].upper() == b"MIXED" and len(b) == 4
+    # A non-MIME message: text/plain us-ascii 7bit by default.
+    bs = ufetch(c, box[1]["simple"], "BODYSTRUCTURE")["BODYSTRUCTURE"]
+    assert bs[0].upper() == b"TEXT" and bs[1].upper() == b"PLAIN"
+    assert [x.upper() for x in bs[2]] == [b"CHARSET", b"US-ASCII"]
+    assert bs[5].upper() == b"7BIT"
+    assert int(bs[6]) == len(b"0123456789abcdefghij\r\n")
+    assert int(bs[7]) == 1
+
+
+def test_flags_internaldate_size_macros(box, c):
+    uid = box[1]["simple"]
+    c.ok("UID STORE %d FLAGS (\\Flagged $Label)" % uid)
+    it = ufetch(c, uid, "(FLAGS INTERNALDATE RFC822.SIZE)")
+    assert set(f.lower() for f in it["FLAGS"]) >= {"\\flagged", "$label"}
+    date = datetime.datetime.strptime(it["INTERNALDATE"].decode(),
+                                      "%d-%b-%Y %H:%M:%S %z")
+    assert abs(date.timestamp() - time.time()) < 600
+    size = int(it["RFC822.SIZE"])
+    assert size == len(ufetch(c, uid, "BODY.PEEK[]")["BODY[]"])
+    # FAST, ALL, FULL.
+    it = ufetch(c, uid, "FAST")
+    assert {"FLAGS", "INTERNALDATE", "RFC822.SIZE"} <= set(it)
+    it = ufetch(c, uid, "ALL")
+    assert {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"} <= set(it)
+    it = ufetch(c, uid, "FULL")
+    assert {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE",
+            "BODY"} <= set(it)
+    c.ok("UID STORE %d -FLAGS (\\Flagged $Label)" % uid)
+
+
+def test_uid_and_modseq(box, c):
+    uid = box[1]["simple"]
+    # A UID FETCH always carries UID, even when not asked.
+    it = ufetch(c, uid, "FLAGS")
+    assert int(it["UID"]) == uid
+    it = ufetch(c, uid, "MODSEQ")
+    m1 = int(it["MODSEQ"][0])
+    c.ok("UID STORE %d +FLAGS.SILENT ($Bumped)" % uid)
+    m2 = int(ufetch(c, uid, "MODSEQ")["MODSEQ"][0])
+    assert m2 > m1
+    # FETCH MODSEQ enables CONDSTORE: FETCH responses now carry MODSEQ.
+    res = imap_fetch(c, "UID FETCH %d FLAGS" % uid)
+    assert "MODSEQ" in res[0][1], res
+    # Sequence ranges, *, and a UID range past the end.
+    res = imap_fetch(c, "1:* UID")
+    assert [s for s, _ in res] == list(range(1, len(res) + 1))
+    res2 = imap_fetch(c, "* UID")
+    assert res2[0][0] == len(res)
+    res3 = imap_fetch(c, "UID FETCH %d:4294967295 UID" % uid)
+    assert int(res3[0][1]["UID"]) == uid
+    c.ok("UID STORE %d -FLAGS.SILENT ($Bumped)" % uid)
+
+
+def test_fetch_errors(box, c):
+    for bad in ("1 (FLAGS", "1 BODY[", "1 BODY[HEADER.FIELDS]",
+                "1 FROB", "0 FLAGS", "1 BODY[0]", "1 BINARY[HEADER]",
+                "a:b FLAGS", "1 BODY[]<1.2.3>", "1"):
+        t, _ = c.cmd("FETCH " + bad)
+        assert t.split()[1] == "BAD", (bad, t)
+    c.ok("NOOP")
+    # UID FETCH of UIDs that do not exist: OK with nothing.
+    t, out = c.cmd("UID FETCH 4000000000 FLAGS")
+    assert t.split()[1] == "OK" and out == [], (t, out)
+
+
+def test_large_message_body(imap):
+    """A body bigger than any buffer comes back whole."""
+    c = imap_client(imap)
+    c.ok("CREATE Large")
+    line = b"".join(b"%07d " % i + b"z" * 70 + b"\r\n" for i in range(40000))
+    m = b"From: a@b\r\nSubject: large\r\n\r\n" + line
+    c.send(b"a APPEND Large {%d+}\r\n%s\r\n" % (len(m), m))
+    assert c.until("a")[-1].startswith("a OK")
+    c.ok("EXAMINE Large")
+    it = imap_fetch(c, "1 (BODY.PEEK[] BODY.PEEK[TEXT]<1000000.20>)")[0][1]
+    assert it["BODY[]"] == m
+    assert it["BODY[TEXT]<1000000>"] == line[1000000:1000020]
+    c.close()
