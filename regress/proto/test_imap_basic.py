@@ -435,3 +435,87 @@ def test_binary_and_mailbox_admin(imap_server):
     typ, data = m.select("Nope")
     assert typ == "NO" and b"NONEXISTENT" in data[0]
     m.logout()
+
+
+def test_sort_thread_copy_close(imap_server):
+    p = imap_server
+    dave = "dave@example.test"
+    p.add_account(dave, "dave-secret-1")
+    deliver(p, "bravo", to=dave, extra="Message-ID: <a@x>\r\n")
+    deliver(p, "Re: bravo", to=dave,
+            extra="Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\n"
+            "References: <a@x>\r\n")
+    deliver(p, "alpha", to=dave, extra="Message-ID: <c@x>\r\n")
+    r = Raw(p.ports["imaps"], tls=True)
+    r.cmd("a", "LOGIN %s dave-secret-1" % dave)
+    r.cmd("b", "SELECT INBOX")
+    out = r.cmd("c", "SORT (SUBJECT) UTF-8 ALL")
+    assert out[0] == "* SORT 3 1 2"
+    # Ties keep ascending order: only the key is reversed (RFC 5256).
+    out = r.cmd("d", "SORT (REVERSE SUBJECT) UTF-8 ALL")
+    assert out[0] == "* SORT 1 2 3"
+    out = r.cmd("d2", "UID SORT (SUBJECT) UTF-8 NOT SUBJECT bravo")
+    assert re.match(r"\* SORT \d+$", out[0])
+    out = r.cmd("e", "THREAD REFERENCES UTF-8 ALL")
+    assert out[0] == "* THREAD (1 2)(3)"
+    out = r.cmd("f", "THREAD ORDEREDSUBJECT UTF-8 ALL")
+    assert out[0].startswith("* THREAD ")
+    out = r.cmd("g", "COPY 1 Nowhere")
+    assert out[-1].startswith("g NO [TRYCREATE]")
+    out = r.cmd("h", "COPY 1:2 INBOX")
+    assert re.match(r"h OK \[COPYUID \d+ 1:2 4:5\]", out[-1])
+    assert "* 5 EXISTS" in out
+    r.cmd("i", "STORE 4:5 +FLAGS (\\Deleted)")
+    assert r.cmd("j", "CLOSE")[-1] == "j OK CLOSE completed"
+    out = r.cmd("k", "STATUS INBOX (MESSAGES DELETED)")
+    assert "MESSAGES 3 DELETED 0" in out[0]
+    assert r.cmd("l", "FETCH 1 FLAGS")[-1].startswith("l BAD")
+    r.close()
+
+
+def test_pipelining_and_rev1_items(imap_server):
+    p = imap_server
+    r = Raw(p.ports["imaps"], tls=True)
+    # Several commands in one packet are answered in order.
+    r.send("a LOGIN %s %s\r\nb SELECT INBOX\r\nc FETCH 1 (RFC822.HEADER)\r\n"
+           "d FETCH 1 (RFC822.TEXT RFC822.SIZE)\r\ne NOOP\r\n"
+           % (USER, PASSWORD))
+    out = r.until("e")
+    tags = [ln.split()[0] for ln in out if not ln.startswith("*")]
+    assert tags == ["a", "b", "c", "d", "e"]
+    assert any("RFC822.HEADER {" in ln for ln in out)
+    assert any("RFC822.TEXT {" in ln for ln in out)
+    assert any(ln == "* 0 RECENT" for ln in out)
+    out = r.cmd("f", "ID (\"name\" \"test\")")
+    assert out[0].startswith('* ID ("name" "Postern"')
+    assert r.cmd("g", "CHECK")[-1] == "g OK CHECK completed"
+    r.close()
+
+
+def test_utf8_and_mutf7_names(imap_server):
+    p = imap_server
+    r = Raw(p.ports["imaps"], tls=True)
+    r.cmd("a", "LOGIN %s %s" % (USER, PASSWORD))
+    assert r.cmd("b", "CREATE \"&AMQ-rger\"")[-1].startswith("b OK")
+    out = r.cmd("c", "LIST \"\" \"&AMQ-*\"")
+    assert '* LIST (\\HasNoChildren) "/" "&AMQ-rger"' in out
+    assert r.cmd("d", "CREATE \"&AMQ\"")[-1].startswith("d NO")
+    assert "* ENABLED UTF8=ACCEPT" in r.cmd("e", "ENABLE UTF8=ACCEPT")
+    r.send("f LIST \"\" \"\xc3\x84*\"\r\n".encode("latin-1"))
+    out = r.until("f")
+    assert '* LIST (\\HasNoChildren) "/" "\xc3\x84rger"' in out
+    r.close()
+
+
+def test_auth_lockout(module_factory):
+    p = module_factory(listeners=["smtp", "imaps"],
+                       config_extra="limit auth-failures 2\n"
+                       "limit auth-lockout 1h\n")
+    p.add_account(USER, PASSWORD)
+    r = Raw(p.ports["imaps"], tls=True)
+    for t in ("a", "b"):
+        assert r.cmd(t, "LOGIN %s wrong" % USER)[-1].startswith(
+            t + " NO [AUTHENTICATIONFAILED]")
+    out = r.cmd("c", "LOGIN %s %s" % (USER, PASSWORD))
+    assert out[-1].startswith("c NO [UNAVAILABLE]")
+    r.close()
