@@ -364,7 +364,11 @@ imap_session_accept(struct imapd_listener *il, int fd,
 	} while (s->id == 0 || RB_INSERT(imap_sessions, &sessions, s) != NULL);
 
 	io_set_callback(s->io, imap_io, s);
-	(void)io_set_maxline(s->io, imap_limit(LIMIT_IMAP_LINE));
+	/* Fixed for the session: a reload must not outgrow its buffer. */
+	s->maxline = imap_limit(LIMIT_IMAP_LINE);
+	if (s->maxline > IMAP_LINE_HARD_MAX)
+		s->maxline = IMAP_LINE_HARD_MAX;
+	(void)io_set_maxline(s->io, s->maxline);
 	io_set_lowat(s->io, IMAP_LOWAT);
 	if (io_set_fd(s->io, fd) == -1) {
 		log_warn("session %u: io_set_fd", s->id);
@@ -1093,10 +1097,8 @@ static int
 imap_getline(struct imap_session *s, char **linep, size_t *lenp)
 {
 	unsigned char	*p, *end;
-	size_t		 avail, max = imap_limit(LIMIT_IMAP_LINE), n;
+	size_t		 avail, max = s->maxline, n;
 
-	if (max > IMAP_LINE_HARD_MAX)
-		max = IMAP_LINE_HARD_MAX;
 	for (;;) {
 		if ((avail = io_datalen(s->io)) == 0)
 			return 0;
@@ -1192,7 +1194,7 @@ imap_line(struct imap_session *s, char *line, size_t len)
 {
 	struct imap_cmd	 acmd;
 	char		 err[128];
-	uint64_t	 n, max = imap_limit(LIMIT_IMAP_LINE);
+	uint64_t	 n, max = s->maxline;
 	int		 nonsync, binary, lit;
 	size_t		 marker;
 

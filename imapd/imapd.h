@@ -143,6 +143,7 @@ struct imap_session {
 	enum imap_after		 after;
 	int			 flags;
 	int			 badcmds;
+	size_t			 maxline;	/* imap-line-length */
 	char			 account[ADDRESS_MAX + 1];
 	char			 auth_user[65];
 	struct event		 ev_auth;
