@@ -271,11 +271,14 @@ utf8_valid(const char *p)
 	return 1;
 }
 
-/* A mailbox name from the client, as storaged wants it (UTF-8). */
+/*
+ * A mailbox name from the client, as storaged wants it (UTF-8), with
+ * INBOX in capitals however the client wrote it (RFC 9051 5.1).
+ */
 char *
 imap_mailbox_in(struct imap_session *s, const char *name)
 {
-	char		*out;
+	char		*copy, *out;
 	const char	*p;
 
 	if (strlen(name) > IMAP_MAILBOX_MAX)
@@ -283,28 +286,20 @@ imap_mailbox_in(struct imap_session *s, const char *name)
 	for (p = name; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return NULL;
-	if (strcasecmp(name, "INBOX") == 0)
-		return strdup("INBOX");
-	if (strncasecmp(name, "INBOX/", 6) == 0) {
-		if ((out = strdup(name)) != NULL)
-			memcpy(out, "INBOX", 5);
-		name = out;
-		if (name == NULL)
-			return NULL;
-		if (s->flags & SF_UTF8) {
-			if (!utf8_valid(name)) {
-				free(out);
-				return NULL;
-			}
-			return out;
-		}
-		p = imap_mutf7_decode(name);
-		free(out);
-		return (char *)p;
+	if ((copy = strdup(name)) == NULL)
+		return NULL;
+	if (strncasecmp(copy, "INBOX", 5) == 0 &&
+	    (copy[5] == '\0' || copy[5] == IMAP_HIERARCHY_SEP))
+		memcpy(copy, "INBOX", 5);
+	if (s->flags & SF_UTF8) {
+		if (utf8_valid(copy))
+			return copy;
+		free(copy);
+		return NULL;
 	}
-	if (s->flags & SF_UTF8)
-		return utf8_valid(name) ? strdup(name) : NULL;
-	return imap_mutf7_decode(name);
+	out = imap_mutf7_decode(copy);
+	free(copy);
+	return out;
 }
 
 void
