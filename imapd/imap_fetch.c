@@ -335,12 +335,23 @@ imap_fetch_resume(struct imap_session *s)
 	(void)fetch_batch(s);
 }
 
+static int
+u32_cmp(const void *a, const void *b)
+{
+	uint32_t	 x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static void
 fetch_finish(struct imap_session *s)
 {
 	struct fetch_ctx	*c = s->ctx;
 
-	if (c->error == 2)
+	if (strcmp(s->cmd.verb, "STORE") == 0)
+		imap_tagged(s, "OK", "%sSTORE completed",
+		    s->cmd.uid ? "UID " : "");
+	else if (c->error == 2)
 		imap_tagged(s, "NO", "[UNKNOWN-CTE] Cannot decode a part");
 	else if (c->error)
 		imap_tagged(s, "NO", "[SERVERBUG] Some messages could not be "
@@ -771,6 +782,7 @@ struct store_ctx {
 	struct imap_uidlist	 uids;
 	size_t			 next;
 	struct imap_uidlist	 modified;
+	struct imap_uidlist	 told;		/* FETCH sent for these */
 };
 
 static void
@@ -781,6 +793,7 @@ store_ctx_free(void *p)
 	imap_seqset_free(&c->st.set);
 	imap_uidlist_free(&c->uids);
 	imap_uidlist_free(&c->modified);
+	imap_uidlist_free(&c->told);
 	free(c);
 }
 
@@ -805,6 +818,41 @@ store_send(struct imap_session *s, struct store_ctx *c)
 		return -1;
 	}
 	imap_wait(s, WAIT_STORE);
+	return 0;
+}
+
+/*
+ * RFC 9051 6.4.6: without .SILENT each message's flags come back, also
+ * those the STORE left as they were, which storaged does not name: a
+ * FETCH FLAGS of those finishes the command.
+ */
+static int
+store_tell_unchanged(struct imap_session *s, struct store_ctx *sc)
+{
+	struct fetch_ctx	*c;
+	size_t			 i, j;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -1;
+	TAILQ_INIT(&c->held);
+	if (sc->told.n > 1)
+		qsort(sc->told.v, sc->told.n, sizeof(*sc->told.v), u32_cmp);
+	for (i = j = 0; i < sc->uids.n; i++) {
+		while (j < sc->told.n && sc->told.v[j] < sc->uids.v[i])
+			j++;
+		if (j < sc->told.n && sc->told.v[j] == sc->uids.v[i])
+			continue;
+		if (imap_uidlist_add(&c->uids, sc->uids.v[i]) == -1) {
+			fetch_ctx_free(c);
+			return -1;
+		}
+	}
+	c->f.atts[0].kind = FA_UID;
+	c->f.atts[1].kind = FA_FLAGS;
+	c->f.natts = 2;
+	c->what = IMAP_FETCH_FLAGS | IMAP_FETCH_META;
+	imap_ctx_set(s, c, fetch_ctx_free);
+	(void)fetch_batch(s);
 	return 0;
 }
 
@@ -871,6 +919,8 @@ imap_store_item(struct imap_session *s, struct imsg *imsg)
 	if (strcmp(s->cmd.verb, "FETCH") == 0 || c->st.silent)
 		return;
 	imap_flags_reply(s, uid, modseq, flags);
+	if (imap_uidlist_add(&c->told, uid) == -1)
+		fatal("%s", __func__);
 }
 
 void
@@ -932,6 +982,9 @@ imap_store_end(struct imap_session *s, struct imsg *imsg)
 		return;
 	}
 	if (c->modified.n == 0) {
+		if (!c->st.silent && c->told.n < c->uids.n &&
+		    store_tell_unchanged(s, c) == 0)
+			return;
 		imap_tagged(s, "OK", "%sSTORE completed",
 		    s->cmd.uid ? "UID " : "");
 		imap_done(s);

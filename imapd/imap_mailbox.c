@@ -784,7 +784,7 @@ imap_deselect(struct imap_session *s)
 	imap_uidlist_free(&s->pending);
 	imap_uidlist_free(&s->sync_new);
 	imap_uidlist_free(&s->saved);
-	s->flags &= ~(SF_CHANGED | SF_READONLY | SF_GONE);
+	s->flags &= ~(SF_CHANGED | SF_READONLY);
 }
 
 void

@@ -100,7 +100,6 @@ enum imap_after {
 #define SF_LONGLINE	0x0100	/* skipping the rest of a long line */
 #define SF_RESYNC	0x0200	/* skipping the rest of a refused command */
 #define SF_AUTHED	0x0400
-#define SF_GONE		0x0800	/* the selected mailbox was deleted */
 
 struct imap_client {
 	RB_ENTRY(imap_client)	 entry;
@@ -127,8 +126,6 @@ struct imap_uidlist {
 	size_t			 n;
 	size_t			 cap;
 };
-
-struct imap_msgbuf;
 
 struct imap_session {
 	RB_ENTRY(imap_session)	 entry;

@@ -391,6 +391,9 @@ def test_condstore_qresync_fetch(imap_server):
     out = r.cmd("e", "STORE 1 (UNCHANGEDSINCE %d) +FLAGS (\\Seen)" % m1)
     assert out[-1] == "e OK STORE completed"
     assert re.match(r"\* 1 FETCH \(UID \d+ FLAGS \(\\Seen\) MODSEQ", out[0])
+    # Flags left as they were still come back (RFC 9051 6.4.6).
+    out = r.cmd("e2", "STORE 1 +FLAGS (\\Seen)")
+    assert re.match(r"\* 1 FETCH \(UID \d+ FLAGS \(\\Seen\)", out[0])
     out = r.cmd("f", "STORE 1 (UNCHANGEDSINCE %d) +FLAGS (\\Flagged)" % m1)
     assert out[-1] == "f OK [MODIFIED 1] Conditional STORE failed"
     out = r.cmd("g", "FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % hms)
