@@ -1168,14 +1168,61 @@ imap_copy_result(struct imap_session *s, struct imsg *imsg)
 
 /* --- EXPUNGE, UID EXPUNGE ------------------------------------------- */
 
+struct expunge_ctx {
+	struct imap_uidlist	 uids;
+	size_t			 next;
+};
+
+static void
+expunge_ctx_free(void *p)
+{
+	struct expunge_ctx	*c = p;
+
+	imap_uidlist_free(&c->uids);
+	free(c);
+}
+
+static int
+expunge_send(struct imap_session *s, struct expunge_ctx *c)
+{
+	struct msg_out	 m;
+
+	msg_create(&m, IMSG_STORE_MSG_EXPUNGE, s->id, -1);
+	msg_add_u64(&m, s->mbox);
+	msg_add_u8(&m, c != NULL);
+	if (c != NULL)
+		c->next += imap_ranges_add(s, &m, c->uids.v + c->next,
+		    c->uids.n - c->next, SIZE_MAX);
+	else
+		msg_add_u32(&m, 0);
+	if (imap_send_storaged(s, &m) == -1) {
+		imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
+		imap_done(s);
+		return -1;
+	}
+	imap_wait(s, WAIT_EXPUNGE);
+	return 0;
+}
+
+/* UID EXPUNGE past IMAP_RANGES_MAX ranges: 1 if another part went. */
+int
+imap_expunge_more(struct imap_session *s)
+{
+	struct expunge_ctx	*c = s->ctx;
+
+	if (!s->cmd.uid || strcmp(s->cmd.verb, "EXPUNGE") != 0 ||
+	    c == NULL || c->next >= c->uids.n)
+		return 0;
+	(void)expunge_send(s, c);
+	return 1;
+}
+
 void
 imap_cmd_expunge(struct imap_session *s)
 {
 	struct imap_tok		*a = s->cmd.args.items;
 	struct imap_seqset	 set;
-	struct imap_uidlist	 uids;
-	struct msg_out		 m;
-	size_t			 n;
+	struct expunge_ctx	*c;
 
 	if ((s->cmd.uid && (s->cmd.args.nitems != 1 ||
 	    a[0].type != TOK_ATOM || imap_parse_seqset(a[0].s, &set) == -1)) ||
@@ -1192,35 +1239,26 @@ imap_cmd_expunge(struct imap_session *s)
 		imap_done(s);
 		return;
 	}
-	msg_create(&m, IMSG_STORE_MSG_EXPUNGE, s->id, -1);
-	msg_add_u64(&m, s->mbox);
-	msg_add_u8(&m, s->cmd.uid);
-	if (s->cmd.uid) {
-		if (imap_set_uids(s, &set, 1, &uids) == -1) {
-			imap_seqset_free(&set);
-			imap_bad(s, "Invalid UID set");
-			imap_done(s);
-			return;
-		}
+	if (!s->cmd.uid) {
+		(void)expunge_send(s, NULL);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("%s", __func__);
+	imap_ctx_set(s, c, expunge_ctx_free);
+	if (imap_set_uids(s, &set, 1, &c->uids) == -1) {
 		imap_seqset_free(&set);
-		if (uids.n == 0) {
-			imap_uidlist_free(&uids);
-			imap_tagged(s, "OK", "UID EXPUNGE completed");
-			imap_done(s);
-			return;
-		}
-		n = imap_ranges_add(s, &m, uids.v, uids.n, SIZE_MAX);
-		/* Beyond IMAP_RANGES_MAX ranges: the rest in a later one. */
-		(void)n;
-		imap_uidlist_free(&uids);
-	} else
-		msg_add_u32(&m, 0);
-	if (imap_send_storaged(s, &m) == -1) {
-		imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
+		imap_bad(s, "Invalid UID set");
 		imap_done(s);
 		return;
 	}
-	imap_wait(s, WAIT_EXPUNGE);
+	imap_seqset_free(&set);
+	if (c->uids.n == 0) {
+		imap_tagged(s, "OK", "UID EXPUNGE completed");
+		imap_done(s);
+		return;
+	}
+	(void)expunge_send(s, c);
 }
 
 /* --- APPEND --------------------------------------------------------- */

@@ -1012,6 +1012,8 @@ imap_mbox_result(struct imap_session *s, struct imsg *imsg)
 			imap_done(s);
 			break;
 		}
+		if (imap_expunge_more(s))
+			break;
 		if ((s->done = strdup(s->cmd.uid ? "OK UID EXPUNGE completed" :
 		    "OK EXPUNGE completed")) == NULL)
 			fatal("%s", __func__);

@@ -244,6 +244,7 @@ void	imap_cmd_fetch(struct imap_session *);
 void	imap_cmd_store(struct imap_session *);
 void	imap_cmd_copy(struct imap_session *);
 void	imap_cmd_expunge(struct imap_session *);
+int	imap_expunge_more(struct imap_session *);
 void	imap_cmd_append(struct imap_session *);
 void	imap_append_begin(struct imap_session *, struct imap_cmd *,
 	    uint64_t, int, int);
