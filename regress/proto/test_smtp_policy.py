@@ -342,3 +342,16 @@ def test_smtp_listener_has_no_sender_check(pm):
     mid = mark()
     send(pm, ["carol@example.test"], mid, mail_from="bob@example.test")
     got_once(pm, "carol@example.test", mid)
+
+
+def test_bare_postmaster(pm):
+    """RFC 5321 4.5.1: RCPT TO:<Postmaster>, without a domain, is taken
+    and reaches the postmaster of the (first) local domain."""
+    pm.ctl("alias", "add", "postmaster@example.test", "carol@example.test",
+           check=True)
+    try:
+        mid = mark()
+        send(pm, ["Postmaster"], mid)
+        got_once(pm, "carol@example.test", mid)
+    finally:
+        pm.ctl("alias", "del", "postmaster@example.test")
