@@ -805,12 +805,61 @@ def test_append_to_selected_mailbox(c):
     c.ok("CREATE ApSel")
     fill(c, "ApSel", 1, "aps")
     c.ok("SELECT ApSel")
-    t = append(c, "ApSel", msg("appended while selected"))
-    assert " OK " in t
-    out = c.ok("NOOP")
-    # The EXISTS may come with APPEND or with the next command.
-    out = c.ok("UID SEARCH ALL")
-    assert len(out[-1].split()) == 4, out
+    tag = c.tag()
+    data = msg("appended while selected").encode()
+    c.send(b"%s APPEND ApSel {%d+}\r\n%s\r\n" % (tag.encode(), len(data),
+                                                  data))
+    lines = c.until(tag)
+    assert " OK " in lines[-1], lines
+    # The EXISTS comes with APPEND or with the next command.
+    lines += c.ok("NOOP")
+    assert "* 2 EXISTS" in lines, lines
+    assert len(c.ok("UID SEARCH ALL")[-1].split()) == 4
+
+
+def test_append_utf8(c):
+    """UTF8=ACCEPT: APPEND's UTF8 (literal8) form (RFC 6855 4)."""
+    c.ok("ENABLE UTF8=ACCEPT")
+    c.ok("CREATE ApUtf8")
+    data = ("From: =?utf-8?q?x?= <x@example.net>\r\n"
+            "Subject: Gr\u00fc\u00dfe \u65e5\u672c\r\n\r\nbody\r\n").encode()
+    tag = c.tag()
+    c.send(b"%s APPEND ApUtf8 UTF8 (~{%d+}\r\n%s)\r\n"
+           % (tag.encode(), len(data), data))
+    t = c.until(tag)[-1]
+    assert t.startswith(tag + " OK"), t
+    c.ok("EXAMINE ApUtf8")
+    out = c.ok("FETCH 1 BODY.PEEK[]")
+    assert out[0].encode("latin-1").endswith(data + b")"), out
+
+
+def test_create_utf8_name(c):
+    """A mailbox name in UTF-8 once UTF8=ACCEPT is enabled."""
+    c.ok("ENABLE UTF8=ACCEPT")
+    name = "Entw\u00fcrfe \u65e5\u672c"
+    c.send(('%s CREATE "%s"\r\n' % ("u1", name)).encode())
+    assert c.until("u1")[-1].startswith("u1 OK")
+    out = c.ok('LIST "" "Entw*"')
+    assert any(name.encode().decode("latin-1") in ln for ln in out), out
+
+
+def test_accounts_are_apart(imap):
+    imap.add_account("apart@example.test", "apart-secret-1")
+    a = imap_client(imap)
+    a.ok("CREATE Private")
+    fill(a, "Private", 1, "priv")
+    b = imap_client(imap, "apart@example.test", "apart-secret-1")
+    t, _ = b.cmd("SELECT Private")
+    assert t.split()[1] == "NO" and "[NONEXISTENT]" in t, t
+    t, _ = b.cmd("STATUS Private (MESSAGES)")
+    assert t.split()[1] == "NO", t
+    res, _ = list_lines(b, '"" "*"')
+    assert "Private" not in res
+    t = append(b, "Private", msg("intruder"))
+    assert " NO " in t, t
+    assert status(a, "Private", "MESSAGES")["MESSAGES"] == 1
+    a.close()
+    b.close()
 
 
 def test_literal_plus_and_minus(c):

@@ -472,3 +472,69 @@ def test_sequence_numbers_in_step(pair, imap):
         time.sleep(0.05)
     assert None not in mb.uids
     assert mb.uids == uids_of(b) == uids_of(a)
+
+
+def test_copy_and_move_seen_by_watcher_of_destination(pair, imap):
+    a, b, name = pair
+    dst = name + "Dst"
+    a.ok("CREATE " + dst)
+    w = imap_client(imap, select=dst)
+    mw = Model(uids_of(w))
+    assert mw.uids == []
+    a.ok("COPY 1:2 " + dst)
+    noop_until(w, lambda ln: ln == "* 2 EXISTS", mw)
+    # MOVE: the destination grows, the source's watcher hears EXPUNGE.
+    mb = Model(uids_of(b))
+    a.ok("MOVE 4 " + dst)
+    noop_until(w, lambda ln: ln == "* 3 EXISTS", mw)
+    noop_until(b, lambda ln: ln == "* 4 EXPUNGE", mb)
+    mw.cmd(w, "FETCH 1:* (UID)")
+    assert mw.uids == uids_of(w)
+    assert mb.uids == uids_of(b)
+    w.close()
+
+
+def test_flag_through_another_mailbox(pair, imap):
+    """Flags belong to the message: a flag set on it in one mailbox
+    shows in every mailbox holding it, and a session that has the
+    other mailbox selected is told (its view stays true)."""
+    a, b, name = pair
+    other = name + "Other"
+    a.ok("CREATE " + other)
+    a.ok("COPY 1 " + other)
+    w = imap_client(imap, select=other)
+    out = w.ok("FETCH 1 (FLAGS)")
+    assert "$viaother" not in out[0].lower()
+    a.ok("STORE 1 +FLAGS ($ViaOther)")
+    out = w.ok("FETCH 1 (FLAGS)")
+    assert "$viaother" in " ".join(out).lower(), out
+    w.close()
+    w = imap_client(imap, select=other)
+    a.ok("STORE 1 -FLAGS ($ViaOther)")
+    noop_until(w, lambda ln: ln.startswith("* 1 FETCH") and
+               "$viaother" not in ln.lower())
+    w.close()
+
+
+def test_other_account_hears_nothing(pair, imap):
+    """Change events go only to sessions of the account that changed:
+    another account with a mailbox of the same name hears nothing."""
+    a, b, name = pair
+    imap.add_account("other-sync@example.test", "other-sync-1")
+    o = imap_client(imap, "other-sync@example.test", "other-sync-1")
+    o.ok("CREATE " + name)
+    o.ok("SELECT " + name)
+    a.ok("STORE 1:* +FLAGS (\\Seen)")
+    append(a, name, msg("not for other"))
+    noop_until(b, lambda ln: ln.endswith(" EXISTS"))
+    time.sleep(0.2)
+    _, out = o.cmd("NOOP")
+    assert out == [], out
+    o.send("i IDLE\r\n")
+    assert o.line().startswith("+ ")
+    a.ok("STORE 1:* -FLAGS (\\Seen)")
+    time.sleep(0.5)
+    o.send("DONE\r\n")
+    lines = o.until("i")
+    assert lines == ["i OK IDLE terminated"] or len(lines) == 1, lines
+    o.close()
