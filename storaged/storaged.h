@@ -115,6 +115,8 @@ void	 store_job_submit_first(struct store_job *);
 void	 store_db_sync(int, void (*)(void *), void *);
 int	 store_db_begin_lazy(void);
 int	 store_db_commit_lazy(void);
+int	 store_db_durable(void);
+void	 store_db_synced(void);
 void	 store_db_rollback_lazy(void);
 
 /* storaged/store_spool.c: acceptance, from SPOOL_OPEN to COMMIT */

@@ -245,7 +245,8 @@ store_blob_collect(void)
 	size_t	 i;
 	int	 known;
 
-	if (blob_npending == 0 || !sqlite3_get_autocommit(store_db))
+	if (blob_npending == 0 || !sqlite3_get_autocommit(store_db) ||
+	    !store_db_durable())
 		return;
 	for (i = 0; i < blob_npending; i++) {
 		if ((known = blob_known(blob_pending[i].hash)) != 0) {

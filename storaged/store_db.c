@@ -420,6 +420,8 @@ store_db_commit(void)
 		store_db_rollback();
 		return -1;
 	}
+	/* A lazy commit counts itself unsynced again right after. */
+	store_db_synced();
 	return 0;
 }
 

@@ -56,6 +56,12 @@ static struct db_sync_reqs	 db_sync_out =
 				    TAILQ_HEAD_INITIALIZER(db_sync_out);
 static int			 db_sync_dirsync;	/* for the next */
 static int			 db_sync_busy;
+/*
+ * Lazy commits made, and how many of them are known on disk: a file
+ * that a lazy commit stopped naming is unlinked only once they meet.
+ */
+static uint64_t			 db_lazy_made, db_lazy_synced;
+static uint64_t			 db_lazy_flushing;
 
 static void *
 sync_thread(void *arg)
@@ -187,6 +193,7 @@ db_sync_start(void)
 {
 	TAILQ_CONCAT(&db_sync_out, &db_sync_waiting, entry);
 	db_sync_busy = 1;
+	db_lazy_flushing = db_lazy_made;
 	db_sync_left = 1;
 	if (db_sync_dirsync) {
 		db_sync_left++;
@@ -215,6 +222,8 @@ db_sync_done(struct store_job *job)
 		return;
 	TAILQ_CONCAT(&done, &db_sync_out, entry);
 	db_sync_busy = 0;
+	if (db_lazy_synced < db_lazy_flushing)
+		db_lazy_synced = db_lazy_flushing;
 	if (!TAILQ_EMPTY(&db_sync_waiting))
 		db_sync_start();
 	while ((req = TAILQ_FIRST(&done)) != NULL) {
@@ -222,6 +231,21 @@ db_sync_done(struct store_job *job)
 		req->done(req->arg);
 		free(req);
 	}
+	store_blob_collect();
+}
+
+/* Whether every commit made so far is on disk. */
+int
+store_db_durable(void)
+{
+	return db_lazy_synced == db_lazy_made;
+}
+
+/* A commit with SQLite's own flush took every earlier one with it. */
+void
+store_db_synced(void)
+{
+	db_lazy_synced = db_lazy_made;
 }
 
 /*
@@ -278,6 +302,8 @@ store_db_commit_lazy(void)
 	int	 rc;
 
 	rc = store_db_commit();
+	if (rc == 0)
+		db_lazy_made++;
 	if (sync_exec("PRAGMA synchronous = FULL") == -1)
 		fatalx("%s: commits would not be durable", STORE_DB_PATH);
 	return rc;
