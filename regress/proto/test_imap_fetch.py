@@ -424,3 +424,110 @@ def test_large_message_body(imap):
     assert it["BODY[]"] == m
     assert it["BODY[TEXT]<1000000>"] == line[1000000:1000020]
     c.close()
+
+
+def test_one_blob_two_recipients(imap):
+    """One delivery to two accounts whose added header lines differ in
+    length: each sees its own trace lines and the same parts, at the
+    right offsets."""
+    other = "a-much-longer-address-for-offsets@example.test"
+    imap.add_account(other, "other-secret-1")
+    m = MESSAGE.replace(b"<fetch-1@example.net>", b"<fetch-two@example.net>")
+    before = len(imap.message_uids(other))
+    imap_deliver(imap, [m], to=IMAP_USER)
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", imap.ports["smtp"]) as s:
+        s.sendmail("bob@example.net", [IMAP_USER, other],
+                   m.replace(b"fetch-two", b"fetch-both"))
+    imap.wait_messages(other, before + 1)
+    got = {}
+    for user, pw in ((IMAP_USER, None), (other, "other-secret-1")):
+        c = imap_client(imap, user, pw, select="INBOX") if pw else \
+            imap_client(imap, select="INBOX")
+        deadline = time.time() + 10
+        while True:
+            out = c.ok('UID SEARCH HEADER Message-ID "<fetch-both@"')
+            ids = out[0].split()[2:]
+            if ids or time.time() > deadline:
+                break
+            time.sleep(0.1)
+            c.ok("NOOP")
+        assert len(ids) == 1, out
+        uid = int(ids[0])
+        it = ufetch(c, uid, "(BODY.PEEK[] BODY.PEEK[1.2] BODY.PEEK[2.MIME] "
+                    "BINARY.PEEK[2] BODY.PEEK[HEADER.FIELDS (DELIVERED-TO)] "
+                    "BODY.PEEK[3.TEXT] RFC822.SIZE)")
+        assert it["BODY[1.2]"] == HTML
+        assert it["BODY[2.MIME]"] == PART2_HDR + CRLF
+        assert it["BINARY[2]"] == ATTACH
+        assert it["BODY[3.TEXT]"] == INNER.split(b"\r\n\r\n", 1)[1]
+        assert user.encode() in section(it, "BODY[HEADER.FIELDS")
+        assert int(it["RFC822.SIZE"]) == len(it["BODY[]"])
+        got[user] = it["BODY[]"]
+        c.close()
+    a, b = (split_trace(got[u])[1] for u in (IMAP_USER, other))
+    assert a == b == m.replace(b"fetch-two", b"fetch-both")
+
+
+def append_raw(c, mailbox, data):
+    c.send(b"a APPEND %s {%d+}\r\n%s\r\n" % (mailbox.encode(), len(data),
+                                             data))
+    t = c.until("a")[-1]
+    assert t.startswith("a OK"), t
+
+
+def nested(depth):
+    deep = b"From: a@b\r\nSubject: deep\r\nMIME-Version: 1.0\r\n"
+    for k in range(depth):
+        deep += (b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n"
+                 b"--b%d\r\n" % (k, k))
+    deep += b"Content-Type: text/plain\r\n\r\nbottom\r\n"
+    for k in reversed(range(depth)):
+        deep += b"--b%d--\r\n" % k
+    return deep
+
+
+def test_odd_messages(imap):
+    """Messages with no body, a broken MIME structure or deep nesting:
+    FETCH answers sensibly and the session goes on."""
+    c = imap_client(imap)
+    c.ok("CREATE Odd")
+    header_only = b"From: a@b\r\nSubject: header only\r\n"
+    append_raw(c, "Odd", header_only)
+    unterminated = (b"From: a@b\r\nSubject: broken\r\nMIME-Version: 1.0\r\n"
+                    b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n"
+                    b"--zz\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+                    b"--zz\r\nContent-Type: text/plain\r\n\r\nsecond, "
+                    b"never closed\r\n")
+    append_raw(c, "Odd", unterminated)
+    deep = nested(20)
+    append_raw(c, "Odd", deep)
+    # Far deeper: stored, or refused with NO; the session goes on.
+    c.send(b"a APPEND Odd {%d+}\r\n%s\r\n" % (len(nested(300)),
+                                              nested(300)))
+    t = c.until("a")[-1]
+    assert t.startswith("a OK") or t.startswith("a NO"), t
+    c.ok("NOOP")
+    nosep = b"no header at all, just text\r\nand more\r\n"
+    append_raw(c, "Odd", nosep)
+    c.ok("EXAMINE Odd")
+    it = imap_fetch(c, "1 (BODY.PEEK[] BODY.PEEK[TEXT] BODY.PEEK[HEADER] "
+                    "BODYSTRUCTURE ENVELOPE)")[0][1]
+    assert it["BODY[]"] == header_only
+    assert it["BODY[TEXT]"] == b""
+    assert it["BODY[HEADER]"] == header_only
+    assert it["BODYSTRUCTURE"][0].upper() == b"TEXT"
+    it = imap_fetch(c, "2 (BODYSTRUCTURE BODY.PEEK[1] BODY.PEEK[2] "
+                    "BODY.PEEK[])")[0][1]
+    assert it["BODY[]"] == unterminated
+    assert it["BODY[1]"] == b"first"
+    assert it["BODY[2]"].startswith(b"second, never closed")
+    it = imap_fetch(c, "3 (BODYSTRUCTURE BODY.PEEK[] BODY.PEEK[%s])"
+                    % ".".join(["1"] * 20))[0][1]
+    assert it["BODY[]"] == deep
+    assert it["BODY[%s]" % ".".join(["1"] * 20)] == b"bottom"
+    it = imap_fetch(c, "4 (BODYSTRUCTURE BODY.PEEK[] ENVELOPE "
+                    "BODY.PEEK[TEXT])")[0][1]
+    assert it["BODY[]"] == nosep
+    c.ok("NOOP")
+    c.close()
