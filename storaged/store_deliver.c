@@ -893,11 +893,32 @@ job_reply(struct deliver_job *job)
 		log_warn("deliver done to queue");
 }
 
-/* Every DELIVER waiting, or the first DELIVER_BATCH_MAX, in one go. */
+/* The batch's transaction is on disk: now queue may hear of it. */
+static void
+deliver_synced(void *arg)
+{
+	struct deliver_jobs	*batch = arg;
+	struct deliver_job	*job;
+
+	while ((job = TAILQ_FIRST(batch)) != NULL) {
+		TAILQ_REMOVE(batch, job, entry);
+		job_reply(job);
+		job_free(job);
+	}
+	free(batch);
+}
+
+/*
+ * Every DELIVER waiting, or the first DELIVER_BATCH_MAX, in one go.
+ * The transaction commits without a flush on this thread; the answers
+ * wait for the sync threads' flush (store_db_sync), which commits of
+ * other work share.
+ */
 static void
 store_deliver_run(int fd, short ev, void *arg)
 {
 	struct deliver_jobs	 batch = TAILQ_HEAD_INITIALIZER(batch);
+	struct deliver_jobs	*done;
 	struct deliver_job	*job;
 	struct timeval		 tv = { 0, 0 };
 	time_t			 now = time(NULL);
@@ -917,7 +938,7 @@ store_deliver_run(int fd, short ev, void *arg)
 		log_debug("delivery: %zu queue entries in one transaction, "
 		    "%zu waiting", n, deliver_nwaiting);
 
-	ok = store_db_begin() == 0;
+	ok = store_db_begin_lazy() == 0;
 	TAILQ_FOREACH(job, &batch, entry) {
 		if (!ok)
 			break;
@@ -934,10 +955,11 @@ store_deliver_run(int fd, short ev, void *arg)
 		if (db_exec("RELEASE deliver") == -1)
 			ok = 0;
 	}
-	if (ok && store_db_commit() == -1)
+	if (ok && store_db_commit_lazy() == -1)
 		ok = 0;
+	else if (!ok)
+		store_db_rollback_lazy();
 	if (!ok) {
-		store_db_rollback();
 		TAILQ_FOREACH(job, &batch, entry) {
 			if (job->nrcpts == 0 && job_load_rcpts(job) == -1)
 				log_warnx("queue %016llx: cannot tell which "
@@ -947,12 +969,11 @@ store_deliver_run(int fd, short ev, void *arg)
 			    "4.3.0 storage error, will retry");
 		}
 	}
-	store_blob_collect();
-	while ((job = TAILQ_FIRST(&batch)) != NULL) {
-		TAILQ_REMOVE(&batch, job, entry);
-		job_reply(job);
-		job_free(job);
-	}
+	if ((done = malloc(sizeof(*done))) == NULL)
+		fatal("%s", __func__);
+	TAILQ_INIT(done);
+	TAILQ_CONCAT(done, &batch, entry);
+	store_db_sync(0, deliver_synced, done);
 }
 
 /* IMSG_STORE_DELIVER from queue: u64 queue id. */
