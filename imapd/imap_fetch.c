@@ -1273,6 +1273,8 @@ struct append_ctx {
 	/* read the literal, keep nothing */
 	int			 discard;
 	char			*error;		/* the tagged NO's text */
+	int			 bad;		/* BAD rather than NO */
+	int			 utf8_close;	/* a ")" ends UTF8 (...) */
 	uint32_t		 uidvalidity;
 	struct imap_uidlist	 uids;
 	int			 count;
@@ -1346,7 +1348,7 @@ append_message(struct imap_session *s, struct append_ctx *c, uint64_t n,
 	if (c->error != NULL) {
 		if (!nonsync) {
 			/* No "+": the client sends nothing more of it. */
-			imap_tagged(s, "NO", "%s", c->error);
+			imap_tagged(s, c->bad ? "BAD" : "NO", "%s", c->error);
 			imap_done(s);
 			return;
 		}
@@ -1366,7 +1368,7 @@ append_message(struct imap_session *s, struct append_ctx *c, uint64_t n,
 
 void
 imap_append_begin(struct imap_session *s, struct imap_cmd *cmd, uint64_t n,
-    int nonsync, int binary)
+    int nonsync, int utf8)
 {
 	struct append_ctx	*c;
 	const char		*err;
@@ -1377,11 +1379,14 @@ imap_append_begin(struct imap_session *s, struct imap_cmd *cmd, uint64_t n,
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		fatal("%s", __func__);
 	c->fd = -1;
+	c->utf8_close = utf8;
 	imap_ctx_set(s, c, append_ctx_free);
 	if (!imap_tok_is_astring(&cmd->args.items[0]) ||
 	    imap_parse_append_head(&cmd->args.items[1], cmd->args.nitems - 1,
-	    &next, &c->head, &err) == -1 || next != cmd->args.nitems - 1)
-		append_fail(c, "[CANNOT] Bad APPEND arguments");
+	    &next, &c->head, &err) == -1 || next != cmd->args.nitems - 1) {
+		append_fail(c, err);
+		c->bad = 1;
+	}
 	else if ((c->mailbox = imap_mailbox_in(s,
 	    cmd->args.items[0].s)) == NULL)
 		append_fail(c, "[TRYCREATE] No such mailbox");
@@ -1502,9 +1507,19 @@ imap_append_next(struct imap_session *s, char *line, size_t len)
 	size_t			 next, upto;
 	int			 nonsync, binary;
 
+	if (c->utf8_close) {
+		if (len == 0 || line[0] != ')') {
+			imap_bad(s, "Missing ) after UTF8 (literal8");
+			imap_done(s);
+			return;
+		}
+		c->utf8_close = 0;
+		line++;
+		len--;
+	}
 	if (len == 0) {
 		if (c->error != NULL) {
-			imap_tagged(s, "NO", "%s", c->error);
+			imap_tagged(s, c->bad ? "BAD" : "NO", "%s", c->error);
 			imap_done(s);
 			return;
 		}
@@ -1536,16 +1551,23 @@ imap_append_next(struct imap_session *s, char *line, size_t len)
 		return;
 	}
 	upto = strrchr(line, '{') - line - (binary ? 1 : 0);
+	if (upto > 6 && strncasecmp(line + upto - 6, "UTF8 (", 6) == 0) {
+		c->utf8_close = 1;
+		upto -= 6;
+	}
 	while (upto > 0 && line[upto - 1] == ' ')
 		upto--;
 	memset(&args, 0, sizeof(args));
 	args.type = TOK_LIST;
 	if (upto > 1 && imap_parse_args(line + 1, upto - 1, &args, e,
 	    sizeof(e)) == -1) {
-		append_fail(c, "[CANNOT] Bad APPEND arguments");
+		append_fail(c, e);
+		c->bad = 1;
 	} else if (imap_parse_append_head(args.items, args.nitems, &next,
-	    &c->head, &err) == -1 || next != args.nitems)
-		append_fail(c, "[CANNOT] Bad APPEND arguments");
+	    &c->head, &err) == -1 || next != args.nitems) {
+		append_fail(c, err);
+		c->bad = 1;
+	}
 	imap_tok_free(&args);
 	append_message(s, c, n, nonsync);
 }

@@ -659,6 +659,55 @@ list_one(struct imap_session *s, struct list_ctx *c,
 	imap_buf_free(&b);
 }
 
+/*
+ * RFC 3501 6.3.9: with "%", a subscribed a/b whose parent a is not
+ * subscribed makes LSUB name a, as \Noselect.
+ */
+static void
+lsub_parents(struct imap_session *s, struct list_ctx *c, const char *pattern)
+{
+	struct imap_buf		 b = IMAP_BUF_INIT;
+	char			*name, *sep, **told = NULL, **t;
+	size_t			 i, j, ntold = 0;
+
+	for (i = 0; i < c->nitems; i++) {
+		if (!c->items[i].subscribed ||
+		    (name = strdup(c->items[i].name)) == NULL)
+			continue;
+		while ((sep = strrchr(name, IMAP_HIERARCHY_SEP)) != NULL) {
+			*sep = '\0';
+			if (!list_match(s, pattern, name))
+				continue;
+			for (j = 0; j < c->nitems; j++)
+				if (c->items[j].subscribed &&
+				    strcmp(c->items[j].name, name) == 0)
+					break;
+			for (t = told; j == c->nitems && t < told + ntold; t++)
+				if (strcmp(*t, name) == 0)
+					break;
+			if (j < c->nitems || t < told + ntold)
+				continue;
+			if ((t = reallocarray(told, ntold + 1,
+			    sizeof(*told))) == NULL)
+				break;
+			told = t;
+			if ((told[ntold] = strdup(name)) == NULL)
+				break;
+			ntold++;
+			imap_buf_reset(&b);
+			imap_buf_printf(&b, "* LSUB (\\Noselect) \"%c\" ",
+			    IMAP_HIERARCHY_SEP);
+			imap_mailbox_out(s, &b, name);
+			imap_reply_buf(s, &b);
+		}
+		free(name);
+	}
+	for (i = 0; i < ntold; i++)
+		free(told[i]);
+	free(told);
+	imap_buf_free(&b);
+}
+
 static void
 list_reply(struct imap_session *s, struct list_ctx *c)
 {
@@ -709,6 +758,8 @@ list_reply(struct imap_session *s, struct list_ctx *c)
 			done[i] = 1;
 			list_one(s, c, &c->items[i], child);
 		}
+		if (c->lsub && strchr(pattern, '%') != NULL)
+			lsub_parents(s, c, pattern);
 		free(pattern);
 	}
 	free(done);
@@ -752,6 +803,7 @@ struct select_ctx {
 	char			*keywords;
 	struct imap_uidlist	 uids;
 	int			 got;
+	uint32_t		 unseen;	/* UINT32_MAX: none */
 };
 
 static void
@@ -881,11 +933,14 @@ imap_mbox_uids(struct imap_session *s, struct imsg *imsg)
 		imapd_malformed(imsg);
 }
 
+static void	select_finish(struct imap_session *);
+
 static void
 select_end(struct imap_session *s)
 {
 	struct select_ctx	*c = s->ctx;
 	struct imap_buf		 b = IMAP_BUF_INIT;
+	struct msg_out		 m;
 	int			 ro;
 
 	if (!c->got)
@@ -930,6 +985,73 @@ select_end(struct imap_session *s)
 	    "OK [READ-WRITE] SELECT completed");
 	if (s->done == NULL)
 		fatal("%s", __func__);
+	/* RFC 3501 6.3.1: an IMAP4rev1 client learns the first unseen. */
+	if (!(s->flags & SF_REV2) && s->uids.n > 0) {
+		msg_create(&m, IMSG_STORE_MSG_SEARCH, s->id, -1);
+		msg_add_u64(&m, s->mbox);
+		msg_add_u8(&m, 0);
+		msg_add_string(&m, "");
+		msg_add_u8(&m, SK_AND);
+		msg_add_u32(&m, 2);
+		msg_add_u8(&m, SK_UIDS);
+		msg_add_u32(&m, 1);
+		msg_add_u32(&m, 1);
+		msg_add_u32(&m, s->uids.v[s->uids.n - 1]);
+		msg_add_u8(&m, SK_NOT);
+		msg_add_u8(&m, SK_KEYWORD);
+		msg_add_string(&m, "\\Seen");
+		if (imap_send_storaged(s, &m) != -1) {
+			c->unseen = UINT32_MAX;
+			imap_wait(s, WAIT_SEARCH);
+			return;
+		}
+	}
+	select_finish(s);
+}
+
+/* The first unseen message's UID, from the search select_end() made. */
+void
+imap_select_unseen_uids(struct imap_session *s, struct imsg *imsg)
+{
+	struct select_ctx	*c = s->ctx;
+	struct msg_in		 m;
+	uint32_t		 n, i, uid;
+
+	msg_read(&m, imsg);
+	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
+		imapd_malformed(imsg);
+	for (i = 0; i < n; i++) {
+		if (msg_get_u32(&m, &uid) == -1)
+			imapd_malformed(imsg);
+		if (uid < c->unseen && imap_seq_of_uid(s, uid))
+			c->unseen = uid;
+	}
+	if (msg_end(&m) == -1)
+		imapd_malformed(imsg);
+}
+
+void
+imap_select_unseen_end(struct imap_session *s, struct imsg *imsg)
+{
+	struct select_ctx	*c = s->ctx;
+	struct msg_in		 m;
+	uint64_t		 hms;
+
+	msg_read(&m, imsg);
+	if (msg_get_u64(&m, &hms) == -1 || msg_end(&m) == -1)
+		imapd_malformed(imsg);
+	s->wait = WAIT_NONE;
+	if (c->unseen != UINT32_MAX)
+		imap_reply(s, "* OK [UNSEEN %zu] First unseen",
+		    imap_seq_of_uid(s, c->unseen));
+	select_finish(s);
+}
+
+static void
+select_finish(struct imap_session *s)
+{
+	struct select_ctx	*c = s->ctx;
+
 	if (c->sel.qresync && c->sel.uidvalidity == s->uidvalidity &&
 	    c->sel.modseq < s->highestmodseq) {
 		/* VANISHED (EARLIER) and flags changed since then. */

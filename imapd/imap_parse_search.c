@@ -14,6 +14,8 @@
 
 #include "imap_parse.h"
 
+#define BADCHARSET	"[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"
+
 /* --- SEARCH ------------------------------------------------------------ */
 
 struct sk_parser {
@@ -454,8 +456,13 @@ imap_parse_search(const struct imap_cmd *cmd, size_t first,
 		for (j = 0; s->sort[j]; j++)
 			s->sort[j] = toupper((unsigned char)s->sort[j]);
 		i++;
-		if (i >= nargs || search_charset(s, &args[i]) == -1)
+		/* The charset, then at least one key. */
+		if (i + 1 >= nargs)
 			return -1;
+		if (search_charset(s, &args[i]) == -1) {
+			*errp = BADCHARSET;
+			return -1;
+		}
 		i++;
 	} else if (strcmp(cmd->verb, "THREAD") == 0) {
 		*errp = "Syntax: THREAD algorithm charset keys";
@@ -472,8 +479,13 @@ imap_parse_search(const struct imap_cmd *cmd, size_t first,
 			return -1;
 		}
 		i++;
-		if (i >= nargs || search_charset(s, &args[i]) == -1)
+		/* The charset, then at least one key. */
+		if (i + 1 >= nargs)
 			return -1;
+		if (search_charset(s, &args[i]) == -1) {
+			*errp = BADCHARSET;
+			return -1;
+		}
 		i++;
 	}
 	if (i < nargs && imap_tok_is_atom(&args[i], "RETURN")) {
@@ -502,7 +514,7 @@ imap_parse_search(const struct imap_cmd *cmd, size_t first,
 		i++;
 	}
 	if (i + 1 < nargs && imap_tok_is_atom(&args[i], "CHARSET")) {
-		*errp = "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset";
+		*errp = BADCHARSET;
 		if (search_charset(s, &args[i + 1]) == -1)
 			return -1;
 		i += 2;

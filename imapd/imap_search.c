@@ -35,6 +35,14 @@ search_ctx_free(void *p)
 	free(c);
 }
 
+/* SELECT's own search for the first unseen message. */
+static int
+imap_selecting(struct imap_session *s)
+{
+	return s->has_cmd && (strcmp(s->cmd.verb, "SELECT") == 0 ||
+	    strcmp(s->cmd.verb, "EXAMINE") == 0);
+}
+
 /* Writes one node and its children; -1 with *err set. */
 static int
 search_node(struct imap_session *s, struct msg_out *m, struct imap_sk *k,
@@ -129,6 +137,9 @@ imap_cmd_search(struct imap_session *s)
 	else if (strcmp(s->cmd.verb, "THREAD") == 0)
 		c->kind = 2;
 	if (imap_parse_search(&s->cmd, 0, &c->search, &err) == -1) {
+		/* RFC 5182 2.1: a SAVE that fails leaves $ empty. */
+		if (c->search.ret & ESEARCH_SAVE)
+			imap_uidlist_free(&s->saved);
 		if (strncmp(err, "[BADCHARSET", 11) == 0)
 			imap_tagged(s, "NO", "%s", err);
 		else
@@ -161,6 +172,8 @@ imap_cmd_search(struct imap_session *s)
 		msg_add_u32(&m, last);
 	}
 	if (search_node(s, &m, c->search.prog, &err) == -1) {
+		if (c->search.ret & ESEARCH_SAVE)
+			imap_uidlist_free(&s->saved);
 		if (err[0] == '[')
 			imap_tagged(s, "NO", "%s", err);
 		else
@@ -190,6 +203,10 @@ imap_search_uids(struct imap_session *s, struct imsg *imsg)
 
 	if (s->wait != WAIT_SEARCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
+	if (imap_selecting(s)) {
+		imap_select_unseen_uids(s, imsg);
+		return;
+	}
 	msg_read(&m, imsg);
 	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
 		imapd_malformed(imsg);
@@ -250,6 +267,10 @@ imap_search_end(struct imap_session *s, struct imsg *imsg)
 
 	if (s->wait != WAIT_SEARCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
+	if (imap_selecting(s)) {
+		imap_select_unseen_end(s, imsg);
+		return;
+	}
 	msg_read(&m, imsg);
 	if (msg_get_u64(&m, &hms) == -1 || msg_end(&m) == -1)
 		imapd_malformed(imsg);

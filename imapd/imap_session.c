@@ -543,7 +543,9 @@ imap_auth_done(struct imap_session *s, int ok, const char *account)
 		(void)strlcpy(s->account, account, sizeof(s->account));
 		log_info("authentication succeeded for %s from %s", s->account,
 		    s->addr);
-		io_set_timeout(s->io, IMAP_AUTH_TIMEOUT * 1000);
+		io_set_timeout(s->io, (imap_limit(LIMIT_IDLE_TIMEOUT) >
+		    IMAP_AUTH_TIMEOUT ? imap_limit(LIMIT_IDLE_TIMEOUT) :
+		    IMAP_AUTH_TIMEOUT) * 1000);
 		imap_capabilities(s, caps, sizeof(caps));
 		imap_tagged(s, "OK", "[CAPABILITY %s] Logged in", caps);
 		imap_done(s);
@@ -730,6 +732,7 @@ imap_cmd_authenticate(struct imap_session *s)
 {
 	struct imap_tok	*a = s->cmd.args.items;
 	size_t		 n = s->cmd.args.nitems;
+	char		 ir[IMAP_SASL_MAX * 2];
 
 	if (n < 1 || n > 2 || a[0].type != TOK_ATOM ||
 	    (n == 2 && a[1].type != TOK_ATOM)) {
@@ -749,8 +752,18 @@ imap_cmd_authenticate(struct imap_session *s)
 	}
 	s->auth_user[0] = '\0';
 	if (n == 2) {
-		imap_auth_plain(s, strcmp(a[1].s, "=") == 0 ? "" : a[1].s);
+		/* The command (and a[1]) may be gone when this returns. */
+		if (a[1].len >= sizeof(ir)) {
+			explicit_bzero(a[1].s, a[1].len);
+			imap_bad(s, "Invalid AUTHENTICATE PLAIN data");
+			imap_done(s);
+			return;
+		}
+		(void)strlcpy(ir, strcmp(a[1].s, "=") == 0 ? "" : a[1].s,
+		    sizeof(ir));
 		explicit_bzero(a[1].s, a[1].len);
+		imap_auth_plain(s, ir);
+		explicit_bzero(ir, sizeof(ir));
 		return;
 	}
 	s->input = IN_SASL;
@@ -772,9 +785,11 @@ imap_cmd_login(struct imap_session *s)
 		imap_done(s);
 		return;
 	}
+	/* imap_auth_check() keeps the command: a[] outlives the call. */
 	imap_auth_check(s, a[0].s, a[1].s, memchr(a[0].s, '\0', a[0].len) !=
 	    NULL || memchr(a[1].s, '\0', a[1].len) != NULL);
-	explicit_bzero(a[1].s, a[1].len);
+	if (s->has_cmd)
+		explicit_bzero(a[1].s, a[1].len);
 }
 
 /* --- commands any state -------------------------------------------- */
@@ -842,6 +857,25 @@ imap_cmd_starttls(struct imap_session *s)
 static void
 imap_cmd_id(struct imap_session *s)
 {
+	struct imap_tok	*a = s->cmd.args.items;
+	size_t		 i;
+
+	/* ID NIL, or ("field" "value"-or-NIL ...) (RFC 2971). */
+	if (s->cmd.args.nitems != 1 || (!imap_tok_is_atom(&a[0], "NIL") &&
+	    (a[0].type != TOK_LIST || a[0].nitems % 2 != 0 ||
+	    a[0].nitems > 60))) {
+		imap_bad(s, "Syntax: ID NIL or ID (field value ...)");
+		imap_done(s);
+		return;
+	}
+	for (i = 0; a[0].type == TOK_LIST && i < a[0].nitems; i++)
+		if (a[0].items[i].type == TOK_LIST ||
+		    (a[0].items[i].type == TOK_ATOM &&
+		    (i % 2 == 0 || !imap_tok_is_atom(&a[0].items[i], "NIL")))) {
+			imap_bad(s, "Syntax: ID NIL or ID (field value ...)");
+			imap_done(s);
+			return;
+		}
 	imap_reply(s, "* ID (\"name\" \"%s\" \"version\" \"%s\")",
 	    IMAPD_NAME, POSTERN_VERSION);
 	imap_tagged(s, "OK", "ID completed");
@@ -944,43 +978,48 @@ struct imap_command {
 	int		 sync;
 	int		 sync_uid;	/* for the UID form */
 	int		 uid_ok;
+	int		 noargs;
 };
 
 static const struct imap_command imap_commands[] = {
-	{ "APPEND", imap_cmd_append, ST_AUTHED, SYNC_ALL, 0, 0 },
-	{ "AUTHENTICATE", imap_cmd_authenticate, ST_NOTAUTH, SYNC_NONE, 0, 0 },
-	{ "CAPABILITY", imap_cmd_capability, ST_ANY, SYNC_NONE, 0, 0 },
-	{ "CHECK", imap_cmd_check, ST_SELECTED, SYNC_ALL, 0, 0 },
-	{ "CLOSE", imap_cmd_close, ST_SELECTED, SYNC_NONE, 0, 0 },
-	{ "COPY", imap_cmd_copy, ST_SELECTED, SYNC_NOEXPUNGE, SYNC_ALL, 1 },
-	{ "CREATE", imap_cmd_mailbox, ST_AUTHED, SYNC_ALL, 0, 0 },
-	{ "DELETE", imap_cmd_mailbox, ST_AUTHED, SYNC_ALL, 0, 0 },
-	{ "ENABLE", imap_cmd_enable, ST_AUTHED, SYNC_NONE, 0, 0 },
-	{ "EXAMINE", imap_cmd_select, ST_AUTHED, SYNC_NONE, 0, 0 },
-	{ "EXPUNGE", imap_cmd_expunge, ST_SELECTED, SYNC_ALL, SYNC_ALL, 1 },
-	{ "FETCH", imap_cmd_fetch, ST_SELECTED, SYNC_NOEXPUNGE, SYNC_ALL, 1 },
-	{ "ID", imap_cmd_id, ST_ANY, SYNC_NONE, 0, 0 },
-	{ "IDLE", imap_cmd_idle, ST_AUTHED, SYNC_ALL, 0, 0 },
-	{ "LIST", imap_cmd_list, ST_AUTHED, SYNC_ALL, 0, 0 },
-	{ "LOGIN", imap_cmd_login, ST_NOTAUTH, SYNC_NONE, 0, 0 },
-	{ "LOGOUT", imap_cmd_logout, ST_ANY, SYNC_NONE, 0, 0 },
-	{ "LSUB", imap_cmd_list, ST_AUTHED, SYNC_ALL, 0, 0 },
-	{ "MOVE", imap_cmd_copy, ST_SELECTED, SYNC_NOEXPUNGE, SYNC_ALL, 1 },
-	{ "NAMESPACE", imap_cmd_namespace, ST_AUTHED, SYNC_ALL, 0, 0 },
-	{ "NOOP", imap_cmd_noop, ST_ANY, SYNC_ALL, 0, 0 },
-	{ "RENAME", imap_cmd_mailbox, ST_AUTHED, SYNC_ALL, 0, 0 },
+	{ "APPEND", imap_cmd_append, ST_AUTHED, SYNC_ALL, 0, 0, 0 },
+	{ "AUTHENTICATE", imap_cmd_authenticate, ST_NOTAUTH, SYNC_NONE,
+	    0, 0, 0 },
+	{ "CAPABILITY", imap_cmd_capability, ST_ANY, SYNC_NONE, 0, 0, 0 },
+	{ "CHECK", imap_cmd_check, ST_SELECTED, SYNC_ALL, 0, 0, 1 },
+	{ "CLOSE", imap_cmd_close, ST_SELECTED, SYNC_NONE, 0, 0, 1 },
+	{ "COPY", imap_cmd_copy, ST_SELECTED, SYNC_NOEXPUNGE, SYNC_ALL, 1, 0 },
+	{ "CREATE", imap_cmd_mailbox, ST_AUTHED, SYNC_ALL, 0, 0, 0 },
+	{ "DELETE", imap_cmd_mailbox, ST_AUTHED, SYNC_ALL, 0, 0, 0 },
+	{ "ENABLE", imap_cmd_enable, ST_AUTHED, SYNC_NONE, 0, 0, 0 },
+	{ "EXAMINE", imap_cmd_select, ST_AUTHED, SYNC_NONE, 0, 0, 0 },
+	{ "EXPUNGE", imap_cmd_expunge, ST_SELECTED, SYNC_ALL, SYNC_ALL, 1, 0 },
+	{ "FETCH", imap_cmd_fetch, ST_SELECTED, SYNC_NOEXPUNGE,
+	    SYNC_ALL, 1, 0 },
+	{ "ID", imap_cmd_id, ST_ANY, SYNC_NONE, 0, 0, 0 },
+	{ "IDLE", imap_cmd_idle, ST_AUTHED, SYNC_ALL, 0, 0, 1 },
+	{ "LIST", imap_cmd_list, ST_AUTHED, SYNC_ALL, 0, 0, 0 },
+	{ "LOGIN", imap_cmd_login, ST_NOTAUTH, SYNC_NONE, 0, 0, 0 },
+	{ "LOGOUT", imap_cmd_logout, ST_ANY, SYNC_NONE, 0, 0, 1 },
+	{ "LSUB", imap_cmd_list, ST_AUTHED, SYNC_ALL, 0, 0, 0 },
+	{ "MOVE", imap_cmd_copy, ST_SELECTED, SYNC_NOEXPUNGE, SYNC_ALL, 1, 0 },
+	{ "NAMESPACE", imap_cmd_namespace, ST_AUTHED, SYNC_ALL, 0, 0, 1 },
+	{ "NOOP", imap_cmd_noop, ST_ANY, SYNC_ALL, 0, 0, 1 },
+	{ "RENAME", imap_cmd_mailbox, ST_AUTHED, SYNC_ALL, 0, 0, 0 },
 	{ "SEARCH", imap_cmd_search, ST_SELECTED, SYNC_NOEXPUNGE, SYNC_ALL,
-	    1 },
-	{ "SELECT", imap_cmd_select, ST_AUTHED, SYNC_NONE, 0, 0 },
-	{ "SORT", imap_cmd_search, ST_SELECTED, SYNC_NOEXPUNGE, SYNC_ALL, 1 },
-	{ "STARTTLS", imap_cmd_starttls, ST_NOTAUTH, SYNC_NONE, 0, 0 },
-	{ "STATUS", imap_cmd_status, ST_AUTHED, SYNC_ALL, 0, 0 },
-	{ "STORE", imap_cmd_store, ST_SELECTED, SYNC_NOEXPUNGE, SYNC_ALL, 1 },
-	{ "SUBSCRIBE", imap_cmd_mailbox, ST_AUTHED, SYNC_ALL, 0, 0 },
+	    1, 0 },
+	{ "SELECT", imap_cmd_select, ST_AUTHED, SYNC_NONE, 0, 0, 0 },
+	{ "SORT", imap_cmd_search, ST_SELECTED, SYNC_NOEXPUNGE,
+	    SYNC_ALL, 1, 0 },
+	{ "STARTTLS", imap_cmd_starttls, ST_NOTAUTH, SYNC_NONE, 0, 0, 1 },
+	{ "STATUS", imap_cmd_status, ST_AUTHED, SYNC_ALL, 0, 0, 0 },
+	{ "STORE", imap_cmd_store, ST_SELECTED, SYNC_NOEXPUNGE,
+	    SYNC_ALL, 1, 0 },
+	{ "SUBSCRIBE", imap_cmd_mailbox, ST_AUTHED, SYNC_ALL, 0, 0, 0 },
 	{ "THREAD", imap_cmd_search, ST_SELECTED, SYNC_NOEXPUNGE, SYNC_ALL,
-	    1 },
-	{ "UNSELECT", imap_cmd_unselect, ST_SELECTED, SYNC_NONE, 0, 0 },
-	{ "UNSUBSCRIBE", imap_cmd_mailbox, ST_AUTHED, SYNC_ALL, 0, 0 },
+	    1, 0 },
+	{ "UNSELECT", imap_cmd_unselect, ST_SELECTED, SYNC_NONE, 0, 0, 1 },
+	{ "UNSUBSCRIBE", imap_cmd_mailbox, ST_AUTHED, SYNC_ALL, 0, 0, 0 },
 };
 
 static const struct imap_command *
@@ -1029,6 +1068,11 @@ imap_dispatch(struct imap_session *s)
 	if ((c = imap_command_find(s->cmd.verb)) == NULL || c->fn == NULL ||
 	    (s->cmd.uid && !c->uid_ok)) {
 		imap_bad(s, "Unknown command");
+		imap_done(s);
+		return;
+	}
+	if (c->noargs && s->cmd.args.nitems != 0) {
+		imap_bad(s, "Unexpected arguments");
 		imap_done(s);
 		return;
 	}
@@ -1114,6 +1158,14 @@ imap_getline(struct imap_session *s, char **linep, size_t *lenp)
 			s->flags &= ~SF_LONGLINE;
 			continue;
 		}
+		if ((end == NULL && avail >= max) ||
+		    (end != NULL && (size_t)(end - p) + 2 > max)) {
+			/* Its tag, for the BAD, from what came of it. */
+			if (s->buflen == 0 && imap_parse_tag((char *)p,
+			    avail < IMAP_TAG_MAX + 1 ? avail : IMAP_TAG_MAX + 1,
+			    s->tag, sizeof(s->tag)) == -1)
+				s->tag[0] = '\0';
+		}
 		if (end == NULL) {
 			if (avail < max)
 				return 0;
@@ -1166,13 +1218,21 @@ imap_too_long(struct imap_session *s, const char *line, size_t len)
  * what came before parses as APPEND mailbox [flags] [date].
  */
 static int
-imap_append_literal(struct imap_session *s, size_t upto, struct imap_cmd *cmd)
+imap_append_literal(struct imap_session *s, size_t upto, struct imap_cmd *cmd,
+    int *utf8)
 {
 	char	 err[128];
 	size_t	 len = upto;
 
+	*utf8 = 0;
 	if (s->state != IMAP_AUTH && s->state != IMAP_SELECTED)
 		return 0;
+	/* RFC 6855 4: APPEND ... UTF8 (~{n}...) */
+	if (len > 6 && strncasecmp(s->buf + len - 6, "UTF8 (", 6) == 0) {
+		*utf8 = 1;
+		len -= 6;
+		upto = len;
+	}
 	while (len > 0 && s->buf[len - 1] == ' ')
 		len--;
 	if (len == upto || len == 0)
@@ -1195,7 +1255,7 @@ imap_line(struct imap_session *s, char *line, size_t len)
 	struct imap_cmd	 acmd;
 	char		 err[128];
 	uint64_t	 n, max = s->maxline;
-	int		 nonsync, binary, lit;
+	int		 nonsync, binary, lit, utf8;
 	size_t		 marker;
 
 	lit = imap_literal_at_end(line, len, &n, &nonsync, &binary);
@@ -1225,9 +1285,9 @@ imap_line(struct imap_session *s, char *line, size_t len)
 		marker = s->buflen - (len - (strrchr(line, '{') - line));
 		if (binary)
 			marker--;
-		if (imap_append_literal(s, marker, &acmd)) {
+		if (imap_append_literal(s, marker, &acmd, &utf8)) {
 			imap_buf_reset_cmd(s);
-			imap_append_begin(s, &acmd, n, nonsync, binary);
+			imap_append_begin(s, &acmd, n, nonsync, utf8);
 			return;
 		}
 		if (s->buflen + 2 + n > max) {
