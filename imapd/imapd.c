@@ -6,6 +6,9 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <event.h>
 #include <fcntl.h>
@@ -40,7 +43,7 @@ imapd_accept(int fd, short event, void *arg)
 	struct imapd_listener	*il = arg;
 	struct sockaddr_storage	 ss;
 	socklen_t		 len = sizeof(ss);
-	int			 s;
+	int			 s, one = 1;
 
 	if ((s = accept4(fd, (struct sockaddr *)&ss, &len,
 	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
@@ -61,6 +64,13 @@ imapd_accept(int fd, short event, void *arg)
 			fatal("accept on %s port %u", il->l->addr, il->l->port);
 		}
 	}
+	/*
+	 * A response often leaves in several writes (untagged lines as
+	 * storaged answers, then the tagged one): with Nagle each later
+	 * write waits for the client's delayed ACK, 40 ms a command.
+	 */
+	if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_warn("%s: TCP_NODELAY", __func__);
 	imap_session_accept(il, s, (struct sockaddr *)&ss, len);
 }
 
