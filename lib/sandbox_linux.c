@@ -93,6 +93,8 @@ static const int sc_storage[] = {
 #ifdef __NR_faccessat2
 	__NR_faccessat2,
 #endif
+	/* A message put together from its parts, handed out sealed. */
+	__NR_memfd_create,
 	/*
 	 * A worker thread made before the sandbox may run its start-up
 	 * (glibc's start_thread) after the filter is synced to it.
