@@ -88,6 +88,7 @@ void	 store_blob_forget(const char *);
 void	 store_blob_collect(void);
 int	 store_blob_open(const char *);
 int	 store_blob_put(const void *, size_t, char *, size_t);
+int	 store_blob_write(const void *, size_t, char *, size_t);
 int	 store_blob_sync(void);
 
 /* storaged/store_stmt.c: statements kept prepared, by SQL literal */
@@ -195,6 +196,20 @@ void	 store_buf_str(struct store_buf *, const char *);
 void	 store_buf_printf(struct store_buf *, const char *, ...)
 	    __attribute__((__format__ (printf, 2, 3)));
 char	*store_buf_finish(struct store_buf *);
+/*
+ * storaged/store_parts.c: a message's large attachments as blobs of
+ * their own, so identical ones are stored once.
+ */
+#define STORE_PART_MIN		(16 * 1024)	/* smallest part cut out */
+#define STORE_PARTS_MAX		256	/* parts cut out of one message */
+
+/* A range of a message stored as its own blob. */
+struct store_part {
+	size_t			 start;		/* in the message's blob */
+	size_t			 len;
+	char			 hash[STORE_HASH_HEX + 1];
+};
+
 /* What one message yields once, for every account it is filed for. */
 struct mime_message;
 struct deliver_msg {
@@ -205,7 +220,20 @@ struct deliver_msg {
 	char			*from_addr;
 	char			*addresses;
 	char			*text;
+	int			 split;		/* parts and skel are made */
+	struct store_part	*parts;
+	size_t			 nparts;
+	char			 skel[STORE_HASH_HEX + 1];
+	size_t			 skel_len;
 };
+
+int	 store_parts_blob(struct deliver_msg *, const char *, const char **,
+	    int64_t *);
+int	 store_parts_insert(struct deliver_msg *, int64_t);
+int	 store_parts_copy(int64_t, int64_t);
+int	 store_parts_blobs(const char *, int64_t, char ***, size_t *,
+	    size_t *);
+int	 store_message_fd(int64_t, const char *);
 
 int	 store_msg_load(struct deliver_msg *, const char *, int *, char *,
 	    size_t);

@@ -292,6 +292,19 @@ store_blob_forget(const char *hash)
 int
 store_blob_put(const void *buf, size_t len, char *hash, size_t hashlen)
 {
+	if (store_blob_write(buf, len, hash, hashlen) == -1)
+		return -1;
+	return store_blob_sync();
+}
+
+/*
+ * store_blob_put() without the fsync of /blobs, for a caller writing
+ * several blobs: it calls store_blob_sync() once after the last, and
+ * before any transaction naming them commits.
+ */
+int
+store_blob_write(const void *buf, size_t len, char *hash, size_t hashlen)
+{
 	SHA2_CTX	 ctx;
 	char		 tmp[64];
 	const unsigned char *p = buf;
@@ -341,7 +354,7 @@ store_blob_put(const void *buf, size_t len, char *hash, size_t hashlen)
 		goto fail;
 	}
 	store_blob_forget(hash);
-	return store_blob_sync();
+	return 0;
  fail:
 	if (fd != -1)
 		close(fd);

@@ -81,7 +81,10 @@ static const char *const store_migrations[] = {
 	 * 2: blobs, the queue, messages and where they are filed, their
 	 * keywords, the change log and the full-text index.
 	 */
-	/* refs: queue entries and message rows that name the blob. */
+	/*
+	 * refs: queue entries, message rows and message parts that name
+	 * the blob.
+	 */
 	"CREATE TABLE blobs ("
 	"  hash TEXT PRIMARY KEY,"
 	"  size INTEGER NOT NULL,"
@@ -149,6 +152,20 @@ static const char *const store_migrations[] = {
 	");"
 	"CREATE INDEX messages_account ON messages(account_id);"
 	"CREATE INDEX messages_blob ON messages(blob);"
+	/*
+	 * A message with large attachments: its row's blob is the message
+	 * without them, and each is a blob of its own, put back at start
+	 * (an offset in the whole message, after the prefix).
+	 */
+	"CREATE TABLE message_parts ("
+	"  message_id INTEGER NOT NULL"
+	"    REFERENCES messages(id) ON DELETE CASCADE,"
+	"  start INTEGER NOT NULL,"
+	"  length INTEGER NOT NULL,"
+	"  blob TEXT NOT NULL REFERENCES blobs(hash),"
+	"  PRIMARY KEY (message_id, start)"
+	");"
+	"CREATE INDEX message_parts_blob ON message_parts(blob);"
 	/* A placement of a message in a mailbox, with its own UID. */
 	"CREATE TABLE mailbox_messages ("
 	"  mailbox_id INTEGER NOT NULL"

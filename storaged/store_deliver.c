@@ -317,6 +317,7 @@ store_msg_clear(struct deliver_msg *dm)
 	free(dm->from_addr);
 	free(dm->addresses);
 	free(dm->text);
+	free(dm->parts);
 	memset(dm, 0, sizeof(*dm));
 }
 
@@ -432,16 +433,20 @@ store_message_insert(struct deliver_msg *dm, const char *hash,
 {
 	sqlite3_stmt		*st;
 	struct mime_envelope	*env = &dm->mime->envelope;
+	const char		*blob;
 	char			*json;
-	int64_t			 message_id = -1;
+	int64_t			 message_id = -1, blobsize;
 
+	/*
+	 * The row names the blob, or the skeleton of it if attachments
+	 * are cut out: its reference first (an APPEND's is new).
+	 */
+	if (store_parts_blob(dm, hash, &blob, &blobsize) == -1)
+		return -1;
 	mime_shift(dm->mime, (ptrdiff_t)prefixlen - dm->shift);
 	dm->shift = prefixlen;
 	if ((json = mime_to_json(dm->mime)) == NULL)
 		return -1;
-	/* The row names the blob: its reference first (an APPEND's is new). */
-	if (store_blob_ref(hash, dm->len) == -1)
-		goto done;
 
 	if ((st = store_db_stmt("INSERT INTO messages (account_id, blob, "
 	    "prefix, size, received, sent, subject, from_addr, message_id, "
@@ -451,7 +456,7 @@ store_message_insert(struct deliver_msg *dm, const char *hash,
 	    "?, ?, ?, ?, ?, ?, ?, ?, ?)")) == NULL)
 		goto done;
 	if (sqlite3_bind_int64(st, 1, account) != SQLITE_OK ||
-	    bind_text(st, 2, hash) == -1 ||
+	    bind_text(st, 2, blob) == -1 ||
 	    sqlite3_bind_blob(st, 3, prefix, prefixlen, SQLITE_STATIC) !=
 	    SQLITE_OK ||
 	    sqlite3_bind_int64(st, 4, (int64_t)(prefixlen + dm->len)) !=
@@ -473,6 +478,10 @@ store_message_insert(struct deliver_msg *dm, const char *hash,
 	if (step_done(st) == -1)
 		goto done;
 	message_id = sqlite3_last_insert_rowid(store_db);
+	if (store_parts_insert(dm, message_id) == -1) {
+		message_id = -1;
+		goto done;
+	}
 
 	if ((st = store_db_stmt("INSERT INTO messages_fts (rowid, subject, "
 	    "addresses, body) VALUES (?, ?, ?, ?)")) == NULL) {
@@ -642,7 +651,10 @@ store_messages_purge(int64_t account_id)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		goto done;
-
+	if (store_parts_blobs("SELECT p.blob FROM message_parts p "
+	    "JOIN messages m ON m.id = p.message_id WHERE m.account_id = ?",
+	    account_id, &hashes, &n, &cap) == -1)
+		goto done;
 	if ((st = store_db_stmt("DELETE FROM messages "
 	    "WHERE account_id = ?")) == NULL)
 		goto done;

@@ -183,7 +183,9 @@ store_placement_drop(int64_t account, int64_t mailbox, uint32_t uid,
 {
 	sqlite3_stmt	*st;
 	char		 blob[STORE_HASH_HEX + 1];
-	int		 rc, others;
+	char		**parts = NULL;
+	size_t		 i, nparts = 0, cap = 0;
+	int		 rc, others, ret = -1;
 
 	if ((st = store_stmt("DELETE FROM mailbox_messages "
 	    "WHERE mailbox_id = ? AND uid = ?")) == NULL)
@@ -232,15 +234,27 @@ store_placement_drop(int64_t account, int64_t mailbox, uint32_t uid,
 	}
 	if (kept_done(st) == -1)
 		return -1;
+	/* Its parts' rows go with it; their references after. */
+	if (store_parts_blobs("SELECT blob FROM message_parts "
+	    "WHERE message_id = ?", message, &parts, &nparts, &cap) == -1)
+		goto done;
 	if ((st = store_stmt("DELETE FROM messages WHERE id = ?")) == NULL)
-		return -1;
+		goto done;
 	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK) {
 		store_stmt_done(st);
-		return -1;
+		goto done;
 	}
 	if (kept_done(st) == -1 || store_blob_unref(blob) == -1)
-		return -1;
-	return store_change_add(account, modseq, "Email", message, 3);
+		goto done;
+	for (i = 0; i < nparts; i++)
+		if (store_blob_unref(parts[i]) == -1)
+			goto done;
+	ret = store_change_add(account, modseq, "Email", message, 3);
+ done:
+	for (i = 0; i < nparts; i++)
+		free(parts[i]);
+	free(parts);
+	return ret;
 }
 
 static void
@@ -313,8 +327,8 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 		st = store_db_stmt("SELECT mm.uid, mm.modseq, m.received, "
 		    "m.size, m.prefix, m.blob, CASE WHEN ?4 THEN m.mime END, "
 		    "(SELECT group_concat(k.keyword, ' ') FROM keywords k "
-		    "WHERE k.message_id = m.id) FROM mailbox_messages mm "
-		    "JOIN messages m ON m.id = mm.message_id WHERE "
+		    "WHERE k.message_id = m.id), m.id FROM mailbox_messages "
+		    "mm JOIN messages m ON m.id = mm.message_id WHERE "
 		    "mm.mailbox_id = ?1 AND mm.uid BETWEEN ?2 AND ?3 AND "
 		    "mm.modseq > ?5 ORDER BY mm.uid");
 	if (st == NULL)
@@ -339,7 +353,8 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 					break;
 				}
 				blob = (const char *)sqlite3_column_text(st, 5);
-				if ((fd = store_blob_open(blob)) == -1) {
+				if ((fd = store_message_fd(
+				    sqlite3_column_int64(st, 8), blob)) == -1) {
 					log_warn("%s/%s", STORE_BLOB_DIR, blob);
 					continue;
 				}
@@ -723,7 +738,8 @@ message_duplicate(int64_t account, int64_t message, int64_t modseq)
 		return -1;
 	}
 	sqlite3_finalize(st);
-	if (store_blob_ref(blob, size) == -1)
+	if (store_blob_ref(blob, size) == -1 ||
+	    store_parts_copy(message, id) == -1)
 		return -1;
 	if ((st = store_db_stmt("INSERT INTO keywords (message_id, "
 	    "account_id, keyword) SELECT ?1, account_id, keyword "
@@ -1283,6 +1299,9 @@ append_store(struct store_job *job)
 		result = -1;
 	} else
 		result = store_db_commit_lazy();
+	/* Stored in pieces, the upload's own blob is named by no row. */
+	if (dm.nparts > 0)
+		store_blob_forget(aj->hash);
 	store_msg_clear(&dm);
 	store_keywords_free(&flags);
 	if (result == -1) {

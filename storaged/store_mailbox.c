@@ -213,7 +213,7 @@ store_message_open(const char *account, const char *mailbox, uint32_t uid,
 	sqlite3_stmt	*st;
 	char		 blob[STORE_HASH_HEX + 1];
 	const void	*p;
-	int64_t		 acct, mbox;
+	int64_t		 acct, mbox, message = 0;
 	int		 rc, len = 0;
 
 	*prefix = NULL;
@@ -221,7 +221,7 @@ store_message_open(const char *account, const char *mailbox, uint32_t uid,
 	if ((acct = account_id(account, err, errlen)) == -1 ||
 	    (mbox = mailbox_id(acct, mailbox, err, errlen)) == -1)
 		return -1;
-	if ((st = store_db_stmt("SELECT m.blob, m.prefix "
+	if ((st = store_db_stmt("SELECT m.blob, m.prefix, m.id "
 	    "FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id "
 	    "WHERE mm.mailbox_id = ? AND mm.account_id = ? AND mm.uid = ?")) ==
 	    NULL)
@@ -237,6 +237,7 @@ store_message_open(const char *account, const char *mailbox, uint32_t uid,
 		    sizeof(blob));
 		p = sqlite3_column_blob(st, 1);
 		len = sqlite3_column_bytes(st, 1);
+		message = sqlite3_column_int64(st, 2);
 		if ((*prefix = malloc(len + 1)) != NULL) {
 			if (len > 0)
 				memcpy(*prefix, p, len);
@@ -254,7 +255,7 @@ store_message_open(const char *account, const char *mailbox, uint32_t uid,
 		store_mbox_err(err, errlen, "out of memory");
 		return -1;
 	}
-	if ((*fd = store_blob_open(blob)) == -1) {
+	if ((*fd = store_message_fd(message, blob)) == -1) {
 		log_warn("%s/%s", STORE_BLOB_DIR, blob);
 		store_mbox_err(err, errlen, "cannot open message %u", uid);
 		free(*prefix);

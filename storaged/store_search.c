@@ -363,6 +363,11 @@ sql_imap_header(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	if (sqlite3_value_bytes(argv[1]) > 0)
 		store_buf_add(&b, sqlite3_value_blob(argv[1]),
 		    sqlite3_value_bytes(argv[1]));
+	/*
+	 * The row's blob, even when it is the skeleton of a message with
+	 * parts cut out: only bodies of leaves are cut, so its header
+	 * block is the message's, byte for byte.
+	 */
 	if ((fd = store_blob_open(blob)) == -1) {
 		log_warn("%s/%s", STORE_BLOB_DIR, blob);
 		sqlite3_result_int(ctx, 0);
