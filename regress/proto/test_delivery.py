@@ -6,6 +6,8 @@ posternctl.
 
 One daemon serves the module; every test marks its messages with a
 Message-ID of its own."""
+import base64
+import hashlib
 import os
 import re
 import signal
@@ -16,7 +18,8 @@ import uuid
 
 import pytest
 
-from conftest import TIME_SCALE, header_value, split_trace
+from conftest import (IMAP_LISTENERS, TIME_SCALE, header_value, imap_login,
+                      split_trace)
 
 PASSWORD = "Topaz-Lantern-9135-unlikely"
 HOST = "mail.example.test"
@@ -315,3 +318,260 @@ def test_account_delete_drops_blob_references(pm):
     assert refs[blobs[shared]] == 1
     assert os.path.exists(os.path.join(pm.statedir, "blobs",
                                        blobs[shared]))
+
+
+# --- attachments stored once ------------------------------------------
+
+ATTACHMENT = os.urandom(100 * 1024)
+
+
+def with_attachment(mid, subject, to, payload=ATTACHMENT):
+    enc = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    body = (b"--b1\r\n"
+            b"Content-Type: text/plain; charset=us-ascii\r\n"
+            b"\r\n"
+            b"See the attachment.\r\n"
+            b"--b1\r\n"
+            b"Content-Type: application/octet-stream\r\n"
+            b"Content-Disposition: attachment; filename=\"data.bin\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n"
+            b"\r\n" + enc +
+            b"--b1--\r\n")
+    extra = (b"MIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n")
+    return message(mid, subject=subject, body=body, extra=extra, to=to), enc
+
+
+def blob_path(p, h):
+    return os.path.join(p.statedir, "blobs", h)
+
+
+def stored(p, mid):
+    """(message id, blob, [(start, length, blob)]) of each row of mid."""
+    con = db(p)
+    rows = con.execute("SELECT id, blob FROM messages WHERE message_id = ?",
+                       (mid.strip("<>"),)).fetchall()
+    out = []
+    for mesg, blob in rows:
+        parts = con.execute("SELECT start, length, blob FROM message_parts "
+                            "WHERE message_id = ? ORDER BY start",
+                            (mesg,)).fetchall()
+        out.append((mesg, blob, parts))
+    con.close()
+    return out
+
+
+def files_holding(p, needle):
+    d = os.path.join(p.statedir, "blobs")
+    n = 0
+    for name in os.listdir(d):
+        with open(os.path.join(d, name), "rb") as f:
+            if needle in f.read():
+                n += 1
+    return n
+
+
+def wait_gone(path, timeout=10.0):
+    deadline = time.time() + timeout * TIME_SCALE
+    while os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.05)
+    return not os.path.exists(path)
+
+
+def imap_uids(m, mid):
+    typ, data = m.uid("SEARCH", None, "HEADER", "Message-ID", mid)
+    assert typ == "OK"
+    return [u.decode() for u in data[0].split()]
+
+
+def imap_expunge(p, account, mid, count=1):
+    m = imap_login(p, user=account, password=PASSWORD)
+    try:
+        typ, _ = m.select("INBOX")
+        assert typ == "OK"
+        uids = imap_uids(m, mid)
+        assert len(uids) == count, uids
+        typ, _ = m.uid("STORE", ",".join(uids), "+FLAGS", "(\\Deleted)")
+        assert typ == "OK"
+        typ, _ = m.expunge()
+        assert typ == "OK"
+    finally:
+        m.logout()
+
+
+def imap_body(p, account, uid):
+    m = imap_login(p, user=account, password=PASSWORD)
+    try:
+        m.select("INBOX", readonly=True)
+        typ, data = m.uid("FETCH", str(uid), "(RFC822.SIZE)")
+        assert typ == "OK"
+        size = int(re.search(rb"RFC822\.SIZE (\d+)", data[0]).group(1))
+        typ, data = m.uid("FETCH", str(uid), "(BODY.PEEK[])")
+        assert typ == "OK"
+        return data[0][1], size
+    finally:
+        m.logout()
+
+
+def test_attachment_stored_once(postern_factory):
+    p = postern_factory(listeners=IMAP_LISTENERS)
+    for user in ("alice", "bob"):
+        p.add_account("%s@example.test" % user, PASSWORD)
+    one, two = msgid(), msgid()
+    data1, enc = with_attachment(one, "first", b"alice@example.test")
+    data2, _ = with_attachment(two, "second, another subject",
+                               b"bob@example.test")
+    send(p, "sender@example.net", ["alice@example.test"], data1)
+    send(p, "other@example.net", ["bob@example.test"], data2)
+    shown1 = p.find_messages("alice@example.test", one)[0]
+    shown2 = p.find_messages("bob@example.test", two)[0]
+    assert split_trace(shown1)[1] == data1
+    assert split_trace(shown2)[1] == data2
+    wait_queue_empty(p)
+
+    (id1, skel1, parts1), = stored(p, one)
+    (id2, skel2, parts2), = stored(p, two)
+    assert len(parts1) == 1 and len(parts2) == 1
+    part = parts1[0][2]
+    assert parts2[0][2] == part and skel1 != skel2
+    start, length, _ = parts1[0]
+    assert length >= 100 * 1024
+    con = db(p)
+    prefix1, prefix2 = (bytes(con.execute("SELECT prefix FROM messages "
+                                          "WHERE id = ?", (i,)).fetchone()[0])
+                        for i in (id1, id2))
+    con.close()
+    with open(blob_path(p, part), "rb") as f:
+        pbytes = f.read()
+    whole1 = shown1[len(prefix1):]
+    assert len(pbytes) == length and pbytes == whole1[start:start + length]
+    assert enc.startswith(pbytes)
+    # The skeletons hold the rest of each message, without the attachment.
+    for skel, shown, prefix, (s0, _, _) in ((skel1, shown1, prefix1,
+                                             parts1[0]),
+                                            (skel2, shown2, prefix2,
+                                             parts2[0])):
+        whole = shown[len(prefix):]
+        with open(blob_path(p, skel), "rb") as f:
+            assert f.read() == whole[:s0] + whole[s0 + length:]
+    con = db(p)
+    blobs = dict((h, (s, r)) for h, s, r in
+                 con.execute("SELECT hash, size, refs FROM blobs"))
+    size1 = con.execute("SELECT size FROM messages WHERE id = ?",
+                        (id1,)).fetchone()[0]
+    con.close()
+    assert blobs[part] == (length, 2)
+    assert blobs[skel1][1] == 1 and blobs[skel2][1] == 1
+    assert sum(s for s, _ in blobs.values()) < length + 8192
+    # One file in /blobs holds the attachment's bytes, once the queue's
+    # copies of the whole messages are collected.
+    deadline = time.time() + 10 * TIME_SCALE
+    while files_holding(p, enc[1000:3000]) != 1 and time.time() < deadline:
+        time.sleep(0.05)
+    assert files_holding(p, enc[1000:3000]) == 1
+    assert size1 == len(shown1)
+
+    # The start-up sweep keeps every piece a row names.
+    p.stop()
+    p.restart()
+    assert p.find_messages("alice@example.test", one)[0] == shown1
+    assert os.path.exists(blob_path(p, part))
+
+    # IMAP reads the same bytes as posternctl.
+    uid1 = p.message_uids("alice@example.test")[0]
+    body, size = imap_body(p, "alice@example.test", uid1)
+    assert body == shown1 and size == len(shown1)
+
+    # APPEND shares it too, and keeps no copy of the upload; a COPY
+    # into the mailbox holding the message makes a second row that
+    # names the same pieces.
+    three = msgid()
+    data3, _ = with_attachment(three, "appended", b"alice@example.test")
+    m = imap_login(p, user="alice@example.test", password=PASSWORD)
+    try:
+        typ, _ = m.append("INBOX", None, None, data3)
+        assert typ == "OK"
+        m.select("INBOX")
+        (uid3,) = imap_uids(m, three)
+        typ, _ = m.uid("COPY", uid3, "INBOX")
+        assert typ == "OK"
+        uids3 = imap_uids(m, three)
+        assert len(uids3) == 2
+        for u in uids3:
+            typ, data = m.uid("FETCH", u, "(BODY.PEEK[])")
+            assert typ == "OK" and data[0][1] == data3
+    finally:
+        m.logout()
+    rows3 = stored(p, three)
+    assert len(rows3) == 2 and rows3[0][1:] == rows3[1][1:]
+    assert [x[2] for x in rows3[0][2]] == [part]
+    assert wait_gone(blob_path(p, hashlib.sha256(data3).hexdigest()))
+    con = db(p)
+    assert con.execute("SELECT refs FROM blobs WHERE hash = ?",
+                       (part,)).fetchone()[0] == 4
+    con.close()
+    imap_expunge(p, "alice@example.test", three, count=2)
+    assert wait_gone(blob_path(p, rows3[0][1]))
+
+    # One deleted: the attachment stays for the other.
+    imap_expunge(p, "alice@example.test", one)
+    assert wait_gone(blob_path(p, skel1))
+    assert os.path.exists(blob_path(p, part))
+    con = db(p)
+    assert con.execute("SELECT refs FROM blobs WHERE hash = ?",
+                       (part,)).fetchone()[0] == 1
+    con.close()
+    assert p.find_messages("bob@example.test", two)[0] == shown2
+    # Both deleted: it goes.
+    imap_expunge(p, "bob@example.test", two)
+    assert wait_gone(blob_path(p, part))
+    assert wait_gone(blob_path(p, skel2))
+    con = db(p)
+    assert con.execute("SELECT count(*) FROM blobs WHERE hash IN (?, ?, ?)",
+                       (part, skel1, skel2)).fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM message_parts").fetchone()[0] \
+        == 0
+    con.close()
+
+
+def test_small_attachment_stored_whole(pm):
+    mid = msgid()
+    data, _ = with_attachment(mid, "small", b"carol@example.test",
+                              payload=os.urandom(4 * 1024))
+    send(pm, "sender@example.net", ["carol@example.test"], data)
+    shown = pm.find_messages("carol@example.test", mid)[0]
+    assert split_trace(shown)[1] == data
+    (mesg, blob, parts), = stored(pm, mid)
+    assert parts == []
+    con = db(pm)
+    prefix = bytes(con.execute("SELECT prefix FROM messages WHERE id = ?",
+                               (mesg,)).fetchone()[0])
+    con.close()
+    with open(blob_path(pm, blob), "rb") as f:
+        assert f.read() == shown[len(prefix):]
+
+
+def test_attachment_shared_by_recipients_and_account_delete(pm):
+    pm.add_account("temp2@example.test", PASSWORD)
+    mid = msgid()
+    data, enc = with_attachment(mid, "to two", b"temp2@example.test")
+    send(pm, "sender@example.net", ["temp2@example.test",
+                                    "carol@example.test"], data)
+    for account in ("temp2@example.test", "carol@example.test"):
+        assert split_trace(pm.find_messages(account, mid)[0])[1] == data
+    wait_queue_empty(pm)
+    rows = stored(pm, mid)
+    assert len(rows) == 2
+    assert rows[0][1] == rows[1][1] and rows[0][2] == rows[1][2]
+    part = rows[0][2][0][2]
+    con = db(pm)
+    assert con.execute("SELECT refs FROM blobs WHERE hash = ?",
+                       (part,)).fetchone()[0] == 2
+    con.close()
+    pm.ctl("account", "del", "temp2@example.test", check=True)
+    con = db(pm)
+    assert con.execute("SELECT refs FROM blobs WHERE hash = ?",
+                       (part,)).fetchone()[0] == 1
+    con.close()
+    assert split_trace(pm.find_messages("carol@example.test",
+                                        mid)[0])[1] == data
