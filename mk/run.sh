@@ -193,6 +193,16 @@ listeners=$(awk '$1 == "listen" && $2 == "on" && $4 == "port" {
 }' "$CONF")
 SUBMISSION_PORT=$(awk '$1 == "listen" && $6 == "submission" {
 	print $5; exit }' "$CONF")
+IMAPS_PORT=$(awk '$1 == "listen" && $6 == "imaps" { print $5; exit }' \
+    "$CONF")
+# A config written by an older run.sh may have no imaps listener.
+imap_hint=
+if [ -n "$IMAPS_PORT" ]; then
+	imap_hint="  Read it over IMAP with TLS (any client; or OpenSSL's):
+    openssl s_client -quiet -connect 127.0.0.1:$IMAPS_PORT
+    a LOGIN $DEMO $password
+"
+fi
 
 cat <<EOF
 
@@ -210,7 +220,7 @@ $listeners
     swaks --server 127.0.0.1:$SUBMISSION_PORT --tls \\
         --auth-user $DEMO --auth-password '$password' \\
         --from $DEMO --to $DEMO
-  Control it from another terminal:
+${imap_hint}  Control it from another terminal:
     $POSTERNCTL -s $SOCK show status
 
 EOF
