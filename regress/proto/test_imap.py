@@ -309,6 +309,72 @@ def test_lockout(module_factory):
     c.close()
 
 
+def test_lockout_ends_and_is_apart_from_smtp(module_factory):
+    """The lockout lasts auth-lockout; SMTP's failures count apart
+    (posternd.8: IMAP keeps its own count)."""
+    p = module_factory(listeners=["imaps", "submissions"],
+                       config_extra="limit auth-failures 2\n"
+                                    "limit auth-lockout 3s\n")
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    # Two failed SMTP logins: IMAP is not locked out by them.
+    import smtplib
+    from conftest import tls_context
+    for i in range(2):
+        s = smtplib.SMTP_SSL("127.0.0.1", p.ports["submissions"],
+                             context=tls_context(), timeout=30)
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login(IMAP_USER, "wrong-password")
+        s.close()
+    c = imap_client(p)
+    c.close()
+    results = []
+
+    def fail():
+        c = IMAPClient(p.ports["imaps"], tls=True)
+        results.append(c.cmd("LOGIN %s wrong-password" % IMAP_USER)[0])
+        c.close()
+
+    threads = [threading.Thread(target=fail) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    locked_at = time.time()
+    c = IMAPClient(p.ports["imaps"], tls=True)
+    t, _ = c.cmd("LOGIN %s %s" % (IMAP_USER, IMAP_PASSWORD))
+    assert "[UNAVAILABLE]" in t, t
+    c.close()
+    time.sleep(max(0, locked_at + 3.5 - time.time()))
+    c = imap_client(p)
+    c.ok("NOOP")
+    c.close()
+
+
+def test_allow_plaintext_listener(module_factory):
+    """A listener marked allow plaintext takes LOGIN and AUTHENTICATE
+    without TLS, and says so: no LOGINDISABLED."""
+    from conftest import free_port
+    plain = free_port()
+    p = module_factory(listeners=["imap"],
+                       config_extra="listen on 127.0.0.1 port %d imap "
+                                    "allow plaintext\n" % plain)
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    c = IMAPClient(plain)
+    caps = caps_of(c.greeting)
+    assert "LOGINDISABLED" not in caps and "AUTH=PLAIN" in caps, caps
+    assert "STARTTLS" in caps
+    c.login()
+    c.ok("SELECT INBOX")
+    c.close()
+    m = imaplib.IMAP4("127.0.0.1", plain)
+    m.login(IMAP_USER, IMAP_PASSWORD)
+    m.logout()
+    # The other listener still wants TLS first.
+    c = IMAPClient(p.ports["imap"])
+    assert "LOGINDISABLED" in caps_of(c.greeting)
+    c.close()
+
+
 # --- ENABLE, ID, NAMESPACE -------------------------------------------
 
 def test_enable(c):

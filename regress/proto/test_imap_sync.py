@@ -538,3 +538,31 @@ def test_other_account_hears_nothing(pair, imap):
     lines = o.until("i")
     assert lines == ["i OK IDLE terminated"] or len(lines) == 1, lines
     o.close()
+
+
+def test_fetch_changedsince_vanished(pair, imap):
+    """UID FETCH ... (CHANGEDSINCE n VANISHED) after ENABLE QRESYNC
+    tells the expunges since n within the set (RFC 7162 3.2.6)."""
+    a, b, name = pair
+    c = imap_client(imap)
+    c.ok("ENABLE QRESYNC")
+    c.ok("SELECT " + name)
+    u = uids_of(c)
+    base = max(modseqs(c).values())
+    b.ok("UID STORE %d +FLAGS.SILENT (\\Deleted)" % u[0])
+    b.ok("UID EXPUNGE %d" % u[0])
+    b.ok("UID STORE %d +FLAGS.SILENT ($Late)" % u[2])
+    tagged, out = c.cmd("UID FETCH %d:* (FLAGS) (CHANGEDSINCE %d VANISHED)"
+                        % (u[0], base))
+    assert tagged.split()[1] == "OK", tagged
+    assert "* VANISHED (EARLIER) %d" % u[0] in out, out
+    got = {int(imap_fetch_items(ln)[1]["UID"]) for ln in out
+           if re.match(r"\* \d+ FETCH", ln) and "$late" in ln.lower()}
+    assert got == {u[2]}, out
+    # VANISHED without QRESYNC enabled: BAD.
+    t, _ = a.cmd("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % base)
+    assert t.split()[1] == "BAD", t
+    # Nor in a non-UID FETCH.
+    t, _ = c.cmd("FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % base)
+    assert t.split()[1] == "BAD", t
+    c.close()
