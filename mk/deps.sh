@@ -5,7 +5,7 @@ set -e
 
 PKGS="gcc make pkg-config byacc libbsd-dev libmd-dev libevent-dev libtls-dev
 libsqlite3-dev libjansson-dev libargon2-dev libexpat1-dev clang
-libclang-rt-14-dev mandoc python3 python3-pytest swaks libnet-ssleay-perl
+libclang-rt-14-dev mandoc python3 python3-pytest python3-pytest-xdist swaks libnet-ssleay-perl
 openssl sqlite3 procps isync"
 
 missing=""

@@ -10,7 +10,8 @@
 BUILD=${BUILD:-build}
 MAKE=${MAKE:-make}
 FUZZ_TIME=${FUZZ_TIME:-15}
-PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-600}
+PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-1200}
+PYTEST_WORKERS=${PYTEST_WORKERS:-4}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 
@@ -117,8 +118,17 @@ run_proto() {
 	/*)	POSTERN_BUILD=$BUILD ;;
 	esac
 	export POSTERN_BUILD
+	# The tests mostly wait on the daemon: several run at once, a
+	# module to a worker so that its shared daemon is started once.
+	workers=
+	if [ "$PYTEST_WORKERS" != 1 ] &&
+	    /usr/bin/python3 -c 'import xdist' 2>/dev/null; then
+		workers="-n $PYTEST_WORKERS --dist loadfile"
+	fi
+	# shellcheck disable=SC2086
 	timeout "$PYTEST_TIMEOUT" /usr/bin/python3 -m pytest -q \
-	    -p no:cacheprovider --junitxml="$tmp/junit.xml" regress/proto
+	    -p no:cacheprovider $workers --junitxml="$tmp/junit.xml" \
+	    regress/proto
 	counts=$(/usr/bin/python3 - "$tmp/junit.xml" <<'PY'
 import sys
 import xml.etree.ElementTree as ET
