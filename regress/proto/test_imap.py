@@ -1161,3 +1161,27 @@ def test_move(c):
     t, _ = c.cmd("MOVE 1 MvSrc")
     assert t.split()[1] in ("OK", "NO"), t
     c.ok("NOOP")
+
+
+def test_starttls_injection(imap):
+    """Commands sent in clear in the same packet as STARTTLS are dropped,
+    never run inside the TLS session (CVE-2011-0411 style)."""
+    c = IMAPClient(imap.ports["imap"])
+    c.send("a STARTTLS\r\nb CREATE Injected\r\n")
+    lines = c.until("a")
+    assert lines[-1].startswith("a OK"), lines
+    c.starttls_wrap()
+    c.login()
+    t, out = c.cmd("NOOP")
+    assert t.split()[1] == "OK" and not any("b " in ln[:2] for ln in out)
+    t, _ = c.cmd("STATUS Injected (MESSAGES)")
+    assert t.split()[1] == "NO", t
+    c.close()
+
+
+def test_idle_in_authenticated_state(c):
+    c.send("i IDLE\r\n")
+    assert c.line().startswith("+")
+    c.send("DONE\r\n")
+    assert c.until("i")[-1].startswith("i OK")
+    c.ok("NOOP")

@@ -566,3 +566,47 @@ def test_fetch_changedsince_vanished(pair, imap):
     t, _ = c.cmd("FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % base)
     assert t.split()[1] == "BAD", t
     c.close()
+
+
+def test_concurrent_appends(imap):
+    """Eight sessions APPEND to one mailbox at once while another
+    watches: every message is there once, each APPENDUID distinct, and
+    the watcher's view is the server's."""
+    import threading
+    c = imap_client(imap)
+    c.ok("CREATE Concurrent")
+    w = imap_client(imap, select="Concurrent")
+    mw = Model([])
+    results = []
+    errors = []
+
+    def worker(k):
+        try:
+            cl = imap_client(imap)
+            for j in range(25):
+                uid, _ = append(cl, "Concurrent", msg("conc %d %d" % (k, j),
+                                                      j))
+                results.append(uid)
+            cl.close()
+        except Exception as e:      # reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        mw.cmd(w, "NOOP")
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(results) == 200 and len(set(results)) == 200
+    deadline = time.time() + 5 * TIME_SCALE
+    while len(mw.uids) < 200 and time.time() < deadline:
+        mw.cmd(w, "NOOP")
+    mw.cmd(w, "FETCH 1:* (UID)")
+    assert mw.uids == sorted(results) == uids_of(w)
+    out = c.ok("STATUS Concurrent (MESSAGES UIDNEXT)")
+    assert "MESSAGES 200" in out[0], out
+    c.close()
+    w.close()
