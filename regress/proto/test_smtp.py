@@ -4,6 +4,7 @@ what lands in the mailbox, byte for byte, read back with posternctl.
 
 One daemon serves the whole module: every test marks its messages with
 a Message-ID of its own and looks for that."""
+import base64
 import re
 import smtplib
 import uuid
@@ -750,3 +751,56 @@ def test_big_message_byte_for_byte(pm):
     with smtplib.SMTP("127.0.0.1", pm.ports["smtp"], timeout=60) as s:
         s.sendmail("sender@example.net", ["bob@example.test"], data)
     assert delivered_once(pm, "bob@example.test", mid)[1] == data
+
+
+def multipart(mid, attachment, text="See the attachment.", boundary="b1"):
+    b64 = base64.encodebytes(attachment).replace(b"\n", b"\r\n")
+    return (b"From: <sender@example.net>\r\n"
+            b"To: alice@example.test\r\n"
+            b"Subject: attachment\r\n"
+            b"Message-ID: " + mid.encode() + b"\r\n"
+            b"MIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=\"" +
+            boundary.encode() + b"\"\r\n\r\n"
+            b"preamble\r\n"
+            b"--" + boundary.encode() + b"\r\n"
+            b"Content-Type: text/plain; charset=us-ascii\r\n\r\n" +
+            text.encode() + b"\r\n"
+            b"--" + boundary.encode() + b"\r\n"
+            b"Content-Type: application/octet-stream\r\n"
+            b"Content-Disposition: attachment; filename=\"data.bin\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + b64 +
+            b"--" + boundary.encode() + b"--\r\n"
+            b"epilogue\r\n")
+
+
+def test_attachments_byte_for_byte(pm):
+    """Messages sharing a large attachment, which the store keeps once,
+    each come back exactly as sent, to every recipient."""
+    attachment = bytes((i * 7 + i // 251) % 256 for i in range(64 * 1024))
+    sent = {}
+    for i, (text, boundary) in enumerate([("first", "b1"),
+                                          ("second", "other-boundary"),
+                                          ("first", "b1")]):
+        mid = msgid()
+        sent[mid] = multipart(mid, attachment, text, boundary)
+        with smtplib.SMTP("127.0.0.1", pm.ports["smtp"], timeout=30) as s:
+            s.sendmail("sender@example.net",
+                       ["alice@example.test", "bob@example.test"], sent[mid])
+    for mid, data in sent.items():
+        for who in ("alice@example.test", "bob@example.test"):
+            assert delivered_once(pm, who, mid)[1] == data, (who, mid)
+
+
+def test_nested_message_byte_for_byte(pm):
+    mid = msgid()
+    inner = multipart("<inner@x>", b"\x00\x01" * 20000, "inner", "in")
+    data = (b"From: <sender@example.net>\r\nSubject: forward\r\n"
+            b"Message-ID: " + mid.encode() + b"\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=out\r\n\r\n"
+            b"--out\r\nContent-Type: text/plain\r\n\r\nfwd\r\n"
+            b"--out\r\nContent-Type: message/rfc822\r\n\r\n" + inner +
+            b"--out--\r\n")
+    with smtplib.SMTP("127.0.0.1", pm.ports["smtp"], timeout=30) as s:
+        s.sendmail("sender@example.net", ["carol@example.test"], data)
+    assert delivered_once(pm, "carol@example.test", mid)[1] == data
