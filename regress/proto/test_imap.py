@@ -795,6 +795,8 @@ def test_status(c):
     assert t.split()[1] == "BAD", t
     t, _ = c.cmd("STATUS St ()")
     assert t.split()[1] == "BAD", t
+    # IMAP4rev1's RECENT: none is ever recent.
+    assert status(c, "St", "RECENT")["RECENT"] == 0
     # HIGHESTMODSEQ grows with a change.
     c.ok("SELECT St")
     c.ok("STORE 1 +FLAGS (\\Flagged)")
@@ -989,6 +991,7 @@ def test_multiappend_one_bad(c):
     t = c.until(tag)[-1]
     assert t.startswith(tag + " NO") or t.startswith(tag + " BAD"), t
     c.ok("NOOP")
+    assert status(c, "Multi2", "MESSAGES")["MESSAGES"] == 1
 
 
 # --- CHECK, CLOSE, UNSELECT, EXPUNGE ----------------------------------

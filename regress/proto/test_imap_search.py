@@ -2,11 +2,17 @@
 RETURN options and SEARCHRES's $ (RFC 4731, RFC 5182), SORT and THREAD
 (RFC 5256), over a mailbox of eight messages whose answers are known."""
 import base64
+import os
 import re
+import shutil
+import sqlite3
+import tempfile
+import time
 
 import pytest
 
-from conftest import imap_client, imap_parse
+from conftest import IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER, \
+    imap_client, imap_deliver, imap_parse
 
 D = "12:00:00 +0000"
 
@@ -173,6 +179,11 @@ KEYS = [
     ("1,3,5:6", [1, 3, 5, 6]),
     ("1:* NOT 2:7", [1, 8]),
     ("SEEN 1:3", [1]),
+    # IMAP4rev1's keys: no message is ever recent (posternd.8).
+    ("RECENT", []),
+    ("NEW", []),
+    ("OLD", [1, 2, 3, 4, 5, 6, 7, 8]),
+    ("NOT RECENT", [1, 2, 3, 4, 5, 6, 7, 8]),
 ]
 
 
@@ -480,3 +491,68 @@ def test_thread_orderedsubject(thread_box):
     t, _ = c.cmd("THREAD REFERENCES ALL")
     assert t.split()[1] == "BAD", t
     c.close()
+
+
+# --- the full-text index, kept by storaged's indexer thread -------------
+
+
+def search_soon(c, criteria, want, timeout=5.0):
+    """SEARCH until it answers want: a message stored a moment ago is
+    indexed a few milliseconds later."""
+    deadline = time.time() + timeout
+    while True:
+        got = search(c, criteria)
+        if got == want or time.time() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def fts_rows(p):
+    """The ids in the index file (a copy of it), with the daemon stopped."""
+    copy = tempfile.mkdtemp(prefix="postern-fts-")
+    for name in os.listdir(p.statedir):
+        if name.startswith("postern-fts.db"):
+            shutil.copy(os.path.join(p.statedir, name), copy)
+    conn = sqlite3.connect(os.path.join(copy, "postern-fts.db"))
+    ids = sorted(r[0] for r in conn.execute(
+        "SELECT rowid FROM messages_fts"))
+    conn.close()
+    shutil.rmtree(copy)
+    return ids
+
+
+def test_index_is_rebuilt_and_follows_expunge(postern_factory):
+    p = postern_factory(listeners=IMAP_LISTENERS)
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    msgs = ["From: a@a.example\r\nTo: %s\r\nSubject: note %d\r\n\r\n"
+            "zebracorn body, only%dhere\r\n" % (IMAP_USER, i, i)
+            for i in (1, 2, 3)]
+    imap_deliver(p, msgs)
+    c = imap_client(p, select="INBOX")
+    assert search_soon(c, "TEXT zebracorn", [1, 2, 3]) == [1, 2, 3]
+    assert search_soon(c, "BODY only2here", [2]) == [2]
+    c.close()
+    p.stop()
+    assert len(fts_rows(p)) == 3
+    # The index is derived data: without its file it is made again.
+    for name in os.listdir(p.statedir):
+        if name.startswith("postern-fts.db"):
+            os.unlink(os.path.join(p.statedir, name))
+    p.restart()
+    c = imap_client(p, select="INBOX")
+    assert search_soon(c, "TEXT zebracorn", [1, 2, 3]) == [1, 2, 3]
+    assert search_soon(c, "SUBJECT note TEXT only3here", [3]) == [3]
+    assert "3 messages indexed" in p.logtext()
+    c.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    c.ok("EXPUNGE")
+    assert search_soon(c, "TEXT zebracorn", [1, 2]) == [1, 2]
+    assert search(c, "TEXT only2here") == []
+    imap_deliver(p, ["From: b@b.example\r\nSubject: later\r\n\r\n"
+                     "zebracorn again\r\n"])
+    c.ok("NOOP")
+    assert search_soon(c, "TEXT zebracorn", [1, 2, 3]) == [1, 2, 3]
+    c.close()
+    uids = p.message_uids(IMAP_USER)
+    p.stop()
+    # The expunged message's row left the index with it.
+    assert len(fts_rows(p)) == len(uids) == 3
