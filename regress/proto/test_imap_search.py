@@ -92,6 +92,10 @@ def box(imap):
     c = imap_client(imap)
     uids = append_all(c, "Search")
     c.close()
+    # The index catches up a moment after the APPENDs, in their order.
+    c = imap_client(imap, select="Search")
+    assert search_soon(c, "BODY attached", [8]) == [8]
+    c.close()
     return imap, uids
 
 
@@ -556,3 +560,23 @@ def test_index_is_rebuilt_and_follows_expunge(postern_factory):
     p.stop()
     # The expunged message's row left the index with it.
     assert len(fts_rows(p)) == len(uids) == 3
+
+
+def test_sent_date_in_its_own_zone(box):
+    """SENTON and friends take the Date field's date as written,
+    disregarding time and zone (RFC 9051 6.4.4): 23:30 -0500 on the 5th
+    is the 5th, though it is the 6th in UTC."""
+    c = imap_client(box[0])
+    c.ok("CREATE SentZone")
+    for date in ("Fri, 05 Jan 2024 23:30:00 -0500",
+                 "Sat, 06 Jan 2024 00:30:00 +0200"):
+        m = ("From: z@example.net\r\nSubject: zone\r\nDate: %s\r\n\r\nz\r\n"
+             % date).encode()
+        c.send(b"a APPEND SentZone {%d+}\r\n%s\r\n" % (len(m), m))
+        assert c.until("a")[-1].startswith("a OK")
+    c.ok("EXAMINE SentZone")
+    assert search(c, "SENTON 5-Jan-2024") == [1]
+    assert search(c, "SENTON 6-Jan-2024") == [2]
+    assert search(c, "SENTBEFORE 6-Jan-2024") == [1]
+    assert search(c, "SENTSINCE 6-Jan-2024") == [2]
+    c.close()

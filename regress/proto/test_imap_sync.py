@@ -610,3 +610,43 @@ def test_concurrent_appends(imap):
     assert "MESSAGES 200" in out[0], out
     c.close()
     w.close()
+
+
+def test_close_heard_by_other(pair):
+    """CLOSE expunges silently for its own session; others hear the
+    EXPUNGEs."""
+    a, b, _ = pair
+    mb = Model(uids_of(b))
+    a.ok("STORE 2:3 +FLAGS.SILENT (\\Deleted)")
+    out = a.ok("CLOSE")
+    assert not any("EXPUNGE" in ln for ln in out)
+    deadline = time.time() + 5 * TIME_SCALE
+    while len(mb.uids) > 2 and time.time() < deadline:
+        mb.cmd(b, "NOOP")
+        time.sleep(0.03)
+    assert len(mb.uids) == 2 and mb.uids == uids_of(b)
+
+
+@pytest.mark.parametrize("change", ["DELETE", "RENAME"])
+def test_selected_mailbox_deleted_or_renamed(pair, imap, change):
+    """Another session deletes or renames the mailbox this one has
+    selected: every command still gets its tagged answer (or the
+    session ends with BYE), and imapd serves others on."""
+    a, b, name = pair
+    a.ok("UNSELECT")
+    if change == "DELETE":
+        a.ok("DELETE " + name)
+    else:
+        a.ok("RENAME %s %sMoved" % (name, name))
+    for cmd in ("NOOP", "FETCH 1:* (FLAGS)", "STORE 1 +FLAGS ($X)",
+                "UID SEARCH ALL", "EXPUNGE", "NOOP"):
+        try:
+            tagged, out = b.cmd(cmd)
+        except EOFError:
+            break
+        assert tagged.split()[1] in ("OK", "NO", "BAD"), (cmd, tagged)
+        if any(ln.startswith("* BYE") for ln in out):
+            break
+    c = imap_client(imap, select="INBOX")
+    c.ok("NOOP")
+    c.close()
