@@ -427,7 +427,7 @@ imap_parse_search(const struct imap_cmd *cmd, size_t first,
 	*errp = "Bad search";
 	if (strcmp(cmd->verb, "SORT") == 0) {
 		*errp = "Syntax: SORT (criteria) charset keys";
-		if (i + 2 >= nargs + 1 || i >= nargs ||
+		if (i >= nargs ||
 		    args[i].type != TOK_LIST || args[i].nitems == 0 ||
 		    args[i].nitems > IMAP_SORT_KEYS_MAX)
 			return -1;
@@ -437,6 +437,7 @@ imap_parse_search(const struct imap_cmd *cmd, size_t first,
 				return -1;
 			if (strcasecmp(t->items[j].s, "REVERSE") == 0 &&
 			    j + 1 < t->nitems &&
+			    t->items[j + 1].type == TOK_ATOM &&
 			    strcasecmp(t->items[j + 1].s, "REVERSE") != 0)
 				ok = 1;
 			else {

@@ -257,20 +257,24 @@ void
 imap_search_end(struct imap_session *s, struct imsg *imsg)
 {
 	struct search_ctx	*c = s->ctx;
-	struct imap_search	*q = &c->search;
+	struct imap_search	*q;
 	struct imap_buf		 b = IMAP_BUF_INIT;
 	struct msg_in		 m;
 	uint64_t		 hms;
-	uint32_t		*v = c->uids.v;
-	size_t			 i, n = c->uids.n;
+	uint32_t		*v;
+	size_t			 i, n;
 	int			 ret;
 
 	if (s->wait != WAIT_SEARCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
+	/* Not a search_ctx then: SELECT's own. */
 	if (imap_selecting(s)) {
 		imap_select_unseen_end(s, imsg);
 		return;
 	}
+	q = &c->search;
+	v = c->uids.v;
+	n = c->uids.n;
 	msg_read(&m, imsg);
 	if (msg_get_u64(&m, &hms) == -1 || msg_end(&m) == -1)
 		imapd_malformed(imsg);
