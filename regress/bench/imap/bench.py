@@ -99,6 +99,15 @@ def mem_kb(pids):
     return pss, rss
 
 
+def loadavg():
+    """The 1-minute load average: other work on the machine shows here."""
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def drop_to(pw):
     def f():
         os.setgid(pw.pw_gid)
@@ -548,6 +557,7 @@ class Bench:
             raise BenchError("%s: mix of %d sessions: %s %s" %
                              (srv.name, sessions, r.stdout, r.stderr))
         m["peak_pss_kb"] = peak
+        m["loadavg"] = loadavg()
         if m.get("ready", sessions) < sessions:
             m["note"] = "only %d of %d sessions logged in; " % (
                 m["ready"], sessions)
@@ -653,8 +663,10 @@ def report(results, args):
     print("(a) client mix, %d s per cell: ops/s counts operations "
           "answered OK (an EXPUNGE operation is STORE + EXPUNGE)"
           % args.duration)
-    head = "%5s  %-8s %9s %6s %6s %7s %8s  %s" % (
-        "sess", "server", "ops/s", "NO/BAD", "broken", "cpu ms",
+    print("cpu ms: the server's CPU time per operation; load: the "
+          "machine's 1-minute load average after the cell (2 cores)")
+    head = "%5s  %-8s %9s %6s %6s %7s %5s %8s  %s" % (
+        "sess", "server", "ops/s", "NO/BAD", "broken", "cpu ms", "load",
         "ratio", "p50 ms: select flags hdrs body store append expunge "
         "search")
     print(head)
@@ -673,9 +685,10 @@ def report(results, args):
             cpu = (m["cpu_seconds"] * 1000 / m["ops"]
                    if m.get("cpu_seconds") is not None and m["ops"]
                    else None)
-            print("%5d  %-8s %9.1f %6d %6d %7s %8s  %s" % (
+            print("%5d  %-8s %9.1f %6d %6d %7s %5s %8s  %s" % (
                 sessions, r["server"], m["ops_per_sec"],
                 m["no"] + m["bad"], m["errors"], fmt(cpu, "%.2f"),
+                fmt(m.get("loadavg")),
                 "-" if r["server"] == "postern" else fmt(rt, "%.2fx"),
                 " ".join(fmt(m.get(n + "_p50_ms"), "%.1f") for n in names)))
     print()
