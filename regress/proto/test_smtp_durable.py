@@ -3,6 +3,7 @@ over 20 concurrent sessions, the whole daemon SIGKILLed right after the
 last 250, restarted: every acknowledged message is in each of its
 mailboxes exactly once.  A kill during DATA leaves no partial message
 and no 250."""
+import base64
 import os
 import re
 import signal
@@ -20,11 +21,24 @@ SESSIONS = 20
 PER_SESSION = 10
 
 
+# One attachment shared by every fourth message: the store keeps it
+# once, as a blob of its own, so a kill also falls among those.
+SHARED = base64.encodebytes(bytes(range(256)) * 96).replace(b"\n", b"\r\n")
+
+
 def message(mid, i, size):
     head = ("From: <sender@example.net>\r\nSubject: durable %d\r\n"
-            "Message-ID: %s\r\n\r\n" % (i, mid)).encode()
+            "Message-ID: %s\r\n" % (i, mid)).encode()
     line = (b"%06d " % i) + b"x" * 64 + b"\r\n"
-    return head + line * (size // len(line) + 1)
+    text = line * (size // len(line) + 1)
+    if i % 4 != 1:
+        return head + b"\r\n" + text
+    return (head + b"MIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=sep\r\n\r\n"
+            b"--sep\r\nContent-Type: text/plain\r\n\r\n" + text +
+            b"--sep\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + SHARED +
+            b"--sep--\r\n")
 
 
 def mids_in(p, account):
