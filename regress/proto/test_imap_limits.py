@@ -4,6 +4,7 @@ of its bytes is read (no "+" continuation), parenthesis depth and
 sequence-set size are bounded, malformed and unknown commands get a
 tagged BAD, and in every case the session goes on.  Past bad-commands
 BADs the session is closed."""
+import os
 import re
 import time
 
@@ -292,3 +293,54 @@ def test_too_many_bad_commands(module_factory):
     ln = c.line()
     assert ln.startswith("* BYE"), ln
     assert c.closed()
+
+
+VERBS = ["FETCH", "UID FETCH", "STORE", "UID STORE", "SEARCH", "UID SEARCH",
+         "COPY", "UID COPY", "MOVE", "UID MOVE", "EXPUNGE", "UID EXPUNGE",
+         "SORT", "UID SORT", "THREAD", "UID THREAD", "STATUS", "LIST",
+         "LSUB", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME",
+         "SUBSCRIBE", "UNSUBSCRIBE", "APPEND", "ENABLE", "ID", "NOOP",
+         "CHECK", "NAMESPACE", "CAPABILITY", "UNSELECT", "FROB"]
+PIECES = ["1", "*", "1:*", "2:4", "0", "4294967295", "4294967296", "$",
+          "(", ")", "[", "]", "<0.5>", "BODY[", "BODY[]", "BODY.PEEK[1.2]",
+          "BINARY[1]", "FLAGS", "+FLAGS", "-FLAGS.SILENT", "(\\Seen)",
+          "\\Deleted", "$kw", "INBOX", "Fuzz", '"quoted"', '"\\"', '""',
+          "NIL", "ALL", "OR", "NOT", "SUBJECT", "HEADER", "UTF-8",
+          "(CHANGEDSINCE 1)", "(UNCHANGEDSINCE 0)", "RETURN", "(MIN MAX)",
+          "REFERENCES", "(DATE)", "01-Jan-2024", "MODSEQ", "ENVELOPE",
+          "BODYSTRUCTURE", "{3+}\r\nabc", "~{2+}\r\nab", "\xff", "%", "&",
+          "&AGE-", "(MESSAGES UIDNEXT)", "HIGHESTMODSEQ", "UID", "~",
+          "((((((", "))))", "12345678901234567890", "-1", "1,2,3"]
+
+
+def test_random_commands(limits):
+    """Commands made at random of IMAP's pieces: each gets its tagged
+    answer and the session and imapd go on."""
+    rng = __import__("random").Random(int(os.environ.get("IMAP_FUZZ_SEED", "9051")))
+    c = imap_client(limits)
+    c.ok("CREATE Fuzz")
+    m = b"Subject: fuzz\r\n\r\nfuzz\r\n"
+    for i in range(3):
+        c.send(b"a APPEND Fuzz {%d+}\r\n%s\r\n" % (len(m), m))
+        c.until("a")
+    c.ok("SELECT Fuzz")
+    for n in range(400):
+        verb = rng.choice(VERBS)
+        args = " ".join(rng.choice(PIECES)
+                        for _ in range(rng.randint(0, 6)))
+        tag = c.tag()
+        c.send(("%s %s %s\r\n" % (tag, verb, args)).encode("latin-1"))
+        while True:
+            ln = c.line()
+            assert not ln.startswith("+"), (verb, args, ln)
+            if ln.startswith(tag + " "):
+                break
+        assert ln.split()[1] in ("OK", "NO", "BAD"), (verb, args, ln)
+        if n % 50 == 0:
+            c.cmd("CREATE Fuzz")     # a DELETE or RENAME may have hit it
+            c.cmd("SELECT Fuzz")
+    c.ok("NOOP")
+    c.close()
+    d = imap_client(limits, select="INBOX")
+    d.ok("NOOP")
+    d.close()
