@@ -89,6 +89,8 @@ void	 store_blob_collect(void);
 int	 store_blob_open(const char *);
 int	 store_blob_put(const void *, size_t, char *, size_t);
 int	 store_blob_write(const void *, size_t, char *, size_t);
+int	 store_blob_file(const void *, size_t, const char *, const char *,
+	    const char **);
 int	 store_blob_sync(void);
 
 /* storaged/store_stmt.c: statements kept prepared, by SQL literal */
@@ -220,13 +222,19 @@ struct deliver_msg {
 	char			*from_addr;
 	char			*addresses;
 	char			*text;
-	int			 split;		/* parts and skel are made */
+	int			 planned;	/* parts and skel are named */
+	int			 written;	/* by a sync thread */
+	int			 durable;	/* all in /blobs, synced */
 	struct store_part	*parts;
 	size_t			 nparts;
 	char			 skel[STORE_HASH_HEX + 1];
+	char			*skel_buf;
 	size_t			 skel_len;
 };
 
+int	 store_parts_plan(struct deliver_msg *);
+int	 store_parts_write(struct deliver_msg *, const char **);
+void	 store_parts_forget(struct deliver_msg *);
 int	 store_parts_blob(struct deliver_msg *, const char *, const char **,
 	    int64_t *);
 int	 store_parts_insert(struct deliver_msg *, int64_t);

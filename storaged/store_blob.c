@@ -298,6 +298,58 @@ store_blob_put(const void *buf, size_t len, char *hash, size_t hashlen)
 }
 
 /*
+ * Safe in any thread (no row, no note, no log): unless /blobs/hash
+ * exists, buf written to the spool file tmp, fdatasynced and renamed
+ * to it.  /blobs itself is not fsynced.  0, or -1 with errno and what
+ * failed in *what.
+ */
+int
+store_blob_file(const void *buf, size_t len, const char *hash,
+    const char *tmp, const char **what)
+{
+	const unsigned char *p = buf;
+	size_t		 off = 0;
+	ssize_t		 n;
+	int		 fd, serrno;
+	struct stat	 sb;
+
+	if (fstatat(blob_dirfd, hash, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1) {
+		*what = "open";
+		return -1;
+	}
+	while (off < len) {
+		if ((n = write(fd, p + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			*what = "write";
+			goto fail;
+		}
+		off += n;
+	}
+	if (fdatasync(fd) == -1) {
+		*what = "fdatasync";
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	if (renameat(AT_FDCWD, tmp, blob_dirfd, hash) == -1) {
+		*what = "rename";
+		goto fail;
+	}
+	return 0;
+ fail:
+	serrno = errno;
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	errno = serrno;
+	return -1;
+}
+
+/*
  * store_blob_put() without the fsync of /blobs, for a caller writing
  * several blobs: it calls store_blob_sync() once after the last, and
  * before any transaction naming them commits.
@@ -307,12 +359,8 @@ store_blob_write(const void *buf, size_t len, char *hash, size_t hashlen)
 {
 	SHA2_CTX	 ctx;
 	char		 tmp[64];
-	const unsigned char *p = buf;
-	size_t		 off = 0;
-	ssize_t		 n;
+	const char	*what;
 	uint64_t	 r;
-	int		 fd, exists;
-	struct stat	 sb;
 
 	if (hashlen < STORE_HASH_HEX + 1) {
 		errno = EINVAL;
@@ -321,43 +369,13 @@ store_blob_write(const void *buf, size_t len, char *hash, size_t hashlen)
 	SHA256Init(&ctx);
 	SHA256Update(&ctx, buf, len);
 	SHA256End(&ctx, hash);
-	exists = fstatat(blob_dirfd, hash, &sb, AT_SYMLINK_NOFOLLOW) == 0;
-	if (exists) {
-		store_blob_forget(hash);
-		return 0;
-	}
 	arc4random_buf(&r, sizeof(r));
 	(void)snprintf(tmp, sizeof(tmp), "%s/put-%016llx", STORE_SPOOL_DIR,
 	    (unsigned long long)r);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) == -1) {
-		log_warn("open %s", tmp);
+	if (store_blob_file(buf, len, hash, tmp, &what) == -1) {
+		log_warn("%s %s", what, tmp);
 		return -1;
-	}
-	while (off < len) {
-		if ((n = write(fd, p + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			log_warn("write %s", tmp);
-			goto fail;
-		}
-		off += n;
-	}
-	if (fdatasync(fd) == -1) {
-		log_warn("fdatasync %s", tmp);
-		goto fail;
-	}
-	close(fd);
-	fd = -1;
-	if (renameat(AT_FDCWD, tmp, blob_dirfd, hash) == -1) {
-		log_warn("rename %s", tmp);
-		goto fail;
 	}
 	store_blob_forget(hash);
 	return 0;
- fail:
-	if (fd != -1)
-		close(fd);
-	unlink(tmp);
-	return -1;
 }

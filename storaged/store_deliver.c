@@ -29,6 +29,7 @@
 #define DELIVER_FTS_MAX		(1024 * 1024)	/* body text indexed */
 #define DELIVER_TRACE_SLACK	(64 * 1024)	/* Received: beyond the limit */
 #define DELIVER_ACCOUNTS_MAX	4096	/* accounts one address reaches */
+#define DELIVER_BATCH_BYTES	(16 * 1024 * 1024)	/* messages held */
 
 struct deliver_rcpt {
 	uint32_t	 idx;
@@ -42,14 +43,29 @@ struct deliver_account {
 	const char	*rcpt;		/* the first address that reached it */
 };
 
+struct deliver_batch;
+
 struct deliver_job {
 	TAILQ_ENTRY(deliver_job) entry;
 	uint64_t		 queue_id;
 	uint32_t		 peerid;
 	struct deliver_rcpt	*rcpts;
 	size_t			 nrcpts;
+	/* Read and parsed before the transaction; its pieces written. */
+	struct deliver_batch	*batch;
+	struct store_job	 pieces;
+	struct deliver_msg	 dm;
+	int			 loaded;
+	int			 load_result;	/* else, for the recipients */
+	char			 load_reason[ENVELOPE_REASON_MAX];
 };
 TAILQ_HEAD(deliver_jobs, deliver_job);
+
+/* One transaction's DELIVERs, and how many wait for their pieces. */
+struct deliver_batch {
+	struct deliver_jobs	 jobs;
+	size_t			 left;
+};
 
 static struct deliver_jobs	 deliver_waiting =
     TAILQ_HEAD_INITIALIZER(deliver_waiting);
@@ -99,6 +115,8 @@ job_free(struct deliver_job *job)
 {
 	size_t	 i;
 
+	if (job->loaded)
+		store_msg_clear(&job->dm);
 	for (i = 0; i < job->nrcpts; i++)
 		free(job->rcpts[i].address);
 	free(job->rcpts);
@@ -318,6 +336,7 @@ store_msg_clear(struct deliver_msg *dm)
 	free(dm->addresses);
 	free(dm->text);
 	free(dm->parts);
+	free(dm->skel_buf);
 	memset(dm, 0, sizeof(*dm));
 }
 
@@ -793,11 +812,9 @@ deliver_one(struct deliver_job *job, time_t now)
 {
 	sqlite3_stmt		*st;
 	struct deliver_account	*accts = NULL;
-	struct deliver_msg	 dm;
 	char			 hash[STORE_HASH_HEX + 1], *sender = NULL;
-	char			 reason[ENVELOPE_REASON_MAX];
 	size_t			 i, j, nids, naccts = 0, cap = 0;
-	int			 rc, kind, result, ret = -1, loaded = 0;
+	int			 rc, kind, ret = -1;
 
 	if ((st = store_db_stmt("SELECT blob, sender FROM queue "
 	    "WHERE id = ?")) == NULL)
@@ -844,18 +861,17 @@ deliver_one(struct deliver_job *job, time_t now)
 	}
 
 	if (naccts > 0) {
-		if (store_msg_load(&dm, hash, &result, reason,
-		    sizeof(reason)) == -1) {
+		if (!job->loaded) {
 			for (i = 0; i < job->nrcpts; i++)
 				if (job->rcpts[i].result == DELIVERY_OK)
-					rcpt_set(&job->rcpts[i], result,
-					    reason);
+					rcpt_set(&job->rcpts[i],
+					    job->load_result,
+					    job->load_reason);
 			ret = 0;
 			goto done;
 		}
-		loaded = 1;
 		for (i = 0; i < naccts; i++)
-			if (deliver_account(&dm, hash, sender, &accts[i],
+			if (deliver_account(&job->dm, hash, sender, &accts[i],
 			    now) == -1)
 				goto done;
 	}
@@ -868,8 +884,6 @@ deliver_one(struct deliver_job *job, time_t now)
 		goto done;
 	ret = 0;
  done:
-	if (loaded)
-		store_msg_clear(&dm);
 	free(accts);
 	free(sender);
 	return ret;
@@ -909,11 +923,11 @@ job_reply(struct deliver_job *job)
 static void
 deliver_synced(void *arg)
 {
-	struct deliver_jobs	*batch = arg;
+	struct deliver_batch	*batch = arg;
 	struct deliver_job	*job;
 
-	while ((job = TAILQ_FIRST(batch)) != NULL) {
-		TAILQ_REMOVE(batch, job, entry);
+	while ((job = TAILQ_FIRST(&batch->jobs)) != NULL) {
+		TAILQ_REMOVE(&batch->jobs, job, entry);
 		job_reply(job);
 		job_free(job);
 	}
@@ -921,37 +935,20 @@ deliver_synced(void *arg)
 }
 
 /*
- * Every DELIVER waiting, or the first DELIVER_BATCH_MAX, in one go.
- * The transaction commits without a flush on this thread; the answers
- * wait for the sync threads' flush (store_db_sync), which commits of
- * other work share.
+ * The batch in one transaction, its messages read already.  It
+ * commits without a flush on this thread; the answers wait for the
+ * sync threads' flush (store_db_sync), which commits of other work
+ * share.
  */
 static void
-store_deliver_run(int fd, short ev, void *arg)
+deliver_commit(struct deliver_batch *batch)
 {
-	struct deliver_jobs	 batch = TAILQ_HEAD_INITIALIZER(batch);
-	struct deliver_jobs	*done;
 	struct deliver_job	*job;
-	struct timeval		 tv = { 0, 0 };
 	time_t			 now = time(NULL);
-	size_t			 n = 0;
 	int			 ok;
 
-	while ((job = TAILQ_FIRST(&deliver_waiting)) != NULL &&
-	    n < DELIVER_BATCH_MAX) {
-		TAILQ_REMOVE(&deliver_waiting, job, entry);
-		deliver_nwaiting--;
-		TAILQ_INSERT_TAIL(&batch, job, entry);
-		n++;
-	}
-	if (!TAILQ_EMPTY(&deliver_waiting))
-		evtimer_add(&deliver_ev, &tv);
-	if (n > 1)
-		log_debug("delivery: %zu queue entries in one transaction, "
-		    "%zu waiting", n, deliver_nwaiting);
-
 	ok = store_db_begin_lazy() == 0;
-	TAILQ_FOREACH(job, &batch, entry) {
+	TAILQ_FOREACH(job, &batch->jobs, entry) {
 		if (!ok)
 			break;
 		if (db_exec("SAVEPOINT deliver") == -1) {
@@ -972,7 +969,7 @@ store_deliver_run(int fd, short ev, void *arg)
 	else if (!ok)
 		store_db_rollback_lazy();
 	if (!ok) {
-		TAILQ_FOREACH(job, &batch, entry) {
+		TAILQ_FOREACH(job, &batch->jobs, entry) {
 			if (job->nrcpts == 0 && job_load_rcpts(job) == -1)
 				log_warnx("queue %016llx: cannot tell which "
 				    "recipients failed",
@@ -981,11 +978,130 @@ store_deliver_run(int fd, short ev, void *arg)
 			    "4.3.0 storage error, will retry");
 		}
 	}
-	if ((done = malloc(sizeof(*done))) == NULL)
+	/* Pieces no row came to name go; the messages are done with. */
+	TAILQ_FOREACH(job, &batch->jobs, entry) {
+		if (!job->loaded)
+			continue;
+		store_parts_forget(&job->dm);
+		store_msg_clear(&job->dm);
+		job->loaded = 0;
+	}
+	store_db_sync(0, deliver_synced, batch);
+}
+
+/* In the main thread: a message's pieces written, or not (see why). */
+static void
+deliver_pieces_done(struct store_job *sj)
+{
+	struct deliver_job	*job = sj->arg;
+	struct deliver_batch	*batch = job->batch;
+
+	if (sj->what != NULL) {
+		/* Written again inside the transaction, or TEMPFAIL. */
+		errno = sj->err;
+		log_warn("queue %016llx: attachment blobs: %s",
+		    (unsigned long long)job->queue_id, sj->what);
+	}
+	if (--batch->left == 0)
+		deliver_commit(batch);
+}
+
+static void
+deliver_pieces_run(struct store_job *sj, unsigned char *buf, size_t buflen)
+{
+	struct deliver_job	*job = sj->arg;
+
+	(void)buf;
+	(void)buflen;
+	if (store_parts_write(&job->dm, &sj->what) == -1)
+		sj->err = errno;
+}
+
+/*
+ * Before the transaction: the entry's message read and parsed, and the
+ * attachments it stores as blobs of their own written by a sync thread
+ * (their fdatasync would otherwise hold up the event loop).  Returns
+ * the bytes held.
+ */
+static size_t
+deliver_prepare(struct deliver_batch *batch, struct deliver_job *job)
+{
+	sqlite3_stmt	*st;
+	char		 hash[STORE_HASH_HEX + 1];
+	size_t		 held;
+	int		 rc;
+
+	if ((st = store_db_stmt("SELECT blob FROM queue WHERE id = ?")) ==
+	    NULL)
+		return 0;
+	if (sqlite3_bind_int64(st, 1, job->queue_id) != SQLITE_OK)
+		rc = SQLITE_ERROR;
+	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		strlcpy(hash, (const char *)sqlite3_column_text(st, 0),
+		    sizeof(hash));
+	sqlite3_finalize(st);
+	job->load_result = DELIVERY_TEMPFAIL;
+	strlcpy(job->load_reason, "4.3.0 storage error, will retry",
+	    sizeof(job->load_reason));
+	/* Gone, or the transaction finds out again. */
+	if (rc != SQLITE_ROW)
+		return 0;
+	if (store_msg_load(&job->dm, hash, &job->load_result,
+	    job->load_reason, sizeof(job->load_reason)) == -1)
+		return 0;
+	job->loaded = 1;
+	held = job->dm.len + strlen(job->dm.text);
+	if (store_parts_plan(&job->dm) == -1)
+		return held;
+	if (job->dm.nparts == 0) {
+		/* Only pieces are made of the bytes themselves. */
+		free(job->dm.raw);
+		job->dm.raw = NULL;
+		return held - job->dm.len;
+	}
+	job->batch = batch;
+	job->pieces.arg = job;
+	job->pieces.run = deliver_pieces_run;
+	job->pieces.done = deliver_pieces_done;
+	job->pieces.what = NULL;
+	batch->left++;
+	store_job_submit(&job->pieces);
+	return held;
+}
+
+/*
+ * Every DELIVER waiting, or the first DELIVER_BATCH_MAX or
+ * DELIVER_BATCH_BYTES of messages, in one transaction once their
+ * attachments are written.
+ */
+static void
+store_deliver_run(int fd, short ev, void *arg)
+{
+	struct deliver_batch	*batch;
+	struct deliver_job	*job;
+	struct timeval		 tv = { 0, 0 };
+	size_t			 n = 0, bytes = 0;
+
+	if ((batch = calloc(1, sizeof(*batch))) == NULL)
 		fatal("%s", __func__);
-	TAILQ_INIT(done);
-	TAILQ_CONCAT(done, &batch, entry);
-	store_db_sync(0, deliver_synced, done);
+	TAILQ_INIT(&batch->jobs);
+	/* Counted as waiting until all are submitted. */
+	batch->left = 1;
+	while ((job = TAILQ_FIRST(&deliver_waiting)) != NULL &&
+	    n < DELIVER_BATCH_MAX && bytes < DELIVER_BATCH_BYTES) {
+		TAILQ_REMOVE(&deliver_waiting, job, entry);
+		deliver_nwaiting--;
+		TAILQ_INSERT_TAIL(&batch->jobs, job, entry);
+		n++;
+		bytes += deliver_prepare(batch, job);
+	}
+	if (!TAILQ_EMPTY(&deliver_waiting))
+		evtimer_add(&deliver_ev, &tv);
+	if (n > 1)
+		log_debug("delivery: %zu queue entries in one transaction, "
+		    "%zu waiting", n, deliver_nwaiting);
+	if (--batch->left == 0)
+		deliver_commit(batch);
 }
 
 /* IMSG_STORE_DELIVER from queue: u64 queue id. */

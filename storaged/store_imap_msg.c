@@ -1128,11 +1128,18 @@ struct append_job {
 	uint32_t		 uidvalidity;
 	uint32_t		 uid;
 	int			 renamed;	/* made its name in /blobs */
+	struct deliver_msg	 dm;
+	int			 loaded;	/* dm holds the upload */
 };
 
 static void
 append_free(struct append_job *aj)
 {
+	if (aj->loaded) {
+		/* Pieces no row came to name go. */
+		store_parts_forget(&aj->dm);
+		store_msg_clear(&aj->dm);
+	}
 	free(aj->mailbox);
 	free(aj->flags);
 	free(aj);
@@ -1250,23 +1257,19 @@ append_insert(struct append_job *aj, struct deliver_msg *dm,
 	return 0;
 }
 
-/* The blob is named and durable: parse, insert, commit lazily. */
+/* The message's pieces written and durable, or not (see why): commit. */
 static void
-append_store(struct store_job *job)
+append_commit(struct store_job *job)
 {
 	struct append_job	*aj = job->arg;
-	struct deliver_msg	 dm;
 	struct store_keywords	 flags;
 	char			 name[STORE_MBOX_NAME_MAX + 1];
-	char			 text[STORE_ERR_MAX];
-	char			 reason[ENVELOPE_REASON_MAX];
 	int			 result;
 
 	if (job->what != NULL) {
+		/* Written again inside the transaction, or it fails. */
 		errno = job->err;
-		log_warn("%s", job->what);
-		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
-		return;
+		log_warn("append: attachment blobs: %s", job->what);
 	}
 	/* The mailbox may have gone meanwhile. */
 	if (store_mbox_name(aj->mailbox, name, sizeof(name)) == -1 ||
@@ -1283,32 +1286,73 @@ append_store(struct store_job *job)
 		append_fail(aj, "[CANNOT] Invalid flags");
 		return;
 	}
-	if (store_msg_load(&dm, aj->hash, &result, reason,
-	    sizeof(reason)) == -1) {
-		(void)snprintf(text, sizeof(text), "[%s] Message cannot be "
-		    "stored: %s", result == DELIVERY_TEMPFAIL ? "SERVERBUG" :
-		    "CANNOT", reason);
-		store_keywords_free(&flags);
-		append_fail(aj, text);
-		return;
-	}
 	if (store_db_begin_lazy() == -1)
 		result = -1;
-	else if (append_insert(aj, &dm, &flags) == -1) {
+	else if (append_insert(aj, &aj->dm, &flags) == -1) {
 		store_db_rollback_lazy();
 		result = -1;
 	} else
 		result = store_db_commit_lazy();
 	/* Stored in pieces, the upload's own blob is named by no row. */
-	if (dm.nparts > 0)
+	if (aj->dm.nparts > 0)
 		store_blob_forget(aj->hash);
-	store_msg_clear(&dm);
+	store_parts_forget(&aj->dm);
+	store_msg_clear(&aj->dm);
+	aj->loaded = 0;
 	store_keywords_free(&flags);
 	if (result == -1) {
 		append_fail(aj, "[SERVERBUG] Storage error");
 		return;
 	}
 	store_db_sync(0, append_reply_send, aj);
+}
+
+/* In a sync thread: the attachments stored apart written. */
+static void
+append_pieces_run(struct store_job *job, unsigned char *buf, size_t buflen)
+{
+	struct append_job	*aj = job->arg;
+
+	(void)buf;
+	(void)buflen;
+	if (store_parts_write(&aj->dm, &job->what) == -1)
+		job->err = errno;
+}
+
+/*
+ * The blob is named and durable: parse; the attachments stored apart
+ * written by a sync thread; then insert and commit lazily.
+ */
+static void
+append_store(struct store_job *job)
+{
+	struct append_job	*aj = job->arg;
+	char			 text[STORE_ERR_MAX];
+	char			 reason[ENVELOPE_REASON_MAX];
+	int			 result;
+
+	if (job->what != NULL) {
+		errno = job->err;
+		log_warn("%s", job->what);
+		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
+		return;
+	}
+	if (store_msg_load(&aj->dm, aj->hash, &result, reason,
+	    sizeof(reason)) == -1) {
+		(void)snprintf(text, sizeof(text), "[%s] Message cannot be "
+		    "stored: %s", result == DELIVERY_TEMPFAIL ? "SERVERBUG" :
+		    "CANNOT", reason);
+		append_fail(aj, text);
+		return;
+	}
+	aj->loaded = 1;
+	if (store_parts_plan(&aj->dm) == 0 && aj->dm.nparts > 0) {
+		job->run = append_pieces_run;
+		job->done = append_commit;
+		store_job_submit_first(job);
+		return;
+	}
+	append_commit(job);
 }
 
 /* In the main thread: the upload becomes a blob, by name. */

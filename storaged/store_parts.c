@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,30 +75,45 @@ parts_find(struct deliver_msg *dm, const struct mime_part *p, int depth)
 	return 0;
 }
 
+static void
+piece_hash(const void *buf, size_t len, char *hash)
+{
+	SHA2_CTX	 ctx;
+
+	SHA256Init(&ctx);
+	SHA256Update(&ctx, buf, len);
+	SHA256End(&ctx, hash);
+}
+
 /*
- * Inside the transaction that will name them, before the first row of
- * the message: the part blobs and the skeleton written, fdatasynced and
- * renamed into /blobs, and /blobs fsynced once, so that the commit
- * never names a file a crash could lose.  Done once per message,
- * whatever number of rows it gets.  0 (dm->nparts 0: stored whole), or
- * -1 on a storage error.
+ * In memory only: which leaves are cut out, the skeleton left, and the
+ * names of all of them.  Done once per message, whatever number of
+ * rows it gets.  0 (dm->nparts 0: stored whole), or -1 if memory ran
+ * out.
  */
-static int
-parts_split(struct deliver_msg *dm)
+int
+store_parts_plan(struct deliver_msg *dm)
 {
 	struct store_buf	 skel;
 	size_t			 i, at = 0;
 
-	if (dm->split)
+	if (dm->planned)
 		return 0;
-	dm->split = 1;
+	if (dm->raw == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
 	if (dm->mime == NULL || dm->mime->root == NULL ||
-	    dm->len < STORE_PART_MIN)
+	    dm->len < STORE_PART_MIN) {
+		dm->planned = 1;
 		return 0;
+	}
 	if (parts_find(dm, dm->mime->root, 0) == -1)
 		goto fail;
-	if (dm->nparts == 0)
+	if (dm->nparts == 0) {
+		dm->planned = 1;
 		return 0;
+	}
 	memset(&skel, 0, sizeof(skel));
 	for (i = 0; i < dm->nparts; i++) {
 		store_buf_add(&skel, dm->raw + at, dm->parts[i].start - at);
@@ -108,27 +124,113 @@ parts_split(struct deliver_msg *dm)
 		free(skel.p);
 		goto fail;
 	}
+	dm->skel_buf = skel.p;
 	dm->skel_len = skel.len;
-	if (store_blob_write(skel.p != NULL ? skel.p : "", skel.len,
-	    dm->skel, sizeof(dm->skel)) == -1) {
-		free(skel.p);
-		goto fail;
-	}
-	free(skel.p);
+	piece_hash(dm->skel_buf != NULL ? dm->skel_buf : "", dm->skel_len,
+	    dm->skel);
 	for (i = 0; i < dm->nparts; i++)
-		if (store_blob_write(dm->raw + dm->parts[i].start,
-		    dm->parts[i].len, dm->parts[i].hash,
-		    sizeof(dm->parts[i].hash)) == -1)
-			goto fail;
-	if (store_blob_sync() == -1)
-		goto fail;
+		piece_hash(dm->raw + dm->parts[i].start, dm->parts[i].len,
+		    dm->parts[i].hash);
+	dm->planned = 1;
 	return 0;
  fail:
 	free(dm->parts);
 	dm->parts = NULL;
 	dm->nparts = 0;
-	dm->split = 0;
 	return -1;
+}
+
+/*
+ * In a sync thread: the planned pieces not in /blobs yet written,
+ * fdatasynced and renamed there, then /blobs fsynced.  Nothing of the
+ * main thread's is touched: the pieces are noted for collection by
+ * store_parts_forget() after the transaction.  0, or -1 with errno
+ * and what failed in *what.
+ */
+int
+store_parts_write(struct deliver_msg *dm, const char **what)
+{
+	char	 tmp[64];
+	size_t	 i;
+
+	/* The message's address names the files: one job per message. */
+	(void)snprintf(tmp, sizeof(tmp), "%s/part-%llx-s", STORE_SPOOL_DIR,
+	    (unsigned long long)(uintptr_t)dm);
+	if (store_blob_file(dm->skel_buf != NULL ? dm->skel_buf : "",
+	    dm->skel_len, dm->skel, tmp, what) == -1)
+		return -1;
+	for (i = 0; i < dm->nparts; i++) {
+		(void)snprintf(tmp, sizeof(tmp), "%s/part-%llx-%zu",
+		    STORE_SPOOL_DIR, (unsigned long long)(uintptr_t)dm, i);
+		if (store_blob_file(dm->raw + dm->parts[i].start,
+		    dm->parts[i].len, dm->parts[i].hash, tmp, what) == -1)
+			return -1;
+	}
+	if (fsync(store_blob_dir()) == -1) {
+		*what = "fsync " STORE_BLOB_DIR;
+		return -1;
+	}
+	dm->written = 1;
+	return 0;
+}
+
+/*
+ * Inside the transaction that will name them, before the first row of
+ * the message: every piece in /blobs, its bytes and its name durable,
+ * so that the commit never names a file a crash could lose.  Written
+ * by a sync thread already (store_parts_write_run()) they need only be
+ * there still: a collection meanwhile may have taken one that existed
+ * unnamed.  Otherwise, or then, they are written here.
+ */
+static int
+parts_durable(struct deliver_msg *dm)
+{
+	struct stat	 sb;
+	size_t		 i;
+	char		 hash[STORE_HASH_HEX + 1];
+
+	if (dm->durable)
+		return 0;
+	if (dm->written) {
+		for (i = 0; i < dm->nparts; i++)
+			if (fstatat(store_blob_dir(), dm->parts[i].hash, &sb,
+			    AT_SYMLINK_NOFOLLOW) == -1)
+				break;
+		if (i == dm->nparts && fstatat(store_blob_dir(), dm->skel,
+		    &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+			dm->durable = 1;
+			return 0;
+		}
+	}
+	log_debug("%s: %zu attachment blob%s written in the transaction",
+	    __func__, dm->nparts, dm->nparts == 1 ? "" : "s");
+	if (store_blob_write(dm->skel_buf != NULL ? dm->skel_buf : "",
+	    dm->skel_len, hash, sizeof(hash)) == -1)
+		return -1;
+	for (i = 0; i < dm->nparts; i++)
+		if (store_blob_write(dm->raw + dm->parts[i].start,
+		    dm->parts[i].len, hash, sizeof(hash)) == -1)
+			return -1;
+	if (store_blob_sync() == -1)
+		return -1;
+	dm->durable = 1;
+	return 0;
+}
+
+/*
+ * After the transaction that may have named them: the pieces are
+ * collected unless a row names them.
+ */
+void
+store_parts_forget(struct deliver_msg *dm)
+{
+	size_t	 i;
+
+	if (!dm->planned || dm->nparts == 0)
+		return;
+	store_blob_forget(dm->skel);
+	for (i = 0; i < dm->nparts; i++)
+		store_blob_forget(dm->parts[i].hash);
 }
 
 /*
@@ -141,9 +243,11 @@ int
 store_parts_blob(struct deliver_msg *dm, const char *hash,
     const char **blob, int64_t *size)
 {
-	if (parts_split(dm) == -1)
+	if (store_parts_plan(dm) == -1)
 		return -1;
 	if (dm->nparts > 0) {
+		if (parts_durable(dm) == -1)
+			return -1;
 		*blob = dm->skel;
 		*size = dm->skel_len;
 	} else {
