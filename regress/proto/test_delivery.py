@@ -13,6 +13,7 @@ import re
 import signal
 import smtplib
 import sqlite3
+import threading
 import time
 import uuid
 
@@ -575,3 +576,38 @@ def test_attachment_shared_by_recipients_and_account_delete(pm):
     con.close()
     assert split_trace(pm.find_messages("carol@example.test",
                                         mid)[0])[1] == data
+
+
+def test_attachment_concurrent_deliveries(pm):
+    payload = os.urandom(64 * 1024)
+    mids = [msgid() for _ in range(6)]
+    datas = [with_attachment(mid, "concurrent %d" % i, b"bob@example.test",
+                             payload=payload)[0]
+             for i, mid in enumerate(mids)]
+    errors = []
+
+    def one(data):
+        try:
+            send(pm, "sender@example.net", ["bob@example.test"], data)
+        except Exception as e:
+            errors.append(e)
+    threads = [threading.Thread(target=one, args=(d,)) for d in datas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for mid, data in zip(mids, datas):
+        assert split_trace(pm.find_messages("bob@example.test",
+                                            mid)[0])[1] == data
+    wait_queue_empty(pm)
+    parts = set()
+    for mid in mids:
+        (_, _, p), = stored(pm, mid)
+        assert len(p) == 1
+        parts.add(p[0][2])
+    assert len(parts) == 1
+    con = db(pm)
+    assert con.execute("SELECT refs FROM blobs WHERE hash = ?",
+                       (parts.pop(),)).fetchone()[0] == 6
+    con.close()
