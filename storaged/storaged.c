@@ -27,6 +27,7 @@ storaged_init(struct postern_conf *conf)
 	store_db_open();
 	store_blob_init();
 	store_sync_init();
+	store_fts_init();
 	store_spool_init();
 	if (store_domains_from_conf(conf) == -1)
 		fatalx("cannot add the domains of %s to the store",

@@ -122,6 +122,20 @@ int	 store_db_durable(void);
 void	 store_db_synced(void);
 void	 store_db_rollback_lazy(void);
 
+/*
+ * storaged/store_fts.c: the full-text index, in a file of its own that
+ * only the indexer thread writes, through its own connection.  Every
+ * other use of SQLite is the main thread's, on store_db, which reads
+ * the index attached read-only as "fts".
+ */
+#define STORE_FTS_PATH		"/postern-fts.db"
+#define STORE_FTS_BATCH		64	/* messages in one transaction */
+#define STORE_FTS_TEXT_MAX	(1024 * 1024)	/* body text indexed */
+
+void	 store_fts_init(void);
+void	 store_fts_touch(int64_t);
+void	 store_fts_sweep(void);
+
 /* storaged/store_spool.c: acceptance, from SPOOL_OPEN to COMMIT */
 #define STORE_SPOOLS_MAX	4096	/* open spool files, all sessions */
 

@@ -1,7 +1,9 @@
 /*
  * The database: opening it, the numbered migrations that make its
- * schema, and the few helpers every area uses.  SQLite is used from
- * the main thread only.
+ * schema, and the few helpers every area uses.  store_db is used from
+ * the main thread only; the one other connection is the indexer
+ * thread's, to the full-text index (store_fts.c), which store_db
+ * attaches read-only.
  */
 #include <sys/stat.h>
 
@@ -79,7 +81,8 @@ static const char *const store_migrations[] = {
 	");",
 	/*
 	 * 2: blobs, the queue, messages and where they are filed, their
-	 * keywords, the change log and the full-text index.
+	 * keywords and the change log (the full-text index has a file of
+	 * its own: store_fts.c).
 	 */
 	/*
 	 * refs: queue entries, message rows and message parts that name
@@ -207,10 +210,6 @@ static const char *const store_migrations[] = {
 	"  op INTEGER NOT NULL"
 	");"
 	"CREATE INDEX changes_account ON changes(account_id, modseq);"
-	/* rowid is messages.id. */
-	"CREATE VIRTUAL TABLE messages_fts USING fts5("
-	"  subject, addresses, body, tokenize = 'trigram'"
-	");"
 	/* UIDs expunged from a mailbox, for QRESYNC's VANISHED. */
 	"CREATE TABLE vanished ("
 	"  mailbox_id INTEGER NOT NULL"
@@ -369,8 +368,8 @@ store_db_open(void)
 	int		 rc, version, n;
 
 	rc = sqlite3_open_v2(STORE_DB_PATH, &store_db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
-	    NULL);
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW |
+	    SQLITE_OPEN_URI, NULL);
 	if (rc != SQLITE_OK)
 		fatalx("%s: %s", STORE_DB_PATH, store_db ?
 		    sqlite3_errmsg(store_db) : sqlite3_errstr(rc));

@@ -442,9 +442,9 @@ bind_opt(sqlite3_stmt *st, int i, const char *s)
 
 /*
  * Inside a transaction: the messages row of one copy, with its blob
- * reference and its full-text row (no placement, no change-log row:
- * the caller's).  prefix is the header lines added before the blob's
- * bytes.  The row's id, or -1 on a storage error.
+ * reference (no placement, no change-log row: the caller's).  prefix
+ * is the header lines added before the blob's bytes.  The row's id,
+ * or -1 on a storage error.
  */
 int64_t
 store_message_insert(struct deliver_msg *dm, const char *hash,
@@ -501,23 +501,8 @@ store_message_insert(struct deliver_msg *dm, const char *hash,
 		message_id = -1;
 		goto done;
 	}
-
-	if ((st = store_db_stmt("INSERT INTO messages_fts (rowid, subject, "
-	    "addresses, body) VALUES (?, ?, ?, ?)")) == NULL) {
-		message_id = -1;
-		goto done;
-	}
-	if (sqlite3_bind_int64(st, 1, message_id) != SQLITE_OK ||
-	    bind_text(st, 2, env->subject_utf8 != NULL ?
-	    env->subject_utf8 : "") == -1 ||
-	    bind_text(st, 3, dm->addresses) == -1 ||
-	    bind_text(st, 4, dm->text) == -1) {
-		sqlite3_finalize(st);
-		message_id = -1;
-		goto done;
-	}
-	if (step_done(st) == -1)
-		message_id = -1;
+	/* Indexed by the indexer thread, once this commits. */
+	store_fts_touch(message_id);
  done:
 	free(json);
 	return message_id;
@@ -625,9 +610,9 @@ deliver_account(struct deliver_msg *dm, const char *hash,
 }
 
 /*
- * Inside a transaction, before an account goes: its messages, their
- * index rows and the references they hold on their blobs (a blob row
- * may go only once no message names it).
+ * Inside a transaction, before an account goes: its messages and the
+ * references they hold on their blobs (a blob row may go only once no
+ * message names it).
  */
 int
 store_messages_purge(int64_t account_id)
@@ -637,16 +622,8 @@ store_messages_purge(int64_t account_id)
 	size_t		 i, n = 0, cap = 0;
 	int		 rc, ret = -1;
 
-	if ((st = store_db_stmt("DELETE FROM messages_fts WHERE rowid IN "
-	    "(SELECT id FROM messages WHERE account_id = ?)")) == NULL)
-		return -1;
-	if (sqlite3_bind_int64(st, 1, account_id) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return -1;
-	}
-	if (step_done(st) == -1)
-		return -1;
-
+	/* The indexer drops their index rows after the commit. */
+	store_fts_sweep();
 	if ((st = store_db_stmt("SELECT blob FROM messages "
 	    "WHERE account_id = ?")) == NULL)
 		return -1;

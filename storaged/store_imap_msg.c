@@ -225,15 +225,7 @@ store_placement_drop(int64_t account, int64_t mailbox, uint32_t uid,
 	if (others)
 		return store_change_add(account, modseq, "Email", message, 2);
 
-	if ((st = store_stmt("DELETE FROM messages_fts WHERE rowid = ?")) ==
-	    NULL)
-		return -1;
-	if (sqlite3_bind_int64(st, 1, message) != SQLITE_OK) {
-		store_stmt_done(st);
-		return -1;
-	}
-	if (kept_done(st) == -1)
-		return -1;
+	store_fts_touch(message);
 	/* Its parts' rows go with it; their references after. */
 	if (store_parts_blobs("SELECT blob FROM message_parts "
 	    "WHERE message_id = ?", message, &parts, &nparts, &cap) == -1)
@@ -752,17 +744,8 @@ message_duplicate(int64_t account, int64_t message, int64_t modseq)
 	}
 	if (sql_done(st) == -1)
 		return -1;
-	if ((st = store_db_stmt("INSERT INTO messages_fts (rowid, subject, "
-	    "addresses, body) SELECT ?1, subject, addresses, body "
-	    "FROM messages_fts WHERE rowid = ?2")) == NULL)
-		return -1;
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, message) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return -1;
-	}
-	if (sql_done(st) == -1 ||
-	    store_change_add(account, modseq, "Email", id, 1) == -1)
+	store_fts_touch(id);
+	if (store_change_add(account, modseq, "Email", id, 1) == -1)
 		return -1;
 	return id;
 }

@@ -512,13 +512,13 @@ search_fts(struct store_search *s, const char *column, const char *v)
 
 	if (trigram_ok(v)) {
 		store_buf_str(&s->sql, "mm.message_id IN (SELECT rowid FROM "
-		    "messages_fts WHERE messages_fts MATCH ");
+		    "fts.messages_fts WHERE messages_fts MATCH ");
 		param_text(s, fts_phrase(column, v));
 		store_buf_str(&s->sql, ")");
 		return;
 	}
 	store_buf_str(&s->sql, "mm.message_id IN (SELECT rowid FROM "
-	    "messages_fts WHERE ");
+	    "fts.messages_fts WHERE ");
 	for (i = 0; i < 3; i++) {
 		if (column != NULL && strcmp(column, all[i]) != 0)
 			continue;

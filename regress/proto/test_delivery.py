@@ -151,8 +151,19 @@ def test_rows_beside_the_message(pm):
     assert con.execute("SELECT count(*) FROM changes WHERE account_id = ? "
                        "AND kind = 'Email' AND object_id = ? AND op = 1",
                        (acct, mesg)).fetchone()[0] == 1
-    hits = con.execute("SELECT rowid FROM messages_fts "
-                       "WHERE messages_fts MATCH 'zebrafish'").fetchall()
+    con.close()
+    # The index is a file of its own, which a thread fills a moment later.
+    con = sqlite3.connect("file:%s?mode=ro" %
+                          os.path.join(pm.statedir, "postern-fts.db"),
+                          uri=True)
+    con.execute("PRAGMA busy_timeout = 5000")
+    deadline = time.time() + 5 * TIME_SCALE
+    while True:
+        hits = con.execute("SELECT rowid FROM messages_fts "
+                           "WHERE messages_fts MATCH 'zebrafish'").fetchall()
+        if (mesg,) in hits or time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert (mesg,) in hits
     con.close()
     shown = pm.message_show("carol@example.test", "INBOX", uid)

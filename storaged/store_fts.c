@@ -1,0 +1,612 @@
+/*
+ * The full-text index, off the event loop.  It lives in a database of
+ * its own, STORE_FTS_PATH, which only the indexer thread writes, with
+ * a connection of its own; the main connection attaches it read-only
+ * as "fts" for SEARCH.  The main thread's rule (SQLite from the main
+ * thread only) is about its connection: the indexer's is used by the
+ * indexer alone.
+ *
+ * The index is derived data.  The main thread tells the indexer only
+ * which message rows were made or removed (store_fts_touch()), once
+ * the transaction that did it has committed; for each the indexer
+ * looks at the row itself (through postern.db, attached read-only to
+ * its connection): a row that exists is indexed from its blob unless
+ * the index has it already, from the same blob; a row that is gone
+ * takes its index row with it.  A job is thus right whenever it runs,
+ * twice or late, and at start-up the indexer compares the two files
+ * and does the same for every difference, so that a lost index file
+ * or jobs lost in a crash only delay what SEARCH finds.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event.h>
+
+#include "log.h"
+#include "mime.h"
+#include "storaged.h"
+
+#define FTS_SCHEMA_VERSION	1
+
+static const char fts_schema[] =
+	/* The blob each message was indexed from. */
+	"CREATE TABLE docs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  blob TEXT NOT NULL"
+	");"
+	/* rowid is messages.id. */
+	"CREATE VIRTUAL TABLE messages_fts USING fts5("
+	"  subject, addresses, body, tokenize = 'trigram'"
+	");"
+	"PRAGMA user_version = 1;";
+
+static sqlite3		*fts_db;	/* the indexer's */
+static pthread_mutex_t	 fts_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 fts_wakeup = PTHREAD_COND_INITIALIZER;
+static int64_t		*fts_queue;	/* ids for the indexer */
+static size_t		 fts_nqueue, fts_capqueue;
+static unsigned int	 fts_reconcile;	/* requests to compare the files */
+static int		 fts_started;
+
+/* In the main thread: ids touched, for after the commit. */
+static int64_t		*fts_touched;
+static size_t		 fts_ntouched, fts_captouched;
+static int		 fts_sweep_wanted;
+static struct event	 fts_flush_ev;
+
+static int
+fts_exec(const char *sql)
+{
+	char	*errmsg = NULL;
+
+	if (sqlite3_exec(fts_db, sql, NULL, NULL, &errmsg) != SQLITE_OK) {
+		log_warnx("%s: %s", STORE_FTS_PATH,
+		    errmsg ? errmsg : sqlite3_errmsg(fts_db));
+		sqlite3_free(errmsg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fts_version(void)
+{
+	sqlite3_stmt	*st;
+	int		 v = -1;
+
+	if (sqlite3_prepare_v2(fts_db, "PRAGMA user_version", -1, &st,
+	    NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Opens the index, made anew if it is missing, damaged or unknown. */
+static int
+fts_open(void)
+{
+	sqlite3_stmt	*st;
+	int		 rc, v;
+
+	rc = sqlite3_open_v2(STORE_FTS_PATH, &fts_db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW |
+	    SQLITE_OPEN_URI, NULL);
+	if (rc != SQLITE_OK) {
+		log_warnx("%s: %s", STORE_FTS_PATH, fts_db ?
+		    sqlite3_errmsg(fts_db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(fts_db, 1);
+	if (sqlite3_busy_timeout(fts_db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK)
+		goto fail;
+	if ((v = fts_version()) == -1)
+		goto fail;
+	if (v != 0 && v != FTS_SCHEMA_VERSION) {
+		log_warnx("%s: schema version %d, not %d", STORE_FTS_PATH, v,
+		    FTS_SCHEMA_VERSION);
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(fts_db, "PRAGMA journal_mode = WAL", -1, &st,
+	    NULL) != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_step(st) == SQLITE_ROW &&
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+	sqlite3_finalize(st);
+	if (!rc)
+		goto fail;
+	/* Derived data: a commit lost in a crash is redone at start. */
+	if (fts_exec("PRAGMA synchronous = NORMAL") == -1)
+		goto fail;
+	if (v == 0 && (fts_exec("BEGIN IMMEDIATE") == -1 ||
+	    fts_exec(fts_schema) == -1 || fts_exec("COMMIT") == -1))
+		goto fail;
+	if (fts_exec("ATTACH 'file:" STORE_DB_PATH "?mode=ro' AS store") ==
+	    -1)
+		goto fail;
+	/* Open both files' WAL and shared memory before the sandbox. */
+	if (fts_exec("SELECT count(*) FROM docs WHERE id = 0;"
+	    "SELECT count(*) FROM store.messages WHERE id = 0") == -1)
+		goto fail;
+	return 0;
+ fail:
+	sqlite3_close(fts_db);
+	fts_db = NULL;
+	return -1;
+}
+
+/* "name <mailbox@host>" for each mailbox of a list, space separated. */
+static void
+fts_addrlist(struct store_buf *b, const struct mime_addrlist *l)
+{
+	const struct mime_addr	*a;
+	size_t			 i;
+
+	for (i = 0; i < l->count; i++) {
+		a = &l->addrs[i];
+		if (a->kind != MIME_ADDR_MAILBOX)
+			continue;
+		if (b->len > 0)
+			store_buf_add(b, " ", 1);
+		if (a->name != NULL) {
+			store_buf_str(b, a->name);
+			store_buf_add(b, " ", 1);
+		}
+		store_buf_add(b, "<", 1);
+		store_buf_str(b, a->mailbox);
+		if (a->host != NULL && a->host[0] != '\0') {
+			store_buf_add(b, "@", 1);
+			store_buf_str(b, a->host);
+		}
+		store_buf_add(b, ">", 1);
+	}
+}
+
+/*
+ * The text of the text leaves that are not attachments, bounded.  A
+ * message's large attachments are cut out of its blob (store_parts.c),
+ * but never such a leaf: the blob alone has all the text.
+ */
+static void
+fts_part_text(struct store_buf *b, const struct mime_part *p,
+    const char *raw, size_t rawlen)
+{
+	char	*t, *h;
+	size_t	 i, tlen;
+
+	if (b->len >= STORE_FTS_TEXT_MAX)
+		return;
+	if (p->message != NULL) {
+		fts_part_text(b, p->message, raw, rawlen);
+		return;
+	}
+	for (i = 0; i < p->nchildren; i++)
+		fts_part_text(b, p->children[i], raw, rawlen);
+	if (p->nchildren > 0 || strcmp(p->type, "text") != 0 ||
+	    mime_part_is_attachment(p))
+		return;
+	if (mime_part_text(p, raw, rawlen, &t, &tlen) != MIME_OK)
+		return;
+	if (strcmp(p->subtype, "html") == 0) {
+		h = mime_html_to_text(t, tlen, STORE_FTS_TEXT_MAX);
+		free(t);
+		if ((t = h) == NULL)
+			return;
+		tlen = strlen(t);
+	}
+	if (tlen > STORE_FTS_TEXT_MAX - b->len)
+		tlen = STORE_FTS_TEXT_MAX - b->len;
+	/* Never cut a UTF-8 character in two. */
+	while (tlen > 0 && ((unsigned char)t[tlen] & 0xc0) == 0x80)
+		tlen--;
+	if (b->len > 0)
+		store_buf_add(b, "\n", 1);
+	store_buf_add(b, t, tlen);
+	free(t);
+}
+
+static int
+fts_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	return sqlite3_bind_text(st, i, s != NULL ? s : "", -1,
+	    SQLITE_STATIC) == SQLITE_OK ? 0 : -1;
+}
+
+static int
+fts_step(sqlite3_stmt *st)
+{
+	int	 rc;
+
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fts_stmt_id(const char *sql, int64_t id)
+{
+	sqlite3_stmt	*st;
+
+	if (sqlite3_prepare_v2(fts_db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+		return -1;
+	}
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	return fts_step(st);
+}
+
+/*
+ * Inside the indexer's transaction: the index row of message id from
+ * its blob.  A blob that cannot be read is left for the next start; one
+ * that does not parse is indexed empty.
+ */
+static int
+fts_index(int64_t id, const char *blob)
+{
+	struct mime_message	*mime = NULL;
+	struct mime_envelope	*env;
+	struct store_buf	 b;
+	sqlite3_stmt		*st;
+	char			*raw = NULL, *addresses = NULL, *text = NULL;
+	size_t			 len;
+	int			 r, rc = -1;
+
+	if (store_blob_read(blob, MIME_MAX_SIZE, &raw, &len) == -1) {
+		log_warn("%s: message %lld: blob %s", STORE_FTS_PATH,
+		    (long long)id, blob);
+		return 0;
+	}
+	if ((r = mime_parse(raw, len, &mime)) != MIME_OK) {
+		log_warnx("%s: message %lld: %s", STORE_FTS_PATH,
+		    (long long)id, mime_strerror(r));
+		if (r == MIME_ERR_NOMEM)
+			goto done;
+		mime = NULL;
+	}
+	if (mime != NULL) {
+		env = &mime->envelope;
+		memset(&b, 0, sizeof(b));
+		fts_addrlist(&b, &env->from_list);
+		fts_addrlist(&b, &env->sender_list);
+		fts_addrlist(&b, &env->reply_to_list);
+		fts_addrlist(&b, &env->to_list);
+		fts_addrlist(&b, &env->cc_list);
+		fts_addrlist(&b, &env->bcc_list);
+		if ((addresses = store_buf_finish(&b)) == NULL)
+			goto done;
+		memset(&b, 0, sizeof(b));
+		fts_part_text(&b, mime->root, raw, len);
+		if ((text = store_buf_finish(&b)) == NULL)
+			goto done;
+	}
+	if (sqlite3_prepare_v2(fts_db, "INSERT INTO messages_fts (rowid, "
+	    "subject, addresses, body) VALUES (?, ?, ?, ?)", -1, &st,
+	    NULL) != SQLITE_OK) {
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+		goto done;
+	}
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+	    fts_bind_text(st, 2, mime != NULL ?
+	    mime->envelope.subject_utf8 : NULL) == -1 ||
+	    fts_bind_text(st, 3, addresses) == -1 ||
+	    fts_bind_text(st, 4, text) == -1) {
+		sqlite3_finalize(st);
+		goto done;
+	}
+	if (fts_step(st) == -1)
+		goto done;
+	if (sqlite3_prepare_v2(fts_db, "INSERT OR REPLACE INTO docs (id, blob) "
+	    "VALUES (?, ?)", -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+		goto done;
+	}
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+	    fts_bind_text(st, 2, blob) == -1) {
+		sqlite3_finalize(st);
+		goto done;
+	}
+	rc = fts_step(st);
+ done:
+	mime_free(mime);
+	free(raw);
+	free(addresses);
+	free(text);
+	return rc;
+}
+
+/* Inside the indexer's transaction: makes the index agree on id. */
+static int
+fts_sync_one(int64_t id)
+{
+	sqlite3_stmt	*st;
+	char		 blob[STORE_HASH_HEX + 1], have[STORE_HASH_HEX + 1];
+	const char	*s;
+	int		 rc;
+
+	blob[0] = have[0] = '\0';
+	if (sqlite3_prepare_v2(fts_db, "SELECT (SELECT blob FROM "
+	    "store.messages WHERE id = ?1), (SELECT blob FROM docs "
+	    "WHERE id = ?1)", -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+		return -1;
+	}
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+		sqlite3_finalize(st);
+		return -1;
+	}
+	if ((s = (const char *)sqlite3_column_text(st, 0)) != NULL)
+		strlcpy(blob, s, sizeof(blob));
+	if ((s = (const char *)sqlite3_column_text(st, 1)) != NULL)
+		strlcpy(have, s, sizeof(have));
+	sqlite3_finalize(st);
+
+	if (blob[0] != '\0' && strcmp(blob, have) == 0)
+		return 0;
+	if (have[0] != '\0' && (fts_stmt_id("DELETE FROM messages_fts "
+	    "WHERE rowid = ?", id) == -1 ||
+	    fts_stmt_id("DELETE FROM docs WHERE id = ?", id) == -1))
+		return -1;
+	if (blob[0] == '\0')
+		return 0;
+	return fts_index(id, blob);
+}
+
+/* One transaction for a batch; on failure its ids wait for the next start. */
+static void
+fts_apply(const int64_t *ids, size_t n)
+{
+	size_t	 i;
+
+	if (fts_exec("BEGIN IMMEDIATE") == -1)
+		return;
+	for (i = 0; i < n; i++)
+		if (fts_sync_one(ids[i]) == -1)
+			break;
+	if (i < n) {
+		fts_exec("ROLLBACK");
+		return;
+	}
+	if (fts_exec("COMMIT") == -1)
+		fts_exec("ROLLBACK");
+}
+
+/*
+ * Up to STORE_FTS_BATCH ids after *after where the two files disagree:
+ * messages without their index row (or indexed from another blob),
+ * then index rows without their message.  The number found.
+ */
+static size_t
+fts_differences(const char *sql, int64_t *after, int64_t *ids)
+{
+	sqlite3_stmt	*st;
+	size_t		 n = 0;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(fts_db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+		return 0;
+	}
+	if (sqlite3_bind_int64(st, 1, *after) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 2, STORE_FTS_BATCH) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	if (rc != SQLITE_DONE) {
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+		n = 0;
+	}
+	sqlite3_finalize(st);
+	if (n > 0)
+		*after = ids[n - 1];
+	return n;
+}
+
+static void *
+fts_thread(void *arg)
+{
+	int64_t		 ids[STORE_FTS_BATCH];
+	int64_t		 missing_after = 0, stale_after = 0;
+	size_t		 n, indexed = 0;
+	unsigned int	 gen = 0;
+	int		 phase = -1;
+
+	(void)arg;
+	pthread_mutex_lock(&fts_lock);
+	fts_started = 1;
+	pthread_cond_broadcast(&fts_wakeup);
+	pthread_mutex_unlock(&fts_lock);
+	for (;;) {
+		pthread_mutex_lock(&fts_lock);
+		while (fts_nqueue == 0 && fts_reconcile == 0)
+			pthread_cond_wait(&fts_wakeup, &fts_lock);
+		if (phase == -1 && fts_reconcile != 0) {
+			gen = fts_reconcile;
+			phase = 0;
+			missing_after = stale_after = 0;
+			indexed = 0;
+		}
+		n = fts_nqueue < STORE_FTS_BATCH ? fts_nqueue :
+		    STORE_FTS_BATCH;
+		memcpy(ids, fts_queue, n * sizeof(*ids));
+		memmove(fts_queue, fts_queue + n,
+		    (fts_nqueue - n) * sizeof(*fts_queue));
+		fts_nqueue -= n;
+		pthread_mutex_unlock(&fts_lock);
+		if (n > 0) {
+			fts_apply(ids, n);
+			continue;
+		}
+		if (phase == -1)
+			continue;
+
+		/* Nothing waits: a step of the comparison. */
+		if (phase == 0)
+			n = fts_differences("SELECT m.id FROM store.messages m "
+			    "LEFT JOIN docs d ON d.id = m.id WHERE m.id > ?1 "
+			    "AND (d.blob IS NULL OR d.blob <> m.blob) "
+			    "ORDER BY m.id LIMIT ?2", &missing_after, ids);
+		else
+			n = fts_differences("SELECT d.id FROM docs d WHERE "
+			    "d.id > ?1 AND NOT EXISTS (SELECT 1 FROM "
+			    "store.messages m WHERE m.id = d.id) "
+			    "ORDER BY d.id LIMIT ?2", &stale_after, ids);
+		if (n > 0) {
+			fts_apply(ids, n);
+			if (phase == 0)
+				indexed += n;
+		}
+		if (n == STORE_FTS_BATCH || ++phase < 2)
+			continue;
+		if (indexed > 0)
+			log_info("%s: %zu messages indexed", STORE_FTS_PATH,
+			    indexed);
+		/* Asked again meanwhile: once more from the start. */
+		pthread_mutex_lock(&fts_lock);
+		if (fts_reconcile == gen)
+			fts_reconcile = 0;
+		pthread_mutex_unlock(&fts_lock);
+		phase = -1;
+	}
+	return NULL;
+}
+
+/* In the main thread: hands the ids touched to the indexer. */
+static void
+fts_flush(int fd, short event, void *arg)
+{
+	struct timeval	 tv = { 0, 1000 };
+	int64_t		*nq;
+	size_t		 cap;
+
+	(void)fd;
+	(void)event;
+	(void)arg;
+	if (fts_ntouched == 0 && !fts_sweep_wanted)
+		return;
+	/* Not before the transaction that touched them is over. */
+	if (!sqlite3_get_autocommit(store_db)) {
+		evtimer_add(&fts_flush_ev, &tv);
+		return;
+	}
+	pthread_mutex_lock(&fts_lock);
+	if (fts_nqueue + fts_ntouched > fts_capqueue) {
+		cap = fts_capqueue ? fts_capqueue : 256;
+		while (cap < fts_nqueue + fts_ntouched)
+			cap *= 2;
+		if ((nq = reallocarray(fts_queue, cap, sizeof(*nq))) == NULL)
+			fatal("%s", __func__);
+		fts_queue = nq;
+		fts_capqueue = cap;
+	}
+	memcpy(fts_queue + fts_nqueue, fts_touched,
+	    fts_ntouched * sizeof(*fts_touched));
+	fts_nqueue += fts_ntouched;
+	if (fts_sweep_wanted && ++fts_reconcile == 0)
+		fts_reconcile = 1;
+	pthread_cond_signal(&fts_wakeup);
+	pthread_mutex_unlock(&fts_lock);
+	fts_ntouched = 0;
+	fts_sweep_wanted = 0;
+}
+
+/*
+ * In the main thread, inside the transaction that makes or removes
+ * message row id: the indexer hears of it after the commit.  A touch
+ * whose transaction rolls back is harmless.
+ */
+void
+store_fts_touch(int64_t id)
+{
+	struct timeval	 tv = { 0, 0 };
+	int64_t		*nt;
+	size_t		 cap;
+
+	if (fts_ntouched == fts_captouched) {
+		cap = fts_captouched ? fts_captouched * 2 : 64;
+		if ((nt = reallocarray(fts_touched, cap, sizeof(*nt))) ==
+		    NULL)
+			fatal("%s", __func__);
+		fts_touched = nt;
+		fts_captouched = cap;
+	}
+	fts_touched[fts_ntouched++] = id;
+	if (!evtimer_pending(&fts_flush_ev, NULL))
+		evtimer_add(&fts_flush_ev, &tv);
+}
+
+/*
+ * In the main thread, inside a transaction that removes many rows at
+ * once (an account's): after the commit the indexer compares the files.
+ */
+void
+store_fts_sweep(void)
+{
+	struct timeval	 tv = { 0, 0 };
+
+	fts_sweep_wanted = 1;
+	if (!evtimer_pending(&fts_flush_ev, NULL))
+		evtimer_add(&fts_flush_ev, &tv);
+}
+
+/*
+ * Before the sandbox, after store_db_open(): the index file, the
+ * indexer thread comparing it with the store, and the main
+ * connection's read-only view of it.
+ */
+void
+store_fts_init(void)
+{
+	pthread_t	 tid;
+	sigset_t	 all, old;
+	int		 rc;
+
+	if (fts_open() == -1) {
+		log_warnx("%s: making the index anew", STORE_FTS_PATH);
+		if ((unlink(STORE_FTS_PATH) == -1 && errno != ENOENT) ||
+		    (unlink(STORE_FTS_PATH "-wal") == -1 && errno != ENOENT) ||
+		    (unlink(STORE_FTS_PATH "-shm") == -1 && errno != ENOENT))
+			fatal("unlink %s", STORE_FTS_PATH);
+		if (fts_open() == -1)
+			fatalx("%s: cannot make the full-text index",
+			    STORE_FTS_PATH);
+	}
+	fts_reconcile = 1;
+	evtimer_set(&fts_flush_ev, fts_flush, NULL);
+
+	sigfillset(&all);
+	if ((rc = pthread_sigmask(SIG_BLOCK, &all, &old)) != 0)
+		fatalx("pthread_sigmask: %s", strerror(rc));
+	if ((rc = pthread_create(&tid, NULL, fts_thread, NULL)) != 0)
+		fatalx("pthread_create: %s", strerror(rc));
+	if ((rc = pthread_detach(tid)) != 0)
+		fatalx("pthread_detach: %s", strerror(rc));
+	if ((rc = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)
+		fatalx("pthread_sigmask: %s", strerror(rc));
+	pthread_mutex_lock(&fts_lock);
+	while (!fts_started)
+		pthread_cond_wait(&fts_wakeup, &fts_lock);
+	pthread_mutex_unlock(&fts_lock);
+
+	if (sqlite3_exec(store_db, "ATTACH 'file:" STORE_FTS_PATH
+	    "?mode=ro' AS fts", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(store_db, "SELECT count(*) FROM fts.messages_fts "
+	    "WHERE rowid = 0", NULL, NULL, NULL) != SQLITE_OK)
+		fatalx("%s: attach: %s", STORE_FTS_PATH,
+		    sqlite3_errmsg(store_db));
+}
