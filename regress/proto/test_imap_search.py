@@ -580,3 +580,48 @@ def test_sent_date_in_its_own_zone(box):
     assert search(c, "SENTBEFORE 6-Jan-2024") == [1]
     assert search(c, "SENTSINCE 6-Jan-2024") == [2]
     c.close()
+
+
+def utf8_search(c, key, word):
+    w = word.encode("utf-8")
+    tag = c.tag()
+    c.send(b"%s SEARCH CHARSET UTF-8 %s {%d+}\r\n%s\r\n"
+           % (tag.encode(), key.encode(), len(w), w))
+    lines = c.until(tag)
+    assert lines[-1].startswith(tag + " OK"), lines
+    return sorted(int(x) for x in [ln for ln in lines if
+                                   ln.startswith("* SEARCH")][0].split()[2:])
+
+
+def test_search_decodes(box):
+    """Header searches match encoded-words decoded, BODY and TEXT match
+    quoted-printable and base64 text decoded, case-insensitively within
+    ASCII (all RFC 9051 6.4.4 asks)."""
+    c = imap_client(box[0])
+    c.ok("CREATE Decoded")
+    msgs = [
+        b"From: =?utf-8?q?J=C3=BCrgen_M=C3=BCller?= <j@example.net>\r\n"
+        b"Subject: =?utf-8?B?w5xiZXJwcsO8ZnVuZyBkZXIgWmFobGVu?=\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"Viele Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r\n",
+        b"From: plain@example.net\r\nSubject: nothing special\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" +
+        __import__("base64").b64encode("Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e"
+                                       "\r\n".encode()) + b"\r\n",
+    ]
+    for m in msgs:
+        c.send(b"a APPEND Decoded {%d+}\r\n%s\r\n" % (len(m), m))
+        assert c.until("a")[-1].startswith("a OK")
+    c.ok("EXAMINE Decoded")
+    assert utf8_search(c, "SUBJECT", "\u00dcberpr\u00fcfung") == [1]
+    assert utf8_search(c, "SUBJECT", "PR\u00fcFUNG der") == [1]
+    assert utf8_search(c, "FROM", "m\u00fcller") == [1]
+    assert utf8_search(c, "BODY", "gr\u00fc\u00dfe") == [1]
+    assert utf8_search(c, "TEXT", "K\u00f6LN") == [1]
+    assert utf8_search(c, "BODY", "cr\u00e8me") == [2]
+    assert utf8_search(c, "TEXT", "BR\u00fbL\u00e9E") == [2]
+    assert utf8_search(c, "BODY", "\u00e9e") == [2]
+    assert utf8_search(c, "BODY", "cr\u00e8me aus") == []
+    c.close()
