@@ -211,14 +211,12 @@ def test_idle_hears_delivery(imap):
                     select="INBOX")
     c.send("i1 IDLE\r\n")
     assert c.line().startswith("+ ")
-    t = time.time()
     imap_deliver(imap, [msg("while idle")], to="idle@example.test")
-    c.s.settimeout(5 * TIME_SCALE)
+    # Promptly: within two seconds of the message being in the store
+    # (it usually is there already).
+    c.s.settimeout(2 * TIME_SCALE)
     ln = c.line()
-    took = time.time() - t
     assert ln == "* 1 EXISTS", ln
-    # Promptly: the delivery itself takes most of this.
-    assert took < 3 * TIME_SCALE, took
     c.send("DONE\r\n")
     assert c.until("i1")[-1].startswith("i1 OK")
     out = c.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
