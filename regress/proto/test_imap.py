@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import (IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER, IMAPClient,
+from conftest import (IMAP_PASSWORD, IMAP_USER, TIME_SCALE,
+                      IMAPClient,
                       imap_client, imap_deliver, imap_login, imap_quote)
 
 FMT = "%d-%b-%Y %H:%M:%S %z"
@@ -280,13 +281,16 @@ def test_wrong_password(imap):
     m.logout()
 
 
+LOCKOUT = int(4 * TIME_SCALE)
+
+
 def test_lockout(module_factory):
     """auth-failures failed logins lock the client address out, LOGIN
     and AUTHENTICATE alike, for auth-lockout; SMTP's failures count
     apart (posternd.8: IMAP keeps its own count)."""
     p = module_factory(listeners=["imaps", "submissions"],
                        config_extra="limit auth-failures 2\n"
-                                    "limit auth-lockout 4s\n")
+                                    "limit auth-lockout %ds\n" % LOCKOUT)
     p.add_account(IMAP_USER, IMAP_PASSWORD)
     # Two failed SMTP logins: IMAP is not locked out by them.
     import smtplib
@@ -335,7 +339,7 @@ def test_lockout(module_factory):
     c.close()
     # The lockout began when the failure was counted, a second or more
     # before its delayed NO.
-    time.sleep(max(0, locked_at + 3.3 - time.time()))
+    time.sleep(max(0, locked_at + LOCKOUT - 0.7 - time.time()))
     c = imap_client(p)
     c.ok("NOOP")
     c.close()
