@@ -234,8 +234,6 @@ struct deliver_msg {
 	struct mime_message	*mime;
 	ptrdiff_t		 shift;		/* applied to mime now */
 	char			*from_addr;
-	char			*addresses;
-	char			*text;
 	int			 planned;	/* parts and skel are named */
 	int			 written;	/* by a sync thread */
 	int			 durable;	/* all in /blobs, synced */

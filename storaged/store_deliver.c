@@ -26,7 +26,6 @@
 #include "storaged.h"
 
 #define DELIVER_BATCH_MAX	64	/* DELIVERs in one transaction */
-#define DELIVER_FTS_MAX		(1024 * 1024)	/* body text indexed */
 #define DELIVER_TRACE_SLACK	(64 * 1024)	/* Received: beyond the limit */
 #define DELIVER_ACCOUNTS_MAX	4096	/* accounts one address reaches */
 #define DELIVER_BATCH_BYTES	(16 * 1024 * 1024)	/* messages held */
@@ -261,80 +260,12 @@ store_buf_finish(struct store_buf *b)
 	return b->p;
 }
 
-/* "name <mailbox@host>" for each mailbox of a list, space separated. */
-static void
-addrlist_text(struct store_buf *b, const struct mime_addrlist *l)
-{
-	const struct mime_addr	*a;
-	size_t			 i;
-
-	for (i = 0; i < l->count; i++) {
-		a = &l->addrs[i];
-		if (a->kind != MIME_ADDR_MAILBOX)
-			continue;
-		if (b->len > 0)
-			store_buf_add(b, " ", 1);
-		if (a->name != NULL) {
-			store_buf_str(b, a->name);
-			store_buf_add(b, " ", 1);
-		}
-		store_buf_add(b, "<", 1);
-		store_buf_str(b, a->mailbox);
-		if (a->host != NULL && a->host[0] != '\0') {
-			store_buf_add(b, "@", 1);
-			store_buf_str(b, a->host);
-		}
-		store_buf_add(b, ">", 1);
-	}
-}
-
-/* The text of the text leaves that are not attachments, bounded. */
-static void
-part_text(struct store_buf *b, const struct mime_part *p, const char *raw,
-    size_t rawlen)
-{
-	char	*t, *h;
-	size_t	 i, tlen;
-
-	if (b->len >= DELIVER_FTS_MAX)
-		return;
-	if (p->message != NULL) {
-		part_text(b, p->message, raw, rawlen);
-		return;
-	}
-	for (i = 0; i < p->nchildren; i++)
-		part_text(b, p->children[i], raw, rawlen);
-	if (p->nchildren > 0 || strcmp(p->type, "text") != 0 ||
-	    mime_part_is_attachment(p))
-		return;
-	if (mime_part_text(p, raw, rawlen, &t, &tlen) != MIME_OK)
-		return;
-	if (strcmp(p->subtype, "html") == 0) {
-		h = mime_html_to_text(t, tlen, DELIVER_FTS_MAX);
-		free(t);
-		if ((t = h) == NULL)
-			return;
-		tlen = strlen(t);
-	}
-	if (tlen > DELIVER_FTS_MAX - b->len)
-		tlen = DELIVER_FTS_MAX - b->len;
-	/* Never cut a UTF-8 character in two. */
-	while (tlen > 0 && ((unsigned char)t[tlen] & 0xc0) == 0x80)
-		tlen--;
-	if (b->len > 0)
-		store_buf_add(b, "\n", 1);
-	store_buf_add(b, t, tlen);
-	free(t);
-}
-
 void
 store_msg_clear(struct deliver_msg *dm)
 {
 	free(dm->raw);
 	mime_free(dm->mime);
 	free(dm->from_addr);
-	free(dm->addresses);
-	free(dm->text);
 	free(dm->parts);
 	free(dm->skel_buf);
 	memset(dm, 0, sizeof(*dm));
@@ -396,19 +327,6 @@ store_msg_load(struct deliver_msg *dm, const char *hash, int *result,
 			goto nomem;
 		break;
 	}
-	memset(&b, 0, sizeof(b));
-	addrlist_text(&b, &env->from_list);
-	addrlist_text(&b, &env->sender_list);
-	addrlist_text(&b, &env->reply_to_list);
-	addrlist_text(&b, &env->to_list);
-	addrlist_text(&b, &env->cc_list);
-	addrlist_text(&b, &env->bcc_list);
-	if ((dm->addresses = store_buf_finish(&b)) == NULL)
-		goto nomem;
-	memset(&b, 0, sizeof(b));
-	part_text(&b, dm->mime->root, dm->raw, dm->len);
-	if ((dm->text = store_buf_finish(&b)) == NULL)
-		goto nomem;
 	return 0;
  nomem:
 	*result = DELIVERY_TEMPFAIL;
@@ -1027,7 +945,7 @@ deliver_prepare(struct deliver_batch *batch, struct deliver_job *job)
 	    job->load_reason, sizeof(job->load_reason)) == -1)
 		return 0;
 	job->loaded = 1;
-	held = job->dm.len + strlen(job->dm.text);
+	held = job->dm.len;
 	if (store_parts_plan(&job->dm) == -1)
 		return held;
 	if (job->dm.nparts == 0) {
