@@ -2,7 +2,7 @@
  * Password hashing and checking, off the event loop.  argon2id is slow
  * on purpose, so a small pool of threads does it; each finished job
  * comes back to the main thread as a pointer written to a pipe, and
- * only the main thread touches SQLite or the peers' channels.  The
+ * only the main thread touches store_db or the peers' channels.  The
  * threads are made before the sandbox; the seccomp filter is installed
  * with TSYNC, so it covers them too.
  */

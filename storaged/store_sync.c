@@ -4,7 +4,8 @@
  * WAL) and hands each back to the main thread through a pipe, as the
  * password pool does (store_auth.c).  Several flushes at once cost the
  * disk little more than one, and the event loop meanwhile answers
- * lookups and commits.  Only the main thread touches SQLite.
+ * lookups and commits.  Only the main thread touches store_db (the
+ * indexer thread of store_fts.c has a connection of its own).
  *
  * store_db_sync() makes every commit made so far durable and then
  * calls back; requests that come while a flush is out share the next
