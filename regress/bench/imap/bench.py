@@ -376,7 +376,7 @@ class Dovecot(Server):
             return out
         ino = [ln for ln in lines if "Inotify instance limit" in ln]
         if ino:
-            out.append("dovecot: %d imap processes hit the kernel's "
+            out.append("%d imap processes hit the kernel's "
                        "inotify instance limit (fs.inotify."
                        "max_user_instances, left as it is) and poll "
                        "their mailbox instead" % len(ino))
