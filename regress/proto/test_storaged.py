@@ -238,6 +238,44 @@ def test_account_delete_takes_its_rows(postern):
     assert conn.execute("SELECT count(*) FROM mailboxes").fetchone()[0] == 6
 
 
+def fts_ids(p, timeout=5.0, count=None):
+    """The message ids in the full-text index file, read as it runs;
+    with count, polled until there are that many (the indexer runs a
+    moment behind)."""
+    deadline = time.time() + timeout
+    while True:
+        conn = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+            p.statedir, "postern-fts.db"), uri=True)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        ids = sorted(r[0] for r in conn.execute(
+            "SELECT rowid FROM messages_fts"))
+        conn.close()
+        if count is None or len(ids) == count or time.time() > deadline:
+            return ids
+        time.sleep(0.05)
+
+
+def test_account_delete_empties_its_index_rows(postern):
+    p = postern
+    p.add_account("alice@example.test", PASSWORD)
+    p.add_account("bob@example.test", PASSWORD)
+    with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=30) as s:
+        for rcpt in ("alice@example.test", "alice@example.test",
+                     "bob@example.test"):
+            s.sendmail("x@example.net", [rcpt], b"Subject: hi\r\n\r\n"
+                       b"indexed words\r\n")
+    p.wait_messages("alice@example.test", 2)
+    p.wait_messages("bob@example.test", 1)
+    assert len(fts_ids(p, count=3)) == 3
+    ok(p.ctl("account", "del", "alice@example.test"))
+    assert len(fts_ids(p, count=1)) == 1
+    stopped(p)
+    conn = snapshot(p)
+    left = sorted(r[0] for r in conn.execute("SELECT id FROM messages"))
+    assert len(left) == 1
+    assert fts_ids(p) == left
+
+
 def test_alias_made_before_its_account_follows_it(postern):
     p = postern
     ok(p.ctl("alias", "add", "sales@example.test", "dave@example.test"))
