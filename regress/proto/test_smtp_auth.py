@@ -473,7 +473,10 @@ def test_guessing_does_not_stall_deliveries_and_locks_out(postern_factory):
     # Acceptance never waited on password hashing: 20 argon2id checks
     # in a row on storaged's event loop would hold a commit up for
     # most of a second.
-    assert max(lat) < 0.5 * TIME_SCALE, sorted(lat)[-5:]
+    # A 250 stuck behind the password checks would wait seconds; the
+    # bound leaves room for a loaded machine running tests in parallel.
+    assert statistics.median(lat) < 0.25 * TIME_SCALE, sorted(lat)[-5:]
+    assert max(lat) < 1.5 * TIME_SCALE, sorted(lat)[-5:]
     # And delivery kept up: all in the mailbox soon after the last 250.
     deadline = time.time() + 15 * TIME_SCALE
     while len(p.message_uids(BOB)) < n and time.time() < deadline:
