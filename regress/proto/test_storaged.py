@@ -276,6 +276,25 @@ def test_account_delete_empties_its_index_rows(postern):
     assert fts_ids(p) == left
 
 
+def test_index_catches_up_after_a_kill(postern):
+    """Index jobs live in memory only: killed before the indexer ran
+    them, storaged finds at start what the index lacks."""
+    p = postern
+    p.add_account("alice@example.test", PASSWORD)
+    with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=30) as s:
+        for i in range(20):
+            s.sendmail("x@example.net", ["alice@example.test"],
+                       b"Subject: %d\r\n\r\nwords %d\r\n" % (i, i))
+    p.wait_messages("alice@example.test", 20)
+    p.kill_all()
+    p.log.close()
+    p.restart()
+    conn = snapshot(p)
+    ids = sorted(r[0] for r in conn.execute("SELECT id FROM messages"))
+    assert len(ids) == 20
+    assert fts_ids(p, count=20) == ids
+
+
 def test_alias_made_before_its_account_follows_it(postern):
     p = postern
     ok(p.ctl("alias", "add", "sales@example.test", "dave@example.test"))
