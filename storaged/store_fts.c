@@ -15,7 +15,9 @@
  * takes its index row with it.  A job is thus right whenever it runs,
  * twice or late, and at start-up the indexer compares the two files
  * and does the same for every difference, so that a lost index file
- * or jobs lost in a crash only delay what SEARCH finds.
+ * or jobs lost in a crash only delay what SEARCH finds.  A job is a
+ * message id, eight bytes: the queue grows as it must and nothing is
+ * ever dropped, and the indexer holds one message at a time.
  */
 #include <errno.h>
 #include <pthread.h>
