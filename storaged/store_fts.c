@@ -50,6 +50,7 @@ static sqlite3		*fts_db;	/* the indexer's */
 static pthread_mutex_t	 fts_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 fts_wakeup = PTHREAD_COND_INITIALIZER;
 static int64_t		*fts_queue;	/* ids for the indexer */
+static size_t		 fts_qhead;	/* the next one to take */
 static size_t		 fts_nqueue, fts_capqueue;
 static unsigned int	 fts_reconcile;	/* requests to compare the files */
 static int		 fts_started;
@@ -435,7 +436,7 @@ fts_thread(void *arg)
 	pthread_mutex_unlock(&fts_lock);
 	for (;;) {
 		pthread_mutex_lock(&fts_lock);
-		while (fts_nqueue == 0 && fts_reconcile == 0)
+		while (fts_nqueue == fts_qhead && fts_reconcile == 0)
 			pthread_cond_wait(&fts_wakeup, &fts_lock);
 		if (phase == -1 && fts_reconcile != 0) {
 			gen = fts_reconcile;
@@ -443,12 +444,15 @@ fts_thread(void *arg)
 			missing_after = stale_after = 0;
 			indexed = 0;
 		}
-		n = fts_nqueue < STORE_FTS_BATCH ? fts_nqueue :
-		    STORE_FTS_BATCH;
-		memcpy(ids, fts_queue, n * sizeof(*ids));
-		memmove(fts_queue, fts_queue + n,
-		    (fts_nqueue - n) * sizeof(*fts_queue));
-		fts_nqueue -= n;
+		n = fts_nqueue - fts_qhead;
+		if (n > STORE_FTS_BATCH)
+			n = STORE_FTS_BATCH;
+		if (n > 0) {
+			memcpy(ids, fts_queue + fts_qhead, n * sizeof(*ids));
+			fts_qhead += n;
+		}
+		if (fts_qhead == fts_nqueue)
+			fts_qhead = fts_nqueue = 0;
 		pthread_mutex_unlock(&fts_lock);
 		if (n > 0) {
 			fts_apply(ids, n);
@@ -507,6 +511,12 @@ fts_flush(int fd, short event, void *arg)
 		return;
 	}
 	pthread_mutex_lock(&fts_lock);
+	if (fts_qhead > 0 && fts_nqueue + fts_ntouched > fts_capqueue) {
+		memmove(fts_queue, fts_queue + fts_qhead,
+		    (fts_nqueue - fts_qhead) * sizeof(*fts_queue));
+		fts_nqueue -= fts_qhead;
+		fts_qhead = 0;
+	}
 	if (fts_nqueue + fts_ntouched > fts_capqueue) {
 		cap = fts_capqueue ? fts_capqueue : 256;
 		while (cap < fts_nqueue + fts_ntouched)
@@ -516,9 +526,11 @@ fts_flush(int fd, short event, void *arg)
 		fts_queue = nq;
 		fts_capqueue = cap;
 	}
-	memcpy(fts_queue + fts_nqueue, fts_touched,
-	    fts_ntouched * sizeof(*fts_touched));
-	fts_nqueue += fts_ntouched;
+	if (fts_ntouched > 0) {
+		memcpy(fts_queue + fts_nqueue, fts_touched,
+		    fts_ntouched * sizeof(*fts_touched));
+		fts_nqueue += fts_ntouched;
+	}
 	if (fts_sweep_wanted && ++fts_reconcile == 0)
 		fts_reconcile = 1;
 	pthread_cond_signal(&fts_wakeup);
