@@ -384,7 +384,7 @@ void	 store_imap_append(struct proc_peer *, struct imsg *);
 
 struct mime_envelope;
 
-int64_t	 store_date_parse(const char *);
+int64_t	 store_date_parse(const char *, int *);
 int	 store_sortkeys_bind(sqlite3_stmt *, int,
 	    const struct mime_envelope *);
 int	 store_search_parse(struct msg_in *, struct store_search *);

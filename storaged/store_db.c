@@ -148,6 +148,8 @@ static const char *const store_migrations[] = {
 	/* RFC 5957 DISPLAYFROM and DISPLAYTO. */
 	"  sort_display_from TEXT,"
 	"  sort_display_to TEXT,"
+	/* The Date field's own calendar day, days since 1970 (SENTON). */
+	"  sent_day INTEGER,"
 	"  preview TEXT NOT NULL,"
 	"  has_attachment INTEGER NOT NULL,"
 	"  thread_id INTEGER,"

@@ -389,8 +389,8 @@ store_message_insert(struct deliver_msg *dm, const char *hash,
 	    "prefix, size, received, sent, subject, from_addr, message_id, "
 	    "preview, has_attachment, mime, sent_ts, sort_subject, sort_from, "
 	    "sort_to, sort_cc, in_reply_to, refs, sort_display_from, "
-	    "sort_display_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-	    "?, ?, ?, ?, ?, ?, ?, ?, ?)")) == NULL)
+	    "sort_display_to, sent_day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) == NULL)
 		goto done;
 	if (sqlite3_bind_int64(st, 1, account) != SQLITE_OK ||
 	    bind_text(st, 2, blob) == -1 ||

@@ -709,11 +709,11 @@ message_duplicate(int64_t account, int64_t message, int64_t modseq)
 	if ((st = store_db_stmt("INSERT INTO messages (account_id, blob, "
 	    "prefix, size, received, sent, subject, from_addr, message_id, "
 	    "sent_ts, sort_subject, sort_from, sort_to, sort_cc, in_reply_to, "
-	    "refs, sort_display_from, sort_display_to, preview, "
+	    "refs, sort_display_from, sort_display_to, sent_day, preview, "
 	    "has_attachment, thread_id, mime) SELECT account_id, blob, "
 	    "prefix, size, received, sent, subject, from_addr, message_id, "
 	    "sent_ts, sort_subject, sort_from, sort_to, sort_cc, in_reply_to, "
-	    "refs, sort_display_from, sort_display_to, preview, "
+	    "refs, sort_display_from, sort_display_to, sent_day, preview, "
 	    "has_attachment, thread_id, mime FROM messages WHERE id = ? "
 	    "RETURNING id, blob, length(CAST(prefix AS BLOB)), size")) == NULL)
 		return -1;

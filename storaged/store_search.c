@@ -28,9 +28,12 @@
 
 static int	search_sql_ready;
 
-/* RFC 5322 3.3 date-time, with the obsolete zones; -1 if it is not. */
+/*
+ * RFC 5322 3.3 date-time, with the obsolete zones; -1 if it is not.
+ * *zone, if asked, gets the field's offset from UTC in seconds.
+ */
 int64_t
-store_date_parse(const char *s)
+store_date_parse(const char *s, int *zone)
 {
 	static const char *const months[] = { "jan", "feb", "mar", "apr",
 	    "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec" };
@@ -129,7 +132,16 @@ store_date_parse(const char *s)
 	tm.tm_sec = v[5];
 	if ((t = timegm(&tm)) == -1)
 		return -1;
+	if (zone != NULL)
+		*zone = off;
 	return (int64_t)t - off;
+}
+
+/* Days since 1970-01-01 of an instant, rounding down. */
+static int64_t
+day_number(int64_t t)
+{
+	return t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
 }
 
 /* "name <mailbox@host>" of each mailbox, as delivery indexes them. */
@@ -206,7 +218,7 @@ bind_display(sqlite3_stmt *st, int i, const struct mime_addrlist *l)
 /*
  * Binds the sort and thread keys of a message from first on: sent_ts,
  * sort_subject, sort_from, sort_to, sort_cc, in_reply_to, refs,
- * sort_display_from, sort_display_to.
+ * sort_display_from, sort_display_to, sent_day.
  */
 int
 store_sortkeys_bind(sqlite3_stmt *st, int first,
@@ -216,9 +228,9 @@ store_sortkeys_bind(sqlite3_stmt *st, int first,
 	char			*refs;
 	int64_t			 t;
 	size_t			 i;
-	int			 rc;
+	int			 rc, zone = 0;
 
-	t = store_date_parse(env->date);
+	t = store_date_parse(env->date, &zone);
 	memset(&b, 0, sizeof(b));
 	for (i = 0; i < env->reference_ids.count; i++) {
 		if (i > 0)
@@ -241,7 +253,10 @@ store_sortkeys_bind(sqlite3_stmt *st, int first,
 	    SQLITE_TRANSIENT) : sqlite3_bind_null(st, first + 6)) !=
 	    SQLITE_OK ||
 	    bind_display(st, first + 7, &env->from_list) != SQLITE_OK ||
-	    bind_display(st, first + 8, &env->to_list) != SQLITE_OK)
+	    bind_display(st, first + 8, &env->to_list) != SQLITE_OK ||
+	    (t == -1 ? sqlite3_bind_null(st, first + 9) :
+	    sqlite3_bind_int64(st, first + 9, day_number(t + zone))) !=
+	    SQLITE_OK)
 		rc = -1;
 	else
 		rc = 0;
@@ -694,8 +709,15 @@ search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 		if (msg_get_i64(m, &i64) == -1)
 			return -1;
 		s->messages = 1;
-		col = op >= SK_SENTBEFORE ?
-		    "coalesce(m.sent_ts, m.received)" : "m.received";
+		/*
+		 * SENT* take the Date field's date as written, its time
+		 * and zone disregarded (RFC 9051 6.4.4): compare days.
+		 */
+		if (op >= SK_SENTBEFORE) {
+			col = "coalesce(m.sent_day, m.received / 86400)";
+			i64 = day_number(i64);
+		} else
+			col = "m.received";
 		store_buf_str(&s->sql, "(");
 		store_buf_str(&s->sql, col);
 		if (op == SK_BEFORE || op == SK_SENTBEFORE)
@@ -707,7 +729,7 @@ search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 			store_buf_str(&s->sql, " AND ");
 			store_buf_str(&s->sql, col);
 			store_buf_str(&s->sql, " < ");
-			param_int(s, i64 + 86400);
+			param_int(s, i64 + (op == SK_SENTON ? 1 : 86400));
 		}
 		store_buf_str(&s->sql, ")");
 		break;
