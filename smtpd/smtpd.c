@@ -5,6 +5,8 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <event.h>
@@ -39,7 +41,7 @@ smtpd_accept(int fd, short event, void *arg)
 	struct smtpd_listener	*sl = arg;
 	struct sockaddr_storage	 ss;
 	socklen_t		 len = sizeof(ss);
-	int			 s;
+	int			 s, one = 1;
 
 	if ((s = accept4(fd, (struct sockaddr *)&ss, &len,
 	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
@@ -61,6 +63,12 @@ smtpd_accept(int fd, short event, void *arg)
 			fatal("accept on %s port %u", sl->l->addr, sl->l->port);
 		}
 	}
+	/*
+	 * Replies to pipelined commands leave one by one as storaged
+	 * answers: with Nagle each would wait for the client's ACK.
+	 */
+	if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_warn("%s: TCP_NODELAY", __func__);
 	smtp_session_accept(sl, s, (struct sockaddr *)&ss, len);
 }
 
