@@ -305,7 +305,7 @@ imap_addr(const struct sockaddr *sa, char *buf, size_t len)
 }
 
 static void
-imap_refuse(struct imapd_listener *il, int fd, const char *addr,
+imap_refuse(struct role_listener *il, int fd, const char *addr,
     const char *why)
 {
 	char	 line[256];
@@ -322,7 +322,7 @@ imap_refuse(struct imapd_listener *il, int fd, const char *addr,
 }
 
 void
-imap_session_accept(struct imapd_listener *il, int fd,
+imap_session_accept(struct role_listener *il, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct imap_session	*s;
@@ -439,7 +439,7 @@ imap_release(struct imap_session *s)
 	imap_uidlist_free(&s->saved);
 	explicit_bzero(s, sizeof(*s));
 	free(s);
-	imapd_accept_resume();
+	listen_resume();
 }
 
 void

@@ -1,35 +1,26 @@
 /*
- * imapd: the role.  It builds a TLS context for each of its listeners
- * before the sandbox, accepts connections, and hands what storaged
- * answers to the session that asked (the peer id is the session's).
+ * imapd: the role.  It sets up its listeners before the sandbox
+ * (lib/listen.c builds their TLS contexts and accepts), and hands what
+ * storaged answers to the session that asked (the peer id is the
+ * session's).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
-#include <errno.h>
 #include <event.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <tls.h>
 #include <unistd.h>
 
 #include "authlimit.h"
 #include "imapd.h"
+#include "listen.h"
 #include "log.h"
 #include "proc.h"
-#include "tls_conf.h"
 
-static TAILQ_HEAD(, imapd_listener)	imapd_listeners =
-    TAILQ_HEAD_INITIALIZER(imapd_listeners);
-static struct authlimit			*imapd_auth;
-static struct event			 imapd_ev_pause;
-static int				 imapd_paused;
+static struct authlimit	*imapd_auth;
 
 struct authlimit *
 imapd_authlimit(void)
@@ -38,88 +29,10 @@ imapd_authlimit(void)
 }
 
 static void
-imapd_accept(int fd, short event, void *arg)
-{
-	struct imapd_listener	*il = arg;
-	struct sockaddr_storage	 ss;
-	socklen_t		 len = sizeof(ss);
-	int			 s, one = 1;
-
-	if ((s = accept4(fd, (struct sockaddr *)&ss, &len,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
-		switch (errno) {
-		case EINTR:
-		case EAGAIN:
-		case ECONNABORTED:
-			return;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM:
-			log_warn("accept on %s port %u", il->l->addr,
-			    il->l->port);
-			imapd_accept_pause();
-			return;
-		default:
-			fatal("accept on %s port %u", il->l->addr, il->l->port);
-		}
-	}
-	/*
-	 * A response often leaves in several writes (untagged lines as
-	 * storaged answers, then the tagged one): with Nagle each later
-	 * write waits for the client's delayed ACK, 40 ms a command.
-	 */
-	if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
-		log_warn("%s: TCP_NODELAY", __func__);
-	imap_session_accept(il, s, (struct sockaddr *)&ss, len);
-}
-
-static void
-imapd_accept_timeout(int fd, short event, void *arg)
-{
-	imapd_accept_resume();
-}
-
-void
-imapd_accept_pause(void)
-{
-	struct imapd_listener	*il;
-	struct timeval		 tv;
-
-	if (imapd_paused)
-		return;
-	imapd_paused = 1;
-	TAILQ_FOREACH(il, &imapd_listeners, entry)
-		event_del(&il->ev);
-	tv.tv_sec = IMAPD_ACCEPT_PAUSE_MS / 1000;
-	tv.tv_usec = (IMAPD_ACCEPT_PAUSE_MS % 1000) * 1000;
-	evtimer_set(&imapd_ev_pause, imapd_accept_timeout, NULL);
-	evtimer_add(&imapd_ev_pause, &tv);
-}
-
-/* Also called when a session ends, since a descriptor is free again. */
-void
-imapd_accept_resume(void)
-{
-	struct imapd_listener	*il;
-
-	if (!imapd_paused)
-		return;
-	imapd_paused = 0;
-	evtimer_del(&imapd_ev_pause);
-	TAILQ_FOREACH(il, &imapd_listeners, entry)
-		event_add(&il->ev, NULL);
-}
-
-static void
 imapd_init(struct postern_conf *conf)
 {
-	struct imapd_listener	*il;
-	struct listener		*l;
-	char			 err[512];
-	struct tm		 tm;
-	time_t			 t = 0;
-	int			 flags;
+	struct tm	 tm;
+	time_t		 t = 0;
 
 	/*
 	 * glibc reads the time zone file the first time it converts a
@@ -132,32 +45,7 @@ imapd_init(struct postern_conf *conf)
 	if ((imapd_auth = authlimit_new(conf->limits[LIMIT_AUTH_FAILURES],
 	    conf->limits[LIMIT_AUTH_LOCKOUT])) == NULL)
 		fatal("%s: authlimit_new", __func__);
-	TAILQ_FOREACH(l, &conf->listeners, entry) {
-		if (l->fd == -1 || listener_proc(l->kind) != PROC_IMAPD)
-			continue;
-		if ((il = calloc(1, sizeof(*il))) == NULL)
-			fatal("%s: calloc", __func__);
-		il->l = l;
-		if (l->tls_cert != NULL && l->tls_key != NULL) {
-			if ((il->tls = tls_conf_listener(l, err,
-			    sizeof(err))) == NULL)
-				fatalx("%s", err);
-			freezero(l->tls_key, l->tls_keylen);
-			l->tls_key = NULL;
-			l->tls_keylen = 0;
-		} else if (l->kind == LISTEN_IMAPS)
-			fatalx("imaps %s port %u: no TLS certificate",
-			    l->addr, l->port);
-		if ((flags = fcntl(l->fd, F_GETFL)) == -1 ||
-		    fcntl(l->fd, F_SETFL, flags | O_NONBLOCK) == -1)
-			fatal("%s: fcntl", __func__);
-		event_set(&il->ev, l->fd, EV_READ | EV_PERSIST, imapd_accept,
-		    il);
-		event_add(&il->ev, NULL);
-		TAILQ_INSERT_TAIL(&imapd_listeners, il, entry);
-		log_debug("listening on %s port %u (%s%s)", l->addr, l->port,
-		    listener_kind_names[l->kind], il->tls ? ", TLS" : "");
-	}
+	listen_init(conf, PROC_IMAPD, LISTEN_IMAPS, imap_session_accept);
 }
 
 static void

@@ -20,11 +20,11 @@
 
 #include "imap_parse.h"
 #include "imsg.h"
+#include "listen.h"
 #include "msg.h"
 #include "postern.h"
 
 #define IMAPD_NAME		"Postern"
-#define IMAPD_ACCEPT_PAUSE_MS	1000
 #define IMAP_AUTH_TIMEOUT	(30 * 60)	/* seconds, RFC 9051 5.4 */
 #define IMAP_SASL_MAX		2048	/* a decoded AUTHENTICATE PLAIN */
 #define IMAP_LOWAT		(64 * 1024)	/* resume FETCH below this */
@@ -33,13 +33,6 @@
 
 struct tls;
 struct imap_buf;
-
-struct imapd_listener {
-	TAILQ_ENTRY(imapd_listener) entry;
-	struct listener		*l;
-	struct tls		*tls;
-	struct event		 ev;
-};
 
 enum imap_state {
 	IMAP_TLS_HANDSHAKE,
@@ -130,7 +123,7 @@ struct imap_uidlist {
 struct imap_session {
 	RB_ENTRY(imap_session)	 entry;
 	uint32_t		 id;
-	struct imapd_listener	*il;
+	struct role_listener	*il;
 	struct io		*io;
 	struct imap_client	*client;
 	char			 addr[INET6_ADDRSTRLEN];
@@ -178,11 +171,9 @@ RB_PROTOTYPE(imap_sessions, imap_session, entry, imap_session_cmp)
 /* imapd.c */
 struct authlimit	*imapd_authlimit(void);
 __attribute__((__noreturn__)) void imapd_malformed(struct imsg *);
-void			 imapd_accept_pause(void);
-void			 imapd_accept_resume(void);
 
 /* imap_session.c */
-void	imap_session_accept(struct imapd_listener *, int,
+void	imap_session_accept(struct role_listener *, int,
 	    const struct sockaddr *, socklen_t);
 void	imap_session_shutdown(void);
 struct imap_session *imap_session_lookup(uint32_t);

@@ -235,7 +235,7 @@ smtp_addr(const struct sockaddr *sa, char *buf, size_t len, int *family)
 
 /* Refused before a session exists: one line, in clear when we can. */
 static void
-smtp_refuse(struct smtpd_listener *sl, int fd, const char *addr,
+smtp_refuse(struct role_listener *sl, int fd, const char *addr,
     const char *why)
 {
 	char	 line[HOSTNAME_MAX + 128];
@@ -252,7 +252,7 @@ smtp_refuse(struct smtpd_listener *sl, int fd, const char *addr,
 }
 
 void
-smtp_session_accept(struct smtpd_listener *sl, int fd,
+smtp_session_accept(struct role_listener *sl, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct smtp_session	*s;
@@ -360,7 +360,7 @@ smtp_release(struct smtp_session *s)
 	nsessions--;
 	explicit_bzero(s, sizeof(*s));
 	free(s);
-	smtpd_accept_resume();
+	listen_resume();
 }
 
 void

@@ -79,7 +79,7 @@ struct smtp_client {
 struct smtp_session {
 	RB_ENTRY(smtp_session)	 entry;
 	uint32_t		 id;
-	struct smtpd_listener	*sl;
+	struct role_listener	*sl;
 	struct io		*io;
 	struct smtp_client	*client;
 	char			 addr[INET6_ADDRSTRLEN];

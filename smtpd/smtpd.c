@@ -1,33 +1,24 @@
 /*
- * smtpd: the role.  It builds a TLS context for each of its listeners
- * before the sandbox, accepts connections, and relays what storaged
- * answers to the session that asked (the peer id is the session's).
+ * smtpd: the role.  It sets up its listeners before the sandbox
+ * (lib/listen.c builds their TLS contexts and accepts), and relays what
+ * storaged answers to the session that asked (the peer id is the
+ * session's).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 
-#include <errno.h>
 #include <event.h>
-#include <fcntl.h>
 #include <stdlib.h>
-#include <string.h>
-#include <tls.h>
 #include <unistd.h>
 
 #include "authlimit.h"
 #include "envelope.h"
+#include "listen.h"
 #include "log.h"
 #include "proc.h"
 #include "smtpd.h"
-#include "tls_conf.h"
 
-static TAILQ_HEAD(, smtpd_listener)	smtpd_listeners =
-    TAILQ_HEAD_INITIALIZER(smtpd_listeners);
-static struct authlimit			*smtpd_auth;
-static struct event			 smtpd_ev_pause;
-static int				 smtpd_paused;
+static struct authlimit	*smtpd_auth;
 
 struct authlimit *
 smtpd_authlimit(void)
@@ -36,117 +27,12 @@ smtpd_authlimit(void)
 }
 
 static void
-smtpd_accept(int fd, short event, void *arg)
-{
-	struct smtpd_listener	*sl = arg;
-	struct sockaddr_storage	 ss;
-	socklen_t		 len = sizeof(ss);
-	int			 s, one = 1;
-
-	if ((s = accept4(fd, (struct sockaddr *)&ss, &len,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
-		switch (errno) {
-		case EINTR:
-		case EAGAIN:
-		case ECONNABORTED:
-			return;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM:
-			/* Out of descriptors: stop accepting for a while. */
-			log_warn("accept on %s port %u", sl->l->addr,
-			    sl->l->port);
-			smtpd_accept_pause();
-			return;
-		default:
-			fatal("accept on %s port %u", sl->l->addr, sl->l->port);
-		}
-	}
-	/*
-	 * Replies to pipelined commands leave one by one as storaged
-	 * answers: with Nagle each would wait for the client's ACK.
-	 */
-	if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
-		log_warn("%s: TCP_NODELAY", __func__);
-	smtp_session_accept(sl, s, (struct sockaddr *)&ss, len);
-}
-
-static void
-smtpd_accept_timeout(int fd, short event, void *arg)
-{
-	smtpd_accept_resume();
-}
-
-void
-smtpd_accept_pause(void)
-{
-	struct smtpd_listener	*sl;
-	struct timeval		 tv;
-
-	if (smtpd_paused)
-		return;
-	smtpd_paused = 1;
-	TAILQ_FOREACH(sl, &smtpd_listeners, entry)
-		event_del(&sl->ev);
-	tv.tv_sec = SMTPD_ACCEPT_PAUSE_MS / 1000;
-	tv.tv_usec = (SMTPD_ACCEPT_PAUSE_MS % 1000) * 1000;
-	evtimer_set(&smtpd_ev_pause, smtpd_accept_timeout, NULL);
-	evtimer_add(&smtpd_ev_pause, &tv);
-}
-
-/* Also called when a session ends, since a descriptor is free again. */
-void
-smtpd_accept_resume(void)
-{
-	struct smtpd_listener	*sl;
-
-	if (!smtpd_paused)
-		return;
-	smtpd_paused = 0;
-	evtimer_del(&smtpd_ev_pause);
-	TAILQ_FOREACH(sl, &smtpd_listeners, entry)
-		event_add(&sl->ev, NULL);
-}
-
-static void
 smtpd_init(struct postern_conf *conf)
 {
-	struct smtpd_listener	*sl;
-	struct listener		*l;
-	char			 err[512];
-	int			 flags;
-
 	if ((smtpd_auth = authlimit_new(conf->limits[LIMIT_AUTH_FAILURES],
 	    conf->limits[LIMIT_AUTH_LOCKOUT])) == NULL)
 		fatal("%s: authlimit_new", __func__);
-	TAILQ_FOREACH(l, &conf->listeners, entry) {
-		if (l->fd == -1 || listener_proc(l->kind) != PROC_SMTPD)
-			continue;
-		if ((sl = calloc(1, sizeof(*sl))) == NULL)
-			fatal("%s: calloc", __func__);
-		sl->l = l;
-		if (l->tls_cert != NULL && l->tls_key != NULL) {
-			if ((sl->tls = tls_conf_listener(l, err,
-			    sizeof(err))) == NULL)
-				fatalx("%s", err);
-			/* The context keeps its own copy of the key. */
-			freezero(l->tls_key, l->tls_keylen);
-			l->tls_key = NULL;
-			l->tls_keylen = 0;
-		} else if (l->kind == LISTEN_SUBMISSIONS)
-			fatalx("submissions %s port %u: no TLS certificate",
-			    l->addr, l->port);
-		if ((flags = fcntl(l->fd, F_GETFL)) == -1 ||
-		    fcntl(l->fd, F_SETFL, flags | O_NONBLOCK) == -1)
-			fatal("%s: fcntl", __func__);
-		event_set(&sl->ev, l->fd, EV_READ | EV_PERSIST, smtpd_accept,
-		    sl);
-		event_add(&sl->ev, NULL);
-		TAILQ_INSERT_TAIL(&smtpd_listeners, sl, entry);
-		log_debug("listening on %s port %u (%s%s)", l->addr, l->port,
-		    listener_kind_names[l->kind], sl->tls ? ", TLS" : "");
-	}
+	listen_init(conf, PROC_SMTPD, LISTEN_SUBMISSIONS, smtp_session_accept);
 }
 
 static void

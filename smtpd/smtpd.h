@@ -13,29 +13,19 @@
 #include <event.h>
 #include <stdint.h>
 
+#include "listen.h"
 #include "postern.h"
 
 #define SMTPD_NAME		"Postern"
 #define SMTPD_SPOOL_WRITE_MAX	(64 * 1024)	/* spool writes at once */
-#define SMTPD_ACCEPT_PAUSE_MS	1000	/* after EMFILE and its kin */
 
 struct tls;
 
-/* One bound socket and, when it has a certificate, its TLS context. */
-struct smtpd_listener {
-	TAILQ_ENTRY(smtpd_listener) entry;
-	struct listener		*l;
-	struct tls		*tls;
-	struct event		 ev;
-};
-
 /* smtpd.c */
 struct authlimit	*smtpd_authlimit(void);
-void			 smtpd_accept_pause(void);
-void			 smtpd_accept_resume(void);
 
 /* smtp_session.c */
-void	smtp_session_accept(struct smtpd_listener *, int,
+void	smtp_session_accept(struct role_listener *, int,
 	    const struct sockaddr *, socklen_t);
 void	smtp_session_auth_result(uint32_t, int, const char *);
 void	smtp_session_sender_result(uint32_t, int);

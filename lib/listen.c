@@ -1,0 +1,143 @@
+/*
+ * The listening side of smtpd and imapd: one event per bound socket,
+ * paused for LISTEN_ACCEPT_PAUSE_MS when accept(2) runs out of
+ * descriptors or memory, and resumed early when a session ends.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/queue.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tls.h>
+#include <unistd.h>
+
+#include "listen.h"
+#include "log.h"
+#include "tls_conf.h"
+
+static TAILQ_HEAD(, role_listener)	listen_listeners =
+    TAILQ_HEAD_INITIALIZER(listen_listeners);
+static listen_accept_cb			listen_cb;
+static struct event			listen_ev_pause;
+static int				listen_paused;
+
+static void
+listen_accept(int fd, short event, void *arg)
+{
+	struct role_listener	*rl = arg;
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof(ss);
+	int			 s, one = 1;
+
+	if ((s = accept4(fd, (struct sockaddr *)&ss, &len,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
+		switch (errno) {
+		case EINTR:
+		case EAGAIN:
+		case ECONNABORTED:
+			return;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			/* Out of descriptors: stop accepting for a while. */
+			log_warn("accept on %s port %u", rl->l->addr,
+			    rl->l->port);
+			listen_pause();
+			return;
+		default:
+			fatal("accept on %s port %u", rl->l->addr, rl->l->port);
+		}
+	}
+	/*
+	 * Replies often leave in several writes as storaged answers
+	 * (pipelined SMTP replies, untagged IMAP lines then the tagged
+	 * one): with Nagle each later write waits for the client's
+	 * delayed ACK.
+	 */
+	if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_warn("%s: TCP_NODELAY", __func__);
+	listen_cb(rl, s, (struct sockaddr *)&ss, len);
+}
+
+static void
+listen_accept_timeout(int fd, short event, void *arg)
+{
+	listen_resume();
+}
+
+void
+listen_pause(void)
+{
+	struct role_listener	*rl;
+	struct timeval		 tv;
+
+	if (listen_paused)
+		return;
+	listen_paused = 1;
+	TAILQ_FOREACH(rl, &listen_listeners, entry)
+		event_del(&rl->ev);
+	tv.tv_sec = LISTEN_ACCEPT_PAUSE_MS / 1000;
+	tv.tv_usec = (LISTEN_ACCEPT_PAUSE_MS % 1000) * 1000;
+	evtimer_set(&listen_ev_pause, listen_accept_timeout, NULL);
+	evtimer_add(&listen_ev_pause, &tv);
+}
+
+void
+listen_resume(void)
+{
+	struct role_listener	*rl;
+
+	if (!listen_paused)
+		return;
+	listen_paused = 0;
+	evtimer_del(&listen_ev_pause);
+	TAILQ_FOREACH(rl, &listen_listeners, entry)
+		event_add(&rl->ev, NULL);
+}
+
+void
+listen_init(struct postern_conf *conf, enum proc_id role,
+    enum listener_kind implicit_tls, listen_accept_cb cb)
+{
+	struct role_listener	*rl;
+	struct listener		*l;
+	char			 err[512];
+	int			 flags;
+
+	listen_cb = cb;
+	TAILQ_FOREACH(l, &conf->listeners, entry) {
+		if (l->fd == -1 || listener_proc(l->kind) != role)
+			continue;
+		if ((rl = calloc(1, sizeof(*rl))) == NULL)
+			fatal("%s: calloc", __func__);
+		rl->l = l;
+		if (l->tls_cert != NULL && l->tls_key != NULL) {
+			if ((rl->tls = tls_conf_listener(l, err,
+			    sizeof(err))) == NULL)
+				fatalx("%s", err);
+			/* The context keeps its own copy of the key. */
+			freezero(l->tls_key, l->tls_keylen);
+			l->tls_key = NULL;
+			l->tls_keylen = 0;
+		} else if (l->kind == implicit_tls)
+			fatalx("%s %s port %u: no TLS certificate",
+			    listener_kind_names[l->kind], l->addr, l->port);
+		if ((flags = fcntl(l->fd, F_GETFL)) == -1 ||
+		    fcntl(l->fd, F_SETFL, flags | O_NONBLOCK) == -1)
+			fatal("%s: fcntl", __func__);
+		event_set(&rl->ev, l->fd, EV_READ | EV_PERSIST, listen_accept,
+		    rl);
+		event_add(&rl->ev, NULL);
+		TAILQ_INSERT_TAIL(&listen_listeners, rl, entry);
+		log_debug("listening on %s port %u (%s%s)", l->addr, l->port,
+		    listener_kind_names[l->kind], rl->tls ? ", TLS" : "");
+	}
+}
