@@ -36,26 +36,15 @@
 #include "log.h"
 #include "proc.h"
 
-RB_HEAD(imap_clients, imap_client);
-
 static int
 imap_session_cmp(struct imap_session *a, struct imap_session *b)
 {
 	return a->id < b->id ? -1 : a->id > b->id;
 }
 
-static int
-imap_client_cmp(struct imap_client *a, struct imap_client *b)
-{
-	return strcmp(a->addr, b->addr);
-}
-
 RB_GENERATE(imap_sessions, imap_session, entry, imap_session_cmp)
-RB_GENERATE(imap_clients, imap_client, entry, imap_client_cmp)
 
 static struct imap_sessions	 sessions = RB_INITIALIZER(&sessions);
-static struct imap_clients	 clients = RB_INITIALIZER(&clients);
-static unsigned int		 nsessions;
 static uint32_t			 next_id;
 static char			 linebuf[IMAP_LINE_HARD_MAX + 1];
 
@@ -254,56 +243,6 @@ imap_greet(struct imap_session *s)
 	imap_reply(s, "* OK [CAPABILITY %s] %s IMAP ready", caps, IMAPD_NAME);
 }
 
-static struct imap_client *
-imap_client_get(const char *addr)
-{
-	struct imap_client	 key, *c;
-
-	(void)strlcpy(key.addr, addr, sizeof(key.addr));
-	if ((c = RB_FIND(imap_clients, &clients, &key)) != NULL)
-		return c;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return NULL;
-	(void)strlcpy(c->addr, addr, sizeof(c->addr));
-	RB_INSERT(imap_clients, &clients, c);
-	return c;
-}
-
-static void
-imap_client_put(struct imap_client *c)
-{
-	if (c == NULL || --c->sessions > 0)
-		return;
-	RB_REMOVE(imap_clients, &clients, c);
-	free(c);
-}
-
-static void
-imap_addr(const struct sockaddr *sa, char *buf, size_t len)
-{
-	const struct sockaddr_in6	*sin6;
-	struct in_addr			 in;
-
-	switch (sa->sa_family) {
-	case AF_INET:
-		if (inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->
-		    sin_addr, buf, len) != NULL)
-			return;
-		break;
-	case AF_INET6:
-		sin6 = (const struct sockaddr_in6 *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-			memcpy(&in, &sin6->sin6_addr.s6_addr[12], sizeof(in));
-			if (inet_ntop(AF_INET, &in, buf, len) != NULL)
-				return;
-		} else if (inet_ntop(AF_INET6, &sin6->sin6_addr, buf,
-		    len) != NULL)
-			return;
-		break;
-	}
-	(void)strlcpy(buf, "unknown", len);
-}
-
 static void
 imap_refuse(struct role_listener *il, int fd, const char *addr,
     const char *why)
@@ -326,35 +265,23 @@ imap_session_accept(struct role_listener *il, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct imap_session	*s;
-	struct imap_client	*c;
+	struct listen_client	*c;
+	const char		*why;
 	char			 addr[INET6_ADDRSTRLEN];
 
-	imap_addr(sa, addr, sizeof(addr));
-	if (nsessions >= imap_limit(LIMIT_SESSIONS)) {
-		imap_refuse(il, fd, addr, "Too many sessions");
-		return;
-	}
-	if ((c = imap_client_get(addr)) == NULL) {
-		imap_refuse(il, fd, addr, "Out of memory");
-		return;
-	}
-	if (c->sessions >= imap_limit(LIMIT_SESSIONS_PER_CLIENT)) {
-		imap_refuse(il, fd, addr, "Too many sessions from your "
-		    "address");
+	(void)listen_addr(sa, addr, sizeof(addr));
+	if ((c = listen_client_get(addr, imap_limit(LIMIT_SESSIONS),
+	    imap_limit(LIMIT_SESSIONS_PER_CLIENT), &why)) == NULL) {
+		imap_refuse(il, fd, addr, why);
 		return;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->io = io_new()) == NULL) {
 		free(s);
-		if (c->sessions == 0) {
-			c->sessions = 1;
-			imap_client_put(c);
-		}
+		listen_client_put(c);
 		imap_refuse(il, fd, addr, "Out of memory");
 		return;
 	}
-	c->sessions++;
-	nsessions++;
 	s->client = c;
 	s->il = il;
 	(void)strlcpy(s->addr, addr, sizeof(s->addr));
@@ -425,8 +352,7 @@ imap_release(struct imap_session *s)
 	if (!(s->flags & SF_CLOSE))
 		return;
 	RB_REMOVE(imap_sessions, &sessions, s);
-	imap_client_put(s->client);
-	nsessions--;
+	listen_client_put(s->client);
 	if (s->has_cmd)
 		imap_cmd_free(&s->cmd);
 	imap_ctx_clear(s);

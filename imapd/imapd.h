@@ -94,12 +94,6 @@ enum imap_after {
 #define SF_RESYNC	0x0200	/* skipping the rest of a refused command */
 #define SF_AUTHED	0x0400
 
-struct imap_client {
-	RB_ENTRY(imap_client)	 entry;
-	char			 addr[INET6_ADDRSTRLEN];
-	unsigned int		 sessions;
-};
-
 struct imap_listitem {
 	uint64_t		 id;
 	char			*name;		/* UTF-8 */
@@ -125,7 +119,7 @@ struct imap_session {
 	uint32_t		 id;
 	struct role_listener	*il;
 	struct io		*io;
-	struct imap_client	*client;
+	struct listen_client	*client;
 	char			 addr[INET6_ADDRSTRLEN];
 	enum imap_state		 state;
 	enum imap_input		 input;

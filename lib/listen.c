@@ -1,14 +1,18 @@
 /*
  * The listening side of smtpd and imapd: one event per bound socket,
  * paused for LISTEN_ACCEPT_PAUSE_MS when accept(2) runs out of
- * descriptors or memory, and resumed early when a session ends.
+ * descriptors or memory, and resumed early when a session ends; and the
+ * sessions counted per client address, in a tree of the addresses that
+ * have one.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/queue.h>
+#include <sys/tree.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <event.h>
@@ -22,6 +26,25 @@
 #include "log.h"
 #include "tls_conf.h"
 
+struct listen_client {
+	RB_ENTRY(listen_client)	 entry;
+	char			 addr[INET6_ADDRSTRLEN];
+	unsigned int		 sessions;
+};
+
+RB_HEAD(listen_clients, listen_client);
+
+static int
+listen_client_cmp(struct listen_client *a, struct listen_client *b)
+{
+	return strcmp(a->addr, b->addr);
+}
+
+RB_GENERATE(listen_clients, listen_client, entry, listen_client_cmp)
+
+static struct listen_clients		listen_clients =
+    RB_INITIALIZER(&listen_clients);
+static unsigned int			listen_nsessions;
 static TAILQ_HEAD(, role_listener)	listen_listeners =
     TAILQ_HEAD_INITIALIZER(listen_listeners);
 static listen_accept_cb			listen_cb;
@@ -140,4 +163,75 @@ listen_init(struct postern_conf *conf, enum proc_id role,
 		log_debug("listening on %s port %u (%s%s)", l->addr, l->port,
 		    listener_kind_names[l->kind], rl->tls ? ", TLS" : "");
 	}
+}
+
+int
+listen_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const struct sockaddr_in6	*sin6;
+	struct in_addr			 in;
+	int				 family = sa->sa_family;
+
+	switch (sa->sa_family) {
+	case AF_INET:
+		if (inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->
+		    sin_addr, buf, len) != NULL)
+			return family;
+		break;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			memcpy(&in, &sin6->sin6_addr.s6_addr[12], sizeof(in));
+			family = AF_INET;
+			if (inet_ntop(AF_INET, &in, buf, len) != NULL)
+				return family;
+		} else if (inet_ntop(AF_INET6, &sin6->sin6_addr, buf,
+		    len) != NULL)
+			return family;
+		break;
+	}
+	(void)strlcpy(buf, "unknown", len);
+	return family;
+}
+
+struct listen_client *
+listen_client_get(const char *addr, unsigned int max,
+    unsigned int max_client, const char **why)
+{
+	struct listen_client	 key, *c;
+
+	if (listen_nsessions >= max) {
+		*why = "Too many sessions";
+		return NULL;
+	}
+	(void)strlcpy(key.addr, addr, sizeof(key.addr));
+	if ((c = RB_FIND(listen_clients, &listen_clients, &key)) == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			*why = "Out of memory";
+			return NULL;
+		}
+		(void)strlcpy(c->addr, addr, sizeof(c->addr));
+		RB_INSERT(listen_clients, &listen_clients, c);
+	}
+	if (c->sessions >= max_client) {
+		if (c->sessions == 0) {
+			RB_REMOVE(listen_clients, &listen_clients, c);
+			free(c);
+		}
+		*why = "Too many sessions from your address";
+		return NULL;
+	}
+	c->sessions++;
+	listen_nsessions++;
+	return c;
+}
+
+void
+listen_client_put(struct listen_client *c)
+{
+	listen_nsessions--;
+	if (--c->sessions > 0)
+		return;
+	RB_REMOVE(listen_clients, &listen_clients, c);
+	free(c);
 }

@@ -38,7 +38,6 @@
 #include "smtpd.h"
 
 RB_HEAD(smtp_sessions, smtp_session);
-RB_HEAD(smtp_clients, smtp_client);
 
 static int
 smtp_session_cmp(struct smtp_session *a, struct smtp_session *b)
@@ -46,18 +45,9 @@ smtp_session_cmp(struct smtp_session *a, struct smtp_session *b)
 	return a->id < b->id ? -1 : a->id > b->id;
 }
 
-static int
-smtp_client_cmp(struct smtp_client *a, struct smtp_client *b)
-{
-	return strcmp(a->addr, b->addr);
-}
-
 RB_GENERATE(smtp_sessions, smtp_session, entry, smtp_session_cmp)
-RB_GENERATE(smtp_clients, smtp_client, entry, smtp_client_cmp)
 
 static struct smtp_sessions	 sessions = RB_INITIALIZER(&sessions);
-static struct smtp_clients	 clients = RB_INITIALIZER(&clients);
-static unsigned int		 nsessions;
 static uint32_t			 next_id;
 
 static void	smtp_io(struct io *, int, void *);
@@ -181,58 +171,6 @@ smtp_greet(struct smtp_session *s)
 	smtp_reply(s, "220 %s ESMTP %s", proc_conf->hostname, SMTPD_NAME);
 }
 
-static struct smtp_client *
-smtp_client_get(const char *addr)
-{
-	struct smtp_client	 key, *c;
-
-	strlcpy(key.addr, addr, sizeof(key.addr));
-	if ((c = RB_FIND(smtp_clients, &clients, &key)) != NULL)
-		return c;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return NULL;
-	strlcpy(c->addr, addr, sizeof(c->addr));
-	RB_INSERT(smtp_clients, &clients, c);
-	return c;
-}
-
-static void
-smtp_client_put(struct smtp_client *c)
-{
-	if (c == NULL || --c->sessions > 0)
-		return;
-	RB_REMOVE(smtp_clients, &clients, c);
-	free(c);
-}
-
-static void
-smtp_addr(const struct sockaddr *sa, char *buf, size_t len, int *family)
-{
-	const struct sockaddr_in6	*sin6;
-	struct in_addr			 in;
-
-	*family = sa->sa_family;
-	switch (sa->sa_family) {
-	case AF_INET:
-		if (inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->
-		    sin_addr, buf, len) != NULL)
-			return;
-		break;
-	case AF_INET6:
-		sin6 = (const struct sockaddr_in6 *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-			memcpy(&in, &sin6->sin6_addr.s6_addr[12], sizeof(in));
-			*family = AF_INET;
-			if (inet_ntop(AF_INET, &in, buf, len) != NULL)
-				return;
-		} else if (inet_ntop(AF_INET6, &sin6->sin6_addr, buf,
-		    len) != NULL)
-			return;
-		break;
-	}
-	strlcpy(buf, "unknown", len);
-}
-
 /* Refused before a session exists: one line, in clear when we can. */
 static void
 smtp_refuse(struct role_listener *sl, int fd, const char *addr,
@@ -256,36 +194,24 @@ smtp_session_accept(struct role_listener *sl, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct smtp_session	*s;
-	struct smtp_client	*c;
+	struct listen_client	*c;
+	const char		*why;
 	char			 addr[INET6_ADDRSTRLEN];
 	int			 family;
 
-	smtp_addr(sa, addr, sizeof(addr), &family);
-	if (nsessions >= smtp_limit(LIMIT_SESSIONS)) {
-		smtp_refuse(sl, fd, addr, "Too many sessions");
-		return;
-	}
-	if ((c = smtp_client_get(addr)) == NULL) {
-		smtp_refuse(sl, fd, addr, "Out of memory");
-		return;
-	}
-	if (c->sessions >= smtp_limit(LIMIT_SESSIONS_PER_CLIENT)) {
-		smtp_refuse(sl, fd, addr, "Too many sessions from your "
-		    "address");
+	family = listen_addr(sa, addr, sizeof(addr));
+	if ((c = listen_client_get(addr, smtp_limit(LIMIT_SESSIONS),
+	    smtp_limit(LIMIT_SESSIONS_PER_CLIENT), &why)) == NULL) {
+		smtp_refuse(sl, fd, addr, why);
 		return;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->io = io_new()) == NULL) {
 		free(s);
-		if (c->sessions == 0) {
-			c->sessions = 1;
-			smtp_client_put(c);
-		}
+		listen_client_put(c);
 		smtp_refuse(sl, fd, addr, "Out of memory");
 		return;
 	}
-	c->sessions++;
-	nsessions++;
 	s->client = c;
 	s->sl = sl;
 	s->spoolfd = -1;
@@ -356,8 +282,7 @@ smtp_release(struct smtp_session *s)
 	if (!(s->flags & SF_CLOSE))
 		return;
 	RB_REMOVE(smtp_sessions, &sessions, s);
-	smtp_client_put(s->client);
-	nsessions--;
+	listen_client_put(s->client);
 	explicit_bzero(s, sizeof(*s));
 	free(s);
 	listen_resume();

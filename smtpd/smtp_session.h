@@ -70,18 +70,12 @@ struct smtp_rcpt {
 	char			 orcpt[SMTP_ORCPT_MAX + 1];
 };
 
-struct smtp_client {
-	RB_ENTRY(smtp_client)	 entry;
-	char			 addr[INET6_ADDRSTRLEN];
-	unsigned int		 sessions;
-};
-
 struct smtp_session {
 	RB_ENTRY(smtp_session)	 entry;
 	uint32_t		 id;
 	struct role_listener	*sl;
 	struct io		*io;
-	struct smtp_client	*client;
+	struct listen_client	*client;
 	char			 addr[INET6_ADDRSTRLEN];
 	int			 family;
 	enum smtp_state		 state;
