@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "authlimit.h"
+#include "base64.h"
 #include "imap_render.h"
 #include "imapd.h"
 #include "io.h"
@@ -556,56 +557,6 @@ imap_auth_precheck(struct imap_session *s)
 	return 0;
 }
 
-static int
-b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Strict base64 (RFC 4648 with padding); -1 on bad input. */
-static int
-imap_base64_decode(const char *in, unsigned char *out, size_t outlen,
-    size_t *len)
-{
-	size_t	 n = strlen(in), i, o = 0;
-	int	 v[4], j, pad;
-
-	if (n % 4 != 0)
-		return -1;
-	for (i = 0; i < n; i += 4) {
-		pad = 0;
-		for (j = 0; j < 4; j++) {
-			if (in[i + j] == '=' && i + 4 == n && j >= 2) {
-				v[j] = 0;
-				pad++;
-				continue;
-			}
-			if (pad || (v[j] = b64val((unsigned char)in[i + j])) ==
-			    -1)
-				return -1;
-		}
-		if (o + 3 - pad > outlen)
-			return -1;
-		out[o++] = (v[0] << 2) | (v[1] >> 4);
-		if (pad < 2)
-			out[o++] = (v[1] << 4) | (v[2] >> 2);
-		if (pad < 1)
-			out[o++] = (v[2] << 6) | v[3];
-	}
-	*len = o;
-	return 0;
-}
-
 /* authzid NUL authcid NUL passwd, base64 */
 static void
 imap_auth_plain(struct imap_session *s, const char *b64)
@@ -614,7 +565,7 @@ imap_auth_plain(struct imap_session *s, const char *b64)
 	const char	*authz, *user, *pass;
 	size_t		 len, n;
 
-	if (imap_base64_decode(b64, buf, sizeof(buf) - 1, &len) == -1) {
+	if (base64_decode_strict(b64, buf, sizeof(buf) - 1, &len) == -1) {
 		s->input = IN_LINE;
 		imap_bad(s, "Invalid base64 data");
 		imap_done(s);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
 #include "smtp_parse.h"
 
 #define ERR_SYNTAX_FROM	"501 5.1.7 Bad sender address syntax"
@@ -471,60 +472,21 @@ smtp_parse_bdat(const char *args, uint64_t *size, int *last)
 	return 0;
 }
 
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /*
- * Strict base64 (RFC 4648 4, as RFC 4954 wants it): whole quanta,
- * padding only at the end.  "=" alone is the empty string.  Returns 0
- * with *outlen set, -1 on bad input or when out is too small.
+ * Strict base64 as RFC 4954 wants it (lib/base64.c), but for "=", which
+ * stands for the empty string where an empty line would not do.
+ * Returns 0 with *outlen set, -1 on bad input or when out is too small.
  */
 int
 smtp_base64_decode(const char *in, unsigned char *out, size_t outmax,
     size_t *outlen)
 {
-	size_t		 len = strlen(in), i, n = 0;
-	int		 v[4], j, pad;
-
 	*outlen = 0;
 	if (strcmp(in, "=") == 0)
 		return 0;
-	if (len == 0 || len % 4 != 0)
+	if (*in == '\0')
 		return -1;
-	for (i = 0; i < len; i += 4) {
-		pad = 0;
-		for (j = 0; j < 4; j++) {
-			if (in[i + j] == '=' && i + 4 == len && j >= 2) {
-				v[j] = 0;
-				pad++;
-				continue;
-			}
-			if (pad || (v[j] = b64_value(in[i + j])) == -1)
-				return -1;
-		}
-		if (n + 3 - pad > outmax)
-			return -1;
-		out[n++] = (v[0] << 2) | (v[1] >> 4);
-		if (pad < 2)
-			out[n++] = ((v[1] & 0xf) << 4) | (v[2] >> 2);
-		if (pad < 1)
-			out[n++] = ((v[2] & 0x3) << 6) | v[3];
-	}
-	*outlen = n;
-	return 0;
+	return base64_decode_strict(in, out, outmax, outlen);
 }
 
 enum {
