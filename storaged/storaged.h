@@ -383,8 +383,11 @@ void	 store_imap_expunge(struct proc_peer *, struct imsg *);
 void	 store_imap_append(struct proc_peer *, struct imsg *);
 
 struct mime_envelope;
+struct mime_addrlist;
 
 int64_t	 store_date_parse(const char *, int *);
+void	 store_addrlist_render(struct store_buf *,
+	    const struct mime_addrlist *);
 int	 store_sortkeys_bind(sqlite3_stmt *, int,
 	    const struct mime_envelope *);
 int	 store_search_parse(struct msg_in *, struct store_search *);

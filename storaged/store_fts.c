@@ -143,33 +143,6 @@ fts_open(void)
 	return -1;
 }
 
-/* "name <mailbox@host>" for each mailbox of a list, space separated. */
-static void
-fts_addrlist(struct store_buf *b, const struct mime_addrlist *l)
-{
-	const struct mime_addr	*a;
-	size_t			 i;
-
-	for (i = 0; i < l->count; i++) {
-		a = &l->addrs[i];
-		if (a->kind != MIME_ADDR_MAILBOX)
-			continue;
-		if (b->len > 0)
-			store_buf_add(b, " ", 1);
-		if (a->name != NULL) {
-			store_buf_str(b, a->name);
-			store_buf_add(b, " ", 1);
-		}
-		store_buf_add(b, "<", 1);
-		store_buf_str(b, a->mailbox);
-		if (a->host != NULL && a->host[0] != '\0') {
-			store_buf_add(b, "@", 1);
-			store_buf_str(b, a->host);
-		}
-		store_buf_add(b, ">", 1);
-	}
-}
-
 /*
  * The text of the text leaves that are not attachments, bounded.  A
  * message's large attachments are cut out of its blob (store_parts.c),
@@ -281,12 +254,12 @@ fts_index(int64_t id, const char *blob)
 	if (mime != NULL) {
 		env = &mime->envelope;
 		memset(&b, 0, sizeof(b));
-		fts_addrlist(&b, &env->from_list);
-		fts_addrlist(&b, &env->sender_list);
-		fts_addrlist(&b, &env->reply_to_list);
-		fts_addrlist(&b, &env->to_list);
-		fts_addrlist(&b, &env->cc_list);
-		fts_addrlist(&b, &env->bcc_list);
+		store_addrlist_render(&b, &env->from_list);
+		store_addrlist_render(&b, &env->sender_list);
+		store_addrlist_render(&b, &env->reply_to_list);
+		store_addrlist_render(&b, &env->to_list);
+		store_addrlist_render(&b, &env->cc_list);
+		store_addrlist_render(&b, &env->bcc_list);
 		if ((addresses = store_buf_finish(&b)) == NULL)
 			goto done;
 		memset(&b, 0, sizeof(b));

@@ -144,9 +144,12 @@ day_number(int64_t t)
 	return t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
 }
 
-/* "name <mailbox@host>" of each mailbox, as delivery indexes them. */
-static void
-addrlist_render(struct store_buf *b, const struct mime_addrlist *l)
+/*
+ * "name <mailbox@host>" of each mailbox, space separated: what the
+ * index holds and what HEADER searches of address fields compare.
+ */
+void
+store_addrlist_render(struct store_buf *b, const struct mime_addrlist *l)
 {
 	const struct mime_addr	*a;
 	size_t			 i;
@@ -309,7 +312,7 @@ field_matches(const char *name, const char *raw, size_t len,
 	if (field_is_address(name)) {
 		memset(&b, 0, sizeof(b));
 		if (mime_parse_addresses(v, &l) == MIME_OK) {
-			addrlist_render(&b, &l);
+			store_addrlist_render(&b, &l);
 			mime_addrlist_free(&l);
 		}
 		match = b.p != NULL && !b.err && ci_contains(b.p, value);
