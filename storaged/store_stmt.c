@@ -8,7 +8,7 @@
 #include "log.h"
 #include "storaged.h"
 
-#define STORE_STMT_MAX	64
+#define STORE_STMT_MAX	128
 
 static struct {
 	const char	*sql;
