@@ -342,7 +342,7 @@ step_done(sqlite3_stmt *st)
 	int	 rc;
 
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE) {
 		log_warnx("%s: %s", STORE_DB_PATH, sqlite3_errmsg(store_db));
 		return -1;
@@ -385,7 +385,7 @@ store_message_insert(struct deliver_msg *dm, const char *hash,
 	if ((json = mime_to_json(dm->mime)) == NULL)
 		return -1;
 
-	if ((st = store_db_stmt("INSERT INTO messages (account_id, blob, "
+	if ((st = store_stmt("INSERT INTO messages (account_id, blob, "
 	    "prefix, size, received, sent, subject, from_addr, message_id, "
 	    "preview, has_attachment, mime, sent_ts, sort_subject, sort_from, "
 	    "sort_to, sort_cc, in_reply_to, refs, sort_display_from, "
@@ -409,7 +409,7 @@ store_message_insert(struct deliver_msg *dm, const char *hash,
 	    SQLITE_OK ||
 	    bind_text(st, 12, json) == -1 ||
 	    store_sortkeys_bind(st, 13, env) == -1) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		goto done;
 	}
 	if (step_done(st) == -1)
@@ -449,24 +449,24 @@ deliver_account(struct deliver_msg *dm, const char *hash,
 	if (len == -1)
 		return -1;
 
-	if ((st = store_db_stmt("UPDATE accounts SET modseq = modseq + 1 "
+	if ((st = store_stmt("UPDATE accounts SET modseq = modseq + 1 "
 	    "WHERE id = ? RETURNING modseq")) == NULL)
 		goto done;
 	if (sqlite3_bind_int64(st, 1, acct->id) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		log_warnx("%s: account %lld modseq: %s", STORE_DB_PATH,
 		    (long long)acct->id, sqlite3_errmsg(store_db));
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		goto done;
 	}
 	modseq = sqlite3_column_int64(st, 0);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		goto done;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 
-	if ((st = store_db_stmt("UPDATE mailboxes SET uidnext = uidnext + 1, "
+	if ((st = store_stmt("UPDATE mailboxes SET uidnext = uidnext + 1, "
 	    "highestmodseq = ?2 WHERE account_id = ?1 AND name = 'INBOX' "
 	    "RETURNING id, uidnext - 1")) == NULL)
 		goto done;
@@ -475,22 +475,22 @@ deliver_account(struct deliver_msg *dm, const char *hash,
 	    sqlite3_step(st) != SQLITE_ROW) {
 		log_warnx("%s: account %lld has no INBOX: %s", STORE_DB_PATH,
 		    (long long)acct->id, sqlite3_errmsg(store_db));
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		goto done;
 	}
 	mailbox_id = sqlite3_column_int64(st, 0);
 	uid = sqlite3_column_int64(st, 1);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		goto done;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 
 	if ((message_id = store_message_insert(dm, hash, acct->id, prefix,
 	    len, now)) == -1)
 		goto done;
 
-	if ((st = store_db_stmt("INSERT INTO mailbox_messages (mailbox_id, "
+	if ((st = store_stmt("INSERT INTO mailbox_messages (mailbox_id, "
 	    "message_id, account_id, uid, modseq) VALUES (?, ?, ?, ?, ?)")) ==
 	    NULL)
 		goto done;
@@ -499,19 +499,19 @@ deliver_account(struct deliver_msg *dm, const char *hash,
 	    sqlite3_bind_int64(st, 3, acct->id) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 4, uid) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 5, modseq) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		goto done;
 	}
 	if (step_done(st) == -1)
 		goto done;
 
-	if ((st = store_db_stmt("INSERT INTO changes (account_id, modseq, "
+	if ((st = store_stmt("INSERT INTO changes (account_id, modseq, "
 	    "kind, object_id, op) VALUES (?, ?, 'Email', ?, 1)")) == NULL)
 		goto done;
 	if (sqlite3_bind_int64(st, 1, acct->id) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, modseq) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 3, message_id) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		goto done;
 	}
 	if (step_done(st) == -1)
@@ -542,11 +542,11 @@ store_messages_purge(int64_t account_id)
 
 	/* The indexer drops their index rows after the commit. */
 	store_fts_sweep();
-	if ((st = store_db_stmt("SELECT blob FROM messages "
+	if ((st = store_stmt("SELECT blob FROM messages "
 	    "WHERE account_id = ?")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, account_id) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -562,18 +562,18 @@ store_messages_purge(int64_t account_id)
 			break;
 		n++;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE)
 		goto done;
 	if (store_parts_blobs("SELECT p.blob FROM message_parts p "
 	    "JOIN messages m ON m.id = p.message_id WHERE m.account_id = ?",
 	    account_id, &hashes, &n, &cap) == -1)
 		goto done;
-	if ((st = store_db_stmt("DELETE FROM messages "
+	if ((st = store_stmt("DELETE FROM messages "
 	    "WHERE account_id = ?")) == NULL)
 		goto done;
 	if (sqlite3_bind_int64(st, 1, account_id) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		goto done;
 	}
 	if (step_done(st) == -1)
@@ -596,18 +596,18 @@ store_queue_drop_if_done(int64_t queue_id)
 	sqlite3_stmt	*st;
 	int		 rc, n;
 
-	if ((st = store_db_stmt("SELECT count(*) FROM queue_rcpts "
+	if ((st = store_stmt("SELECT count(*) FROM queue_rcpts "
 	    "WHERE queue_id = ? AND status IN (?, ?)")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, queue_id) != SQLITE_OK ||
 	    sqlite3_bind_int(st, 2, RCPT_PENDING) != SQLITE_OK ||
 	    sqlite3_bind_int(st, 3, RCPT_HELD) != SQLITE_OK ||
 	    (rc = sqlite3_step(st)) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
 	n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (n > 0)
 		return 0;
 	return store_queue_drop(queue_id) == -1 ? -1 : 0;
@@ -622,14 +622,14 @@ job_load_rcpts(struct deliver_job *job)
 	size_t			 cap = 0;
 	int			 rc;
 
-	if ((st = store_db_stmt("SELECT idx, address FROM queue_rcpts "
+	if ((st = store_stmt("SELECT idx, address FROM queue_rcpts "
 	    "WHERE queue_id = ? AND kind = ? AND status = ? "
 	    "ORDER BY idx")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, job->queue_id) != SQLITE_OK ||
 	    sqlite3_bind_int(st, 2, RCPT_KIND_LOCAL) != SQLITE_OK ||
 	    sqlite3_bind_int(st, 3, RCPT_PENDING) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -649,7 +649,7 @@ job_load_rcpts(struct deliver_job *job)
 		r->result = DELIVERY_TEMPFAIL;
 		job->nrcpts++;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE) {
 		log_warnx("%s: queue %016llx recipients: %s", STORE_DB_PATH,
 		    (unsigned long long)job->queue_id,
@@ -686,13 +686,13 @@ rcpt_mark_delivered(uint64_t queue_id, uint32_t idx)
 {
 	sqlite3_stmt	*st;
 
-	if ((st = store_db_stmt("UPDATE queue_rcpts SET status = ?, "
+	if ((st = store_stmt("UPDATE queue_rcpts SET status = ?, "
 	    "last_error = '' WHERE queue_id = ? AND idx = ?")) == NULL)
 		return -1;
 	if (sqlite3_bind_int(st, 1, RCPT_DELIVERED) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, queue_id) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 3, idx) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
 	return step_done(st);
@@ -711,11 +711,11 @@ deliver_one(struct deliver_job *job, time_t now)
 	size_t			 i, j, nids, naccts = 0, cap = 0;
 	int			 rc, kind, ret = -1;
 
-	if ((st = store_db_stmt("SELECT blob, sender FROM queue "
+	if ((st = store_stmt("SELECT blob, sender FROM queue "
 	    "WHERE id = ?")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, job->queue_id) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
 	rc = sqlite3_step(st);
@@ -724,7 +724,7 @@ deliver_one(struct deliver_job *job, time_t now)
 		    sizeof(hash));
 		sender = strdup((const char *)sqlite3_column_text(st, 1));
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc == SQLITE_DONE) {
 		/* Removed meanwhile: nothing to do, nothing to answer. */
 		return 0;
@@ -926,7 +926,7 @@ deliver_prepare(struct deliver_batch *batch, struct deliver_job *job)
 	size_t		 held;
 	int		 rc;
 
-	if ((st = store_db_stmt("SELECT blob FROM queue WHERE id = ?")) ==
+	if ((st = store_stmt("SELECT blob FROM queue WHERE id = ?")) ==
 	    NULL)
 		return 0;
 	if (sqlite3_bind_int64(st, 1, job->queue_id) != SQLITE_OK)
@@ -934,7 +934,7 @@ deliver_prepare(struct deliver_batch *batch, struct deliver_job *job)
 	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		strlcpy(hash, (const char *)sqlite3_column_text(st, 0),
 		    sizeof(hash));
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	job->load_result = DELIVERY_TEMPFAIL;
 	strlcpy(job->load_reason, "4.3.0 storage error, will retry",
 	    sizeof(job->load_reason));
