@@ -370,7 +370,7 @@ store_imap_mailbox_find(int64_t account, const char *name,
 	int64_t		 id = -1;
 	int		 rc;
 
-	if ((st = store_db_stmt("SELECT id, uidvalidity FROM mailboxes "
+	if ((st = store_stmt("SELECT id, uidvalidity FROM mailboxes "
 	    "WHERE account_id = ? AND name = ?")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, account) != SQLITE_OK ||
@@ -387,7 +387,7 @@ store_imap_mailbox_find(int64_t account, const char *name,
 	else
 		log_warnx("%s: mailbox lookup: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	return id;
 }
 
@@ -975,7 +975,7 @@ select_keywords(int64_t mailbox, char *out, size_t outlen)
 
 	memset(&b, 0, sizeof(b));
 	out[0] = '\0';
-	if ((st = store_db_stmt("SELECT DISTINCT k.keyword FROM "
+	if ((st = store_stmt("SELECT DISTINCT k.keyword FROM "
 	    "mailbox_messages mm JOIN keywords k ON k.message_id = "
 	    "mm.message_id WHERE mm.mailbox_id = ?")) == NULL)
 		return;
@@ -993,7 +993,7 @@ select_keywords(int64_t mailbox, char *out, size_t outlen)
 				break;
 			}
 		}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (!b.err && b.p != NULL) {
 		memcpy(out, b.p, b.len);
 		out[b.len] = '\0';
@@ -1051,13 +1051,13 @@ store_imap_select(struct proc_peer *peer, struct imsg *imsg)
 		mbox_result(imsg, 0, "[NONEXISTENT] No such mailbox");
 		return;
 	}
-	if ((st = store_db_stmt("SELECT uidvalidity, uidnext, highestmodseq, "
+	if ((st = store_stmt("SELECT uidvalidity, uidnext, highestmodseq, "
 	    "(SELECT count(*) FROM mailbox_messages WHERE mailbox_id = ?1) "
 	    "FROM mailboxes WHERE id = ?1")) == NULL)
 		goto fail;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		goto fail;
 	}
 	select_keywords(id, keywords, sizeof(keywords));
@@ -1068,12 +1068,12 @@ store_imap_select(struct proc_peer *peer, struct imsg *imsg)
 	msg_add_u64(&out, sqlite3_column_int64(st, 2));
 	msg_add_u32(&out, sqlite3_column_int64(st, 3));
 	msg_add_string(&out, keywords);
-	sqlite3_finalize(st);
-	if ((st = store_db_stmt("SELECT uid FROM mailbox_messages "
+	store_stmt_done(st);
+	if ((st = store_stmt("SELECT uid FROM mailbox_messages "
 	    "WHERE mailbox_id = ? ORDER BY uid")) == NULL)
 		goto fail;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		goto fail;
 	}
 	if (proc_send(PROC_IMAPD, &out) == -1)
@@ -1086,7 +1086,7 @@ store_imap_select(struct proc_peer *peer, struct imsg *imsg)
 			n = 0;
 		}
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE)
 		log_warnx("%s: select: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
@@ -1144,7 +1144,7 @@ store_imap_sync(struct proc_peer *peer, struct imsg *imsg)
 	}
 	if (since > INT64_MAX)
 		since = INT64_MAX;
-	if ((st = store_db_stmt("SELECT mm.uid, mm.modseq, (SELECT "
+	if ((st = store_stmt("SELECT mm.uid, mm.modseq, (SELECT "
 	    "group_concat(k.keyword, ' ') FROM keywords k "
 	    "WHERE k.message_id = mm.message_id) FROM mailbox_messages mm "
 	    "WHERE mm.mailbox_id = ? AND mm.modseq > ? "
@@ -1167,9 +1167,9 @@ store_imap_sync(struct proc_peer *peer, struct imsg *imsg)
 			log_warnx("%s: sync: %s", STORE_DB_PATH,
 			    sqlite3_errmsg(store_db));
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 
-	if (since > 0 && (st = store_db_stmt("SELECT uid FROM vanished "
+	if (since > 0 && (st = store_stmt("SELECT uid FROM vanished "
 	    "WHERE mailbox_id = ? AND modseq > ? ORDER BY uid")) != NULL) {
 		if (sqlite3_bind_int64(st, 1, mailbox) == SQLITE_OK &&
 		    sqlite3_bind_int64(st, 2, since) == SQLITE_OK)
@@ -1181,14 +1181,14 @@ store_imap_sync(struct proc_peer *peer, struct imsg *imsg)
 					n = 0;
 				}
 			}
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		if (n > 0)
 			send_uids(IMSG_STORE_SYNC_VANISHED, imsg->hdr.peerid,
 			    uids, n);
 	}
  end:
 	msg_create(&out, IMSG_STORE_SYNC_END, imsg->hdr.peerid, -1);
-	if ((st = store_db_stmt("SELECT highestmodseq, uidnext, "
+	if ((st = store_stmt("SELECT highestmodseq, uidnext, "
 	    "(SELECT count(*) FROM mailbox_messages WHERE mailbox_id = ?1) "
 	    "FROM mailboxes WHERE id = ?1")) != NULL &&
 	    sqlite3_bind_int64(st, 1, mailbox) == SQLITE_OK &&
@@ -1201,7 +1201,7 @@ store_imap_sync(struct proc_peer *peer, struct imsg *imsg)
 		msg_add_u32(&out, 0);
 		msg_add_u32(&out, 0);
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (proc_send(PROC_IMAPD, &out) == -1)
 		log_warn("%s: end to imapd", __func__);
 }

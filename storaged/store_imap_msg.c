@@ -101,7 +101,7 @@ rows_load(struct msg_rows *rows, int64_t mailbox,
 	int		 rc = SQLITE_DONE;
 
 	memset(rows, 0, sizeof(*rows));
-	if ((st = store_db_stmt(deleted ?
+	if ((st = store_stmt(deleted ?
 	    "SELECT mm.uid, mm.modseq, mm.message_id, NULL "
 	    "FROM mailbox_messages mm WHERE mm.mailbox_id = ?1 AND "
 	    "mm.uid BETWEEN ?2 AND ?3 AND EXISTS (SELECT 1 FROM keywords k "
@@ -147,7 +147,7 @@ rows_load(struct msg_rows *rows, int64_t mailbox,
 			rows->n++;
 		}
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE) {
 		log_warnx("%s: placements: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
@@ -162,15 +162,15 @@ mailbox_set_modseq(int64_t mailbox, int64_t modseq)
 {
 	sqlite3_stmt	*st;
 
-	if ((st = store_db_stmt("UPDATE mailboxes SET highestmodseq = ? "
+	if ((st = store_stmt("UPDATE mailboxes SET highestmodseq = ? "
 	    "WHERE id = ?")) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, modseq) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, mailbox) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
-	return sql_done(st);
+	return kept_done(st);
 }
 
 /*
@@ -310,13 +310,13 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 		since = INT64_MAX;
 	/* FLAGS alone (a client's resync) need not read the messages. */
 	if ((what & ~IMAP_FETCH_FLAGS) == 0)
-		st = store_db_stmt("SELECT mm.uid, mm.modseq, 0, 0, '', '', "
+		st = store_stmt("SELECT mm.uid, mm.modseq, 0, 0, '', '', "
 		    "NULL AND ?4, (SELECT group_concat(k.keyword, ' ') FROM "
 		    "keywords k WHERE k.message_id = mm.message_id) FROM "
 		    "mailbox_messages mm WHERE mm.mailbox_id = ?1 AND mm.uid "
 		    "BETWEEN ?2 AND ?3 AND mm.modseq > ?5 ORDER BY mm.uid");
 	else
-		st = store_db_stmt("SELECT mm.uid, mm.modseq, m.received, "
+		st = store_stmt("SELECT mm.uid, mm.modseq, m.received, "
 		    "m.size, m.prefix, m.blob, CASE WHEN ?4 THEN m.mime END, "
 		    "(SELECT group_concat(k.keyword, ' ') FROM keywords k "
 		    "WHERE k.message_id = m.id), m.id FROM mailbox_messages "
@@ -376,7 +376,7 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 	if (rc != SQLITE_DONE)
 		log_warnx("%s: fetch: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
-	sqlite3_finalize(st);
+	store_stmt_done(st);
  end:
 	send_end(IMSG_STORE_MSG_END, imsg->hdr.peerid);
 }

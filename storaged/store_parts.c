@@ -553,7 +553,7 @@ store_message_fd(int64_t message_id, const char *blob)
 	sqlite3_stmt	*st;
 	int		 rc, fd;
 
-	if ((st = store_db_stmt("SELECT start, length, blob FROM "
+	if ((st = store_stmt("SELECT start, length, blob FROM "
 	    "message_parts WHERE message_id = ? ORDER BY start")) == NULL) {
 		errno = EIO;
 		return -1;
@@ -563,17 +563,17 @@ store_message_fd(int64_t message_id, const char *blob)
 	else
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return store_blob_open(blob);
 	}
 	if (rc != SQLITE_ROW) {
 		log_warnx("%s: message parts: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		errno = EIO;
 		return -1;
 	}
 	fd = message_assemble(st, blob);
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	return fd;
 }
