@@ -615,6 +615,11 @@ def test_search_decodes(box):
         c.send(b"a APPEND Decoded {%d+}\r\n%s\r\n" % (len(m), m))
         assert c.until("a")[-1].startswith("a OK")
     c.ok("EXAMINE Decoded")
+    # The index takes the messages in order, a moment after the APPEND.
+    deadline = time.time() + 10
+    while utf8_search(c, "BODY", "cr\u00e8me") != [2] and \
+            time.time() < deadline:
+        time.sleep(0.05)
     assert utf8_search(c, "SUBJECT", "\u00dcberpr\u00fcfung") == [1]
     assert utf8_search(c, "SUBJECT", "PR\u00fcFUNG der") == [1]
     assert utf8_search(c, "FROM", "m\u00fcller") == [1]
