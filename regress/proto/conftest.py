@@ -44,12 +44,21 @@ def ensure_users():
                            check=True)
 
 
+_ports_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free loopback port, never one this process handed out before:
+    the kernel may offer a just-closed port again, and two listeners of
+    one config on the same port stop the daemon."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def make_cert(directory):
