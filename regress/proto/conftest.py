@@ -44,21 +44,32 @@ def ensure_users():
                            check=True)
 
 
-_ports_given = set()
+# Listener ports come from below Linux's ephemeral range (32768 and
+# up), so no client socket of a test takes one between its choice and
+# the daemon's bind, and each pytest-xdist worker has its own block.
+PORT_BLOCK = 1500
+_worker = int(re.sub(r"\D", "", os.environ.get("PYTEST_XDIST_WORKER",
+                                                "gw0")) or 0) % 8
+_port_base = 20000 + _worker * PORT_BLOCK
+_port_next = 0
 
 
 def free_port():
-    """A free loopback port, never one this process handed out before:
-    the kernel may offer a just-closed port again, and two listeners of
-    one config on the same port stop the daemon."""
-    while True:
+    """A loopback port free now, never one this process handed out."""
+    global _port_next
+    for _ in range(PORT_BLOCK):
+        port = _port_base + _port_next
+        _port_next = (_port_next + 1) % PORT_BLOCK
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port not in _ports_given:
-            _ports_given.add(port)
-            return port
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        return port
+    raise RuntimeError("no free port in %d..%d"
+                       % (_port_base, _port_base + PORT_BLOCK - 1))
 
 
 def make_cert(directory):
