@@ -383,6 +383,8 @@ store_db_open(void)
 	store_db_exec("PRAGMA foreign_keys = ON");
 	store_db_exec("PRAGMA synchronous = FULL");
 	store_db_exec("PRAGMA temp_store = MEMORY");
+	store_db_exec("PRAGMA cache_size = -65536");
+	store_db_exec("PRAGMA mmap_size = 1073741824");
 
 	version = store_db_version();
 	if (version > STORE_SCHEMA_VERSION) {
