@@ -48,6 +48,9 @@ struct fetch_msg {
 	size_t			 prefixlen;
 	int			 fd;
 	struct mime_message	*msg;
+	/* IMAP_FETCH_SHALLOW: the message as one part, msg pointing here */
+	struct mime_message	 shallow;
+	struct mime_part	 shallow_root;
 	size_t			 att;		/* the next item */
 	int			 modseq_out;
 	int			 sp;
@@ -94,17 +97,18 @@ fetch_read(void *arg, size_t off, char *dst, size_t len)
 	}
 	if (len == 0)
 		return 0;
-	if (r->fd == -1 ||
-	    lseek(r->fd, (off_t)(off - r->prefixlen), SEEK_SET) == -1)
+	if (r->fd == -1)
 		return -1;
+	off -= r->prefixlen;
 	while (len > 0) {
-		got = read(r->fd, dst, len);
+		got = pread(r->fd, dst, len, (off_t)off);
 		if (got == -1 && errno == EINTR)
 			continue;
 		if (got <= 0)
 			return -1;
 		dst += got;
 		len -= got;
+		off += got;
 	}
 	return 0;
 }
@@ -116,7 +120,7 @@ fetch_msg_free(struct fetch_msg *fm)
 		return;
 	if (fm->fd != -1)
 		close(fm->fd);
-	if (fm->msg != NULL)
+	if (fm->msg != NULL && fm->msg != &fm->shallow)
 		mime_free(fm->msg);
 	free(fm->flags);
 	free(fm->prefix);
@@ -146,6 +150,7 @@ fetch_ctx_free(void *p)
 
 static int	fetch_batch(struct imap_session *);
 static void	fetch_vanished_start(struct imap_session *, struct fetch_ctx *);
+static void	fetch_shallow(struct fetch_ctx *);
 static void	fetch_render(struct imap_session *, struct fetch_ctx *,
 		    struct fetch_msg *);
 static void	fetch_replay(struct imap_session *, struct fetch_ctx *);
@@ -236,6 +241,7 @@ imap_cmd_fetch(struct imap_session *s)
 		s->flags |= SF_CONDSTORE;
 		c->what |= IMAP_FETCH_META;
 	}
+	fetch_shallow(c);
 	/* A UID FETCH answers with UIDs, whatever was asked. */
 	if (s->cmd.uid && !hasuid) {
 		if (c->f.natts == IMAP_FETCH_ATTS_MAX) {
@@ -276,6 +282,52 @@ imap_cmd_fetch(struct imap_session *s)
 		return;
 	}
 	(void)fetch_batch(s);
+}
+
+/*
+ * Sections of the message as a whole (BODY[], HEADER, HEADER.FIELDS,
+ * TEXT, RFC822*) need only where its header ends, not the mime tree;
+ * and if only the header is read, storaged need not put back the
+ * large parts it stored apart.
+ */
+static void
+fetch_shallow(struct fetch_ctx *c)
+{
+	const struct imap_fetch_att	*a;
+	size_t				 i;
+	int				 header = 1;
+
+	if ((c->what & (IMAP_FETCH_MIME | IMAP_FETCH_BODY)) !=
+	    (IMAP_FETCH_MIME | IMAP_FETCH_BODY))
+		return;
+	for (i = 0; i < c->f.natts; i++) {
+		a = &c->f.atts[i];
+		switch (a->kind) {
+		case FA_ENVELOPE:
+		case FA_BODY:
+		case FA_BODYSTRUCTURE:
+		case FA_BINARY_SIZE:
+			return;
+		case FA_RFC822:
+		case FA_RFC822_TEXT:
+			header = 0;
+			break;
+		case FA_SECTION:
+			if (a->binary || a->npart > 0)
+				return;
+			if (a->section != SECT_HEADER &&
+			    a->section != SECT_HEADER_FIELDS &&
+			    a->section != SECT_HEADER_FIELDS_NOT)
+				header = 0;
+			break;
+		default:
+			break;
+		}
+	}
+	c->what &= ~IMAP_FETCH_MIME;
+	c->what |= IMAP_FETCH_SHALLOW;
+	if (header)
+		c->what |= IMAP_FETCH_HEADER;
 }
 
 /*
@@ -677,6 +729,7 @@ imap_fetch_item(struct imap_session *s, struct imsg *imsg)
 	struct fetch_msg	*fm;
 	struct msg_in		 m;
 	const char		*flags, *prefix;
+	uint64_t		 body = 0;
 
 	if (s->wait != WAIT_FETCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
@@ -692,8 +745,22 @@ imap_fetch_item(struct imap_session *s, struct imsg *imsg)
 	    msg_get_string(&m, &flags) == -1 ||
 	    msg_get_i64(&m, &fm->idate) == -1 ||
 	    msg_get_u64(&m, &fm->size) == -1 ||
-	    msg_get_string(&m, &prefix) == -1 || msg_end(&m) == -1)
+	    msg_get_string(&m, &prefix) == -1 ||
+	    ((c->what & IMAP_FETCH_SHALLOW) &&
+	    msg_get_u64(&m, &body) == -1) || msg_end(&m) == -1)
 		imapd_malformed(imsg);
+	if (c->what & IMAP_FETCH_SHALLOW) {
+		if (body > fm->size)
+			imapd_malformed(imsg);
+		fm->shallow_root.type = "text";
+		fm->shallow_root.subtype = "plain";
+		fm->shallow_root.body_start = body;
+		fm->shallow_root.body_end = fm->size;
+		fm->shallow_root.size = fm->size - body;
+		fm->shallow.size = fm->size;
+		fm->shallow.root = &fm->shallow_root;
+		fm->msg = &fm->shallow;
+	}
 	if ((fm->flags = strdup(flags)) == NULL ||
 	    (fm->prefix = strdup(prefix)) == NULL)
 		fatal("%s", __func__);

@@ -32,7 +32,13 @@
  *	per message MSG_MIME: u32 uid, u32 total, d chunk ... (mime JSON,
  *	mime_from_json(), offsets count the prefix), then MSG_ITEM: u32 uid,
  *	u64 modseq, s flags, i64 internaldate, u64 size, s prefix, with the
- *	blob's read-only fd when IMAP_FETCH_BODY; then MSG_END
+ *	blob's read-only fd when IMAP_FETCH_BODY; then MSG_END.
+ *	IMAP_FETCH_SHALLOW instead of IMAP_FETCH_MIME: no MSG_MIME, and
+ *	MSG_ITEM ends with u64 body start (where the top-level header ends,
+ *	counting the prefix), for sections of the message as a whole.
+ *	IMAP_FETCH_HEADER with IMAP_FETCH_BODY: only the header is read,
+ *	so the fd may be the stored skeleton of a message whose large
+ *	parts were cut (store_parts.c), never reassembled
  * MSG_STORE: u64 mailbox, u8 IMAP_STORE_*, u64 unchangedsince, s flags,
  *	R -> STORE_ITEM: u32 uid, u64 modseq, s flags ...,
  *	STORE_MODIFIED: u32 n, n x u32 uid ..., STORE_END
@@ -70,6 +76,8 @@
 #define IMAP_FETCH_META		0x02	/* internaldate, size, modseq */
 #define IMAP_FETCH_MIME		0x04
 #define IMAP_FETCH_BODY		0x08
+#define IMAP_FETCH_SHALLOW	0x10	/* body start, not the mime tree */
+#define IMAP_FETCH_HEADER	0x20	/* the fd is read up to body start */
 
 #define IMAP_STORE_REPLACE	0
 #define IMAP_STORE_ADD		1

@@ -64,7 +64,8 @@ static const int sc_base[] = {
 	__NR_rt_sigreturn, __NR_rt_sigprocmask, __NR_rt_sigaction,
 	__NR_restart_syscall, __NR_sched_yield,
 	__NR_exit, __NR_exit_group,
-	__NR_fcntl, __NR_fstat, __NR_lseek,
+	/* Reading a passed descriptor at an offset: no more than lseek(). */
+	__NR_fcntl, __NR_fstat, __NR_lseek, __NR_pread64,
 	__NR_getsockopt, __NR_setsockopt, __NR_shutdown,
 	__NR_getsockname, __NR_getpeername,
 	SC_END
@@ -78,7 +79,7 @@ static const int sc_accept[] = {
 
 /* storaged: SQLite, the blob store and its worker threads. */
 static const int sc_storage[] = {
-	__NR_openat, __NR_pread64, __NR_pwrite64, __NR_fsync,
+	__NR_openat, __NR_pwrite64, __NR_fsync,
 	__NR_fdatasync, __NR_ftruncate, __NR_newfstatat,
 	__NR_unlinkat, __NR_renameat, __NR_mkdirat, __NR_getdents64,
 	__NR_faccessat, __NR_readlinkat, __NR_getcwd, __NR_fchmod,

@@ -319,7 +319,9 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 		st = store_stmt("SELECT mm.uid, mm.modseq, m.received, "
 		    "m.size, m.prefix, m.blob, CASE WHEN ?4 THEN m.mime END, "
 		    "(SELECT group_concat(k.keyword, ' ') FROM keywords k "
-		    "WHERE k.message_id = m.id), m.id FROM mailbox_messages "
+		    "WHERE k.message_id = m.id), m.id, CASE WHEN ?6 THEN "
+		    "json_extract(m.mime, '$.root.offsets[1]') END "
+		    "FROM mailbox_messages "
 		    "mm JOIN messages m ON m.id = mm.message_id WHERE "
 		    "mm.mailbox_id = ?1 AND mm.uid BETWEEN ?2 AND ?3 AND "
 		    "mm.modseq > ?5 ORDER BY mm.uid");
@@ -332,7 +334,9 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 		    sqlite3_bind_int64(st, 3, r.hi[i]) != SQLITE_OK ||
 		    sqlite3_bind_int(st, 4, (what & IMAP_FETCH_MIME) != 0) !=
 		    SQLITE_OK ||
-		    sqlite3_bind_int64(st, 5, since) != SQLITE_OK) {
+		    sqlite3_bind_int64(st, 5, since) != SQLITE_OK ||
+		    ((what & ~IMAP_FETCH_FLAGS) != 0 && sqlite3_bind_int(st,
+		    6, (what & IMAP_FETCH_SHALLOW) != 0) != SQLITE_OK)) {
 			rc = SQLITE_ERROR;
 			break;
 		}
@@ -345,7 +349,9 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 					break;
 				}
 				blob = (const char *)sqlite3_column_text(st, 5);
-				if ((fd = store_message_fd(
+				/* Cut parts are never in the top header. */
+				if ((fd = (what & IMAP_FETCH_HEADER) ?
+				    store_blob_open(blob) : store_message_fd(
 				    sqlite3_column_int64(st, 8), blob)) == -1) {
 					log_warn("%s/%s", STORE_BLOB_DIR, blob);
 					continue;
@@ -367,6 +373,8 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 			msg_add_i64(&out, sqlite3_column_int64(st, 2));
 			msg_add_u64(&out, sqlite3_column_int64(st, 3));
 			msg_add_string(&out, prefix != NULL ? prefix : "");
+			if (what & IMAP_FETCH_SHALLOW)
+				msg_add_u64(&out, sqlite3_column_int64(st, 9));
 			if (proc_send(PROC_IMAPD, &out) == -1)
 				log_warn("%s: item to imapd", __func__);
 		}
