@@ -531,3 +531,52 @@ def test_odd_messages(imap):
     assert it["BODY[]"] == nosep
     c.ok("NOOP")
     c.close()
+
+
+def test_whole_message_sections_without_the_tree(imap):
+    """Sections of the whole message are answered from where the header
+    ends, without the mime tree, and a header-only FETCH reads the stored
+    skeleton of a message whose large attachment was stored apart: every
+    way of asking gives the same bytes, HEADER + TEXT is BODY[]."""
+    big = base64.encodebytes(bytes(range(256)) * 400).replace(b"\n", CRLF)
+    msgs = {
+        # A 100 KB attachment: stored as its own part (store_parts.c).
+        "split": (b"From: a@example.net\r\nTo: imap@example.test\r\n"
+                  b"Subject: split\r\nMessage-ID: <shallow-split@x>\r\n"
+                  b"MIME-Version: 1.0\r\n"
+                  b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+                  b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+                  b"--b\r\nContent-Type: application/octet-stream\r\n"
+                  b"Content-Transfer-Encoding: base64\r\n\r\n" + big +
+                  b"--b--\r\n"),
+        # A header ended by a line that is not a field (malformed).
+        "odd": (b"From: a@example.net\r\nSubject: odd\r\n"
+                b"Message-ID: <shallow-odd@x>\r\n"
+                b"this line is no field\r\nbody\r\n"),
+        # No body at all.
+        "nobody": (b"From: a@example.net\r\nSubject: nobody\r\n"
+                   b"Message-ID: <shallow-nobody@x>\r\n"),
+    }
+    imap_deliver(imap, list(msgs.values()))
+    c = imap_client(imap, select="INBOX")
+    for name, raw in msgs.items():
+        out = c.ok('UID SEARCH HEADER Message-ID "<shallow-%s@x>"' % name)
+        uid = int(out[0].split()[-1])
+        whole = ufetch(c, uid, "BODY.PEEK[]")["BODY[]"]
+        assert split_trace(whole)[1] == raw
+        hdr = ufetch(c, uid, "BODY.PEEK[HEADER]")["BODY[HEADER]"]
+        text = ufetch(c, uid, "BODY.PEEK[TEXT]")["BODY[TEXT]"]
+        assert hdr + text == whole, name
+        fields = section(ufetch(c, uid, "BODY.PEEK[HEADER.FIELDS "
+                                "(Subject)]"), "BODY[HEADER.FIELDS (")
+        assert fields == b"Subject: %s\r\n\r\n" % name.encode()
+        # The same with the tree asked for too (BODYSTRUCTURE).
+        it = ufetch(c, uid, "(BODYSTRUCTURE BODY.PEEK[HEADER] "
+                    "BODY.PEEK[TEXT] BODY.PEEK[HEADER.FIELDS (Subject)] "
+                    "RFC822.SIZE)")
+        assert it["BODY[HEADER]"] == hdr and it["BODY[TEXT]"] == text
+        assert section(it, "BODY[HEADER.FIELDS (") == fields
+        assert int(it["RFC822.SIZE"]) == len(whole)
+        it = ufetch(c, uid, "(RFC822.HEADER RFC822.TEXT)")
+        assert it["RFC822.HEADER"] == hdr and it["RFC822.TEXT"] == text
+    c.close()
