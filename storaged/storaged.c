@@ -47,6 +47,7 @@ static void
 storaged_shutdown(void)
 {
 	store_stmt_close();
+	store_sync_close();
 	store_db_close();
 }
 

@@ -113,6 +113,7 @@ struct store_job {
 };
 
 void	 store_sync_init(void);
+void	 store_sync_close(void);
 void	 store_job_submit(struct store_job *);
 void	 store_job_submit_first(struct store_job *);
 void	 store_db_sync(int, void (*)(void *), void *);

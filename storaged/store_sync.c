@@ -16,6 +16,13 @@
  * commits lazily must not tell anyone before its store_db_sync()
  * callback, nor unlink what the transaction dropped (collect blobs
  * in the callback).
+ *
+ * Checkpoints (the WAL's pages copied back into the database file and
+ * that file fsynced) would run inside whichever commit crossed
+ * SQLite's threshold, stalling the event loop for the copy and the
+ * fsync; here one runs in a thread instead, on a connection of its
+ * own (PASSIVE: never waiting for the main thread, whose commits go on
+ * meanwhile), once the WAL holds STORE_CKPT_FRAMES pages.
  */
 #include <sys/queue.h>
 
@@ -63,6 +70,11 @@ static int			 db_sync_busy;
  */
 static uint64_t			 db_lazy_made, db_lazy_synced;
 static uint64_t			 db_lazy_flushing;
+
+#define STORE_CKPT_FRAMES	2000	/* WAL pages that start a checkpoint */
+static struct store_job		 db_ckpt_job;
+static sqlite3			*db_ckpt;	/* the checkpoint's own */
+static int			 db_ckpt_busy;
 
 static void *
 sync_thread(void *arg)
@@ -182,6 +194,45 @@ db_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 		job->err = errno;
 	}
 	close(fd);
+}
+
+/* In a thread: the WAL's pages into the database, which is fsynced. */
+static void
+db_ckpt_run(struct store_job *job, unsigned char *buf, size_t buflen)
+{
+	int	 rc;
+
+	(void)buf;
+	(void)buflen;
+	rc = sqlite3_wal_checkpoint_v2(db_ckpt, NULL,
+	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		job->what = sqlite3_errmsg(db_ckpt);
+		job->err = rc;
+	}
+}
+
+static void
+db_ckpt_done(struct store_job *job)
+{
+	db_ckpt_busy = 0;
+	/* The pages stay in the WAL; the next one tries again. */
+	if (job->what != NULL)
+		log_warnx("%s: checkpoint: %s", STORE_DB_PATH, job->what);
+}
+
+/* After every commit of the main connection: frames in the WAL. */
+static int
+db_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	(void)arg;
+	(void)db;
+	(void)name;
+	if (frames >= STORE_CKPT_FRAMES && !db_ckpt_busy) {
+		db_ckpt_busy = 1;
+		store_job_submit(&db_ckpt_job);
+	}
+	return SQLITE_OK;
 }
 
 /*
@@ -331,6 +382,19 @@ store_sync_init(void)
 	db_sync_job.done = db_sync_done;
 	db_sync_dir.run = db_sync_dir_run;
 	db_sync_dir.done = db_sync_done;
+	db_ckpt_job.run = db_ckpt_run;
+	db_ckpt_job.done = db_ckpt_done;
+	if (sqlite3_open_v2(STORE_DB_PATH, &db_ckpt, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK)
+		fatalx("%s: checkpoint connection: %s", STORE_DB_PATH,
+		    db_ckpt ? sqlite3_errmsg(db_ckpt) : "out of memory");
+	/* A first read, or it does not know the file is in WAL mode. */
+	if (sqlite3_exec(db_ckpt, "PRAGMA schema_version", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		fatalx("%s: checkpoint connection: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(db_ckpt));
+	/* Replaces SQLite's own checkpoints at commit (wal_autocheckpoint). */
+	sqlite3_wal_hook(store_db, db_wal_hook, NULL);
 	if (pipe2(sync_done_pipe, O_CLOEXEC) == -1)
 		fatal("pipe2");
 	if ((flags = fcntl(sync_done_pipe[0], F_GETFL)) == -1 ||
@@ -357,4 +421,14 @@ store_sync_init(void)
 	while (sync_started < STORE_SYNC_THREADS)
 		pthread_cond_wait(&sync_wakeup, &sync_lock);
 	pthread_mutex_unlock(&sync_lock);
+}
+
+/* At shutdown, before store_db_close(): unless a checkpoint is out. */
+void
+store_sync_close(void)
+{
+	if (db_ckpt != NULL && !db_ckpt_busy) {
+		sqlite3_close(db_ckpt);
+		db_ckpt = NULL;
+	}
 }
