@@ -722,32 +722,26 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 		imap_buf_free(b);
 }
 
-void
-imap_fetch_item(struct imap_session *s, struct imsg *imsg)
+/* One item of a MSG_ITEM, which takes fd. */
+static void
+fetch_item_one(struct imap_session *s, struct fetch_ctx *c,
+    struct msg_in *m, struct imsg *imsg, int fd)
 {
-	struct fetch_ctx	*c = s->ctx;
 	struct fetch_msg	*fm;
-	struct msg_in		 m;
 	const char		*flags, *prefix;
 	uint64_t		 body = 0;
 
-	if (s->wait != WAIT_FETCH)
-		fatalx("%s: session %u did not ask", __func__, s->id);
-	if (fetch_hold(c, imsg))
-		return;
 	if ((fm = calloc(1, sizeof(*fm))) == NULL)
 		fatal("%s", __func__);
-	fm->fd = imsg->fd;
-	imsg->fd = -1;
-	msg_read(&m, imsg);
-	if (msg_get_u32(&m, &fm->uid) == -1 ||
-	    msg_get_u64(&m, &fm->modseq) == -1 ||
-	    msg_get_string(&m, &flags) == -1 ||
-	    msg_get_i64(&m, &fm->idate) == -1 ||
-	    msg_get_u64(&m, &fm->size) == -1 ||
-	    msg_get_string(&m, &prefix) == -1 ||
+	fm->fd = fd;
+	if (msg_get_u32(m, &fm->uid) == -1 ||
+	    msg_get_u64(m, &fm->modseq) == -1 ||
+	    msg_get_string(m, &flags) == -1 ||
+	    msg_get_i64(m, &fm->idate) == -1 ||
+	    msg_get_u64(m, &fm->size) == -1 ||
+	    msg_get_string(m, &prefix) == -1 ||
 	    ((c->what & IMAP_FETCH_SHALLOW) &&
-	    msg_get_u64(&m, &body) == -1) || msg_end(&m) == -1)
+	    msg_get_u64(m, &body) == -1))
 		imapd_malformed(imsg);
 	if (c->what & IMAP_FETCH_SHALLOW) {
 		if (body > fm->size)
@@ -785,6 +779,32 @@ imap_fetch_item(struct imap_session *s, struct imsg *imsg)
 	free(c->mime);
 	c->mime = NULL;
 	fetch_msg_free(fm);
+}
+
+/* MSG_ITEM: one item, or several when neither mime nor body came. */
+void
+imap_fetch_item(struct imap_session *s, struct imsg *imsg)
+{
+	struct fetch_ctx	*c = s->ctx;
+	struct msg_in		 m;
+	int			 fd;
+
+	if (s->wait != WAIT_FETCH)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	if (fetch_hold(c, imsg))
+		return;
+	fd = imsg->fd;
+	imsg->fd = -1;
+	msg_read(&m, imsg);
+	fetch_item_one(s, c, &m, imsg, fd);
+	while (m.left > 0 && m.err == 0) {
+		if (c->what & (IMAP_FETCH_MIME | IMAP_FETCH_BODY) ||
+		    c->streaming != NULL)
+			imapd_malformed(imsg);
+		fetch_item_one(s, c, &m, imsg, -1);
+	}
+	if (msg_end(&m) == -1)
+		imapd_malformed(imsg);
 }
 
 void

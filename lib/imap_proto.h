@@ -32,7 +32,9 @@
  *	per message MSG_MIME: u32 uid, u32 total, d chunk ... (mime JSON,
  *	mime_from_json(), offsets count the prefix), then MSG_ITEM: u32 uid,
  *	u64 modseq, s flags, i64 internaldate, u64 size, s prefix, with the
- *	blob's read-only fd when IMAP_FETCH_BODY; then MSG_END.
+ *	blob's read-only fd when IMAP_FETCH_BODY; then MSG_END.  Without
+ *	IMAP_FETCH_MIME and IMAP_FETCH_BODY one MSG_ITEM holds as many
+ *	items, one after the other, as fit.
  *	IMAP_FETCH_SHALLOW instead of IMAP_FETCH_MIME: no MSG_MIME, and
  *	MSG_ITEM ends with u64 body start (where the top-level header ends,
  *	counting the prefix), for sections of the message as a whole.

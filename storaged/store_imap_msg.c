@@ -279,6 +279,9 @@ fetch_mime(uint32_t peerid, uint32_t uid, const char *json, size_t len)
 	} while (off < len);
 }
 
+/* An item's bytes in MSG_ITEM besides its flags and prefix. */
+#define FETCH_ITEM_FIXED	(4 + 8 + 4 + 1 + 8 + 8 + 4 + 1 + 8)
+
 /*
  * MSG_FETCH: u64 mailbox, u32 what, u64 changedsince, R -> MSG_MIME
  * ..., MSG_ITEM per message, MSG_END.  With IMAP_FETCH_BODY at most
@@ -295,7 +298,7 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 	const char		*blob, *prefix, *json;
 	uint64_t		 mailbox, since;
 	uint32_t		 what, i, uid, nbody = 0;
-	int			 fd, rc = SQLITE_DONE;
+	int			 fd, rc = SQLITE_DONE, batch, open = 0;
 
 	(void)store_imap_account(peer, imsg);
 	msg_read(&m, imsg);
@@ -308,6 +311,7 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 		goto end;
 	if (since > INT64_MAX)
 		since = INT64_MAX;
+	batch = (what & (IMAP_FETCH_MIME | IMAP_FETCH_BODY)) == 0;
 	/* FLAGS alone (a client's resync) need not read the messages. */
 	if ((what & ~IMAP_FETCH_FLAGS) == 0)
 		st = store_stmt("SELECT mm.uid, mm.modseq, 0, 0, '', '', "
@@ -363,24 +367,37 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 				fetch_mime(imsg->hdr.peerid, uid, json,
 				    sqlite3_column_bytes(st, 6));
 			prefix = (const char *)sqlite3_column_text(st, 4);
+			if (prefix == NULL)
+				prefix = "";
 			store_keywords_list_to_imap((const char *)
 			    sqlite3_column_text(st, 7), flags, sizeof(flags));
-			msg_create(&out, IMSG_STORE_MSG_ITEM, imsg->hdr.peerid,
-			    fd);
+			/* Without fd or mime, items share a message. */
+			if (batch && out.len + FETCH_ITEM_FIXED +
+			    strlen(flags) + strlen(prefix) > sizeof(out.buf)) {
+				if (proc_send(PROC_IMAPD, &out) == -1)
+					log_warn("%s: items to imapd", __func__);
+				open = 0;
+			}
+			if (!open)
+				msg_create(&out, IMSG_STORE_MSG_ITEM,
+				    imsg->hdr.peerid, fd);
+			open = batch;
 			msg_add_u32(&out, uid);
 			msg_add_u64(&out, sqlite3_column_int64(st, 1));
 			msg_add_string(&out, flags);
 			msg_add_i64(&out, sqlite3_column_int64(st, 2));
 			msg_add_u64(&out, sqlite3_column_int64(st, 3));
-			msg_add_string(&out, prefix != NULL ? prefix : "");
+			msg_add_string(&out, prefix);
 			if (what & IMAP_FETCH_SHALLOW)
 				msg_add_u64(&out, sqlite3_column_int64(st, 9));
-			if (proc_send(PROC_IMAPD, &out) == -1)
+			if (!batch && proc_send(PROC_IMAPD, &out) == -1)
 				log_warn("%s: item to imapd", __func__);
 		}
 		if (nbody > IMAP_BODY_BATCH)
 			break;
 	}
+	if (open && proc_send(PROC_IMAPD, &out) == -1)
+		log_warn("%s: items to imapd", __func__);
 	if (rc != SQLITE_DONE)
 		log_warnx("%s: fetch: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));

@@ -580,3 +580,31 @@ def test_whole_message_sections_without_the_tree(imap):
         it = ufetch(c, uid, "(RFC822.HEADER RFC822.TEXT)")
         assert it["RFC822.HEADER"] == hdr and it["RFC822.TEXT"] == text
     c.close()
+
+
+def test_many_flags_in_few_answers(imap):
+    """FETCH 1:* of flags and sizes over 600 messages, whose answers
+    storaged packs many to a message: every message once, in order,
+    each with its own flags, size and date."""
+    c = imap_client(imap)
+    c.ok("CREATE Many")
+    want = {}
+    for i in range(600):
+        kw = "$k%03d-%s" % (i, "x" * (i % 40))
+        flags = "(\\Flagged %s)" % kw if i % 3 == 0 else "(%s)" % kw
+        body = b"Subject: many %d\r\n\r\n%s\r\n" % (i, b"y" * i)
+        c.send(b'a APPEND Many %s "0%d-Jan-2026 10:00:00 +0000" {%d+}\r\n'
+               % (flags.encode(), 1 + i % 9, len(body)) + body + CRLF)
+        t = c.until("a")[-1]
+        assert t.startswith("a OK"), t
+        want[i + 1] = (kw, i % 3 == 0, len(body), 1 + i % 9)
+    c.ok("SELECT Many")
+    res = imap_fetch(c, "1:* (UID FLAGS RFC822.SIZE INTERNALDATE)")
+    assert [seq for seq, _ in res] == list(range(1, 601))
+    for seq, it in res:
+        kw, flagged, size, day = want[seq]
+        flags = it["FLAGS"]
+        assert kw in flags and ("\\Flagged" in flags) == flagged, (seq, it)
+        assert int(it["RFC822.SIZE"]) == size
+        assert it["INTERNALDATE"] == b"%02d-Jan-2026 10:00:00 +0000" % day
+    c.close()
