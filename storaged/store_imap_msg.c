@@ -372,7 +372,7 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 			store_keywords_list_to_imap((const char *)
 			    sqlite3_column_text(st, 7), flags, sizeof(flags));
 			/* Without fd or mime, items share a message. */
-			if (batch && out.len + FETCH_ITEM_FIXED +
+			if (open && out.len + FETCH_ITEM_FIXED +
 			    strlen(flags) + strlen(prefix) > sizeof(out.buf)) {
 				if (proc_send(PROC_IMAPD, &out) == -1)
 					log_warn("%s: items to imapd", __func__);
