@@ -5,9 +5,19 @@
  * answers every request of that peerid within that account only, until
  * IMSG_STORE_SESSION_END.  Payload fields in order: s string, d data,
  * u8/u32/u64/i64 numbers, R a UID range list (u32 n, then n x u32 lo,
- * u32 hi; at most IMAP_RANGES_MAX: imapd splits longer sets).  Flags
- * travel as IMAP atoms separated by spaces ("\Seen $Forwarded"); the
- * mapping to stored keywords is storaged's alone.
+ * u32 hi; at most IMAP_RANGES_MAX: FETCH splits longer sets, SEARCH
+ * refuses them).
+ * Flags travel as IMAP atoms separated by spaces ("\Seen $Forwarded");
+ * the mapping to stored keywords is storaged's alone.
+ *
+ * P R is a set of any length for a request that must be one
+ * transaction (STORE, COPY, MOVE, EXPUNGE): imapd first sends all but
+ * its last IMAP_RANGES_MAX ranges as MSG_RANGES: R pieces (no answer;
+ * at most IMAP_RANGE_PIECES_MAX before one request), which storaged
+ * keeps for the session, then the request with P, the u32 count of
+ * those pieces, and R, the last ranges.  storaged runs the request on
+ * all of them in one transaction and forgets the pieces; a count that
+ * differs from the pieces kept is malformed.
  *
  * MBOX_RESULT: u32 ok, s text (response code and text after OK / NO)
  * MBOX_LIST: - -> MBOX_ITEM: u64 id (0: subscribed, not existing),

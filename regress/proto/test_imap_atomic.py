@@ -2,8 +2,8 @@
 3502) files every message in one transaction or none, and STORE, COPY,
 MOVE and UID EXPUNGE over sets longer than one request's ranges are
 still one transaction (one MODSEQ, one COPYUID)."""
+import os
 import re
-import socket
 import time
 
 import pytest
@@ -301,3 +301,27 @@ def test_uid_expunge_1500_ranges(imap):
                 if ln.endswith(" EXPUNGE")]) == 1500
     c.close()
     watcher.close()
+
+
+def test_multiappend_disconnect_appends_none(imap):
+    """A client gone in the middle of a MULTIAPPEND leaves nothing: not
+    the messages already sent, nor their spool files."""
+    c = imap_client(imap)
+    c.ok("CREATE Gone")
+    before = status(c, "Gone")
+    d = imap_client(imap)
+    msgs = [message(i, "gone") for i in range(20)]
+    d.send(b"t1 APPEND Gone" + b"".join(
+        b" {%d+}\r\n%s" % (len(m), m) for m in msgs))
+    time.sleep(0.5 * TIME_SCALE)
+    d.close()
+    spool = os.path.join(imap.statedir, "spool")
+    deadline = time.time() + 10 * TIME_SCALE
+    while os.listdir(spool) and time.time() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(spool) == []
+    assert status(c, "Gone") == before
+    # The daemon goes on, and the next one goes in whole.
+    tagged, _ = append_raw(c, "Gone", [(m, None) for m in msgs[:2]])
+    assert len(appenduid(tagged)[1]) == 2
+    c.close()
