@@ -2,6 +2,7 @@
 3502) files every message in one transaction or none, and STORE, COPY,
 MOVE and UID EXPUNGE over sets longer than one request's ranges are
 still one transaction (one MODSEQ, one COPYUID)."""
+import base64
 import os
 import re
 import time
@@ -324,4 +325,37 @@ def test_multiappend_disconnect_appends_none(imap):
     # The daemon goes on, and the next one goes in whole.
     tagged, _ = append_raw(c, "Gone", [(m, None) for m in msgs[:2]])
     assert len(appenduid(tagged)[1]) == 2
+    c.close()
+
+
+def attachment_message(i, size):
+    """A message with an attachment large enough to be stored apart."""
+    raw = bytes((i * 7 + k) % 251 for k in range(size * 3 // 4))
+    b64 = base64.encodebytes(raw).replace(b"\n", b"\r\n")
+    return (b"From: a@example.test\r\nSubject: big %d\r\n"
+            b"MIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n"
+            b"--XX\r\nContent-Type: text/plain\r\n\r\nsee attached %d\r\n"
+            b"--XX\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n%s"
+            b"--XX--\r\n" % (i, i, b64))
+
+
+def test_multiappend_large_with_attachments(module_factory):
+    """Past what storaged keeps parsed in memory (16 MB a command) the
+    messages are parsed again at the commit; attachments stored apart
+    come back whole."""
+    p = module_factory(listeners=IMAP_LISTENERS)
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    c = imap_client(p)
+    c.ok("CREATE Large")
+    msgs = [attachment_message(i, 7 * 1024 * 1024) for i in range(3)]
+    # The same attachment twice in one command is stored once.
+    msgs.append(msgs[0].replace(b"Subject: big 0", b"Subject: again"))
+    tagged, _ = append_raw(c, "Large", [(m, None) for m in msgs])
+    assert len(appenduid(tagged)[1]) == 4, tagged
+    c.ok("EXAMINE Large")
+    for n, m in enumerate(msgs, 1):
+        got = imap_fetch(c, "%d (BODY.PEEK[])" % n)
+        assert got[0][1]["BODY[]"] == m
     c.close()
