@@ -155,21 +155,19 @@ static void	fetch_render(struct imap_session *, struct fetch_ctx *,
 		    struct fetch_msg *);
 static void	fetch_replay(struct imap_session *, struct fetch_ctx *);
 
+/* FETCH's implicit \Seen, for all of the set in one request. */
 static int
 store_seen(struct imap_session *s, struct fetch_ctx *c)
 {
 	struct msg_out	 m;
-	size_t		 n;
 
 	msg_create(&m, IMSG_STORE_MSG_STORE, s->id, -1);
 	msg_add_u64(&m, s->mbox);
 	msg_add_u8(&m, IMAP_STORE_ADD);
 	msg_add_u64(&m, 0);
 	msg_add_string(&m, "\\Seen");
-	n = imap_ranges_add(s, &m, c->uids.v + c->next,
-	    c->uids.n - c->next, SIZE_MAX);
-	c->next += n;
-	if (imap_send_storaged(s, &m) == -1)
+	if (imap_ranges_add_all(s, &m, c->uids.v, c->uids.n) == -1 ||
+	    imap_send_storaged(s, &m) == -1)
 		return -1;
 	imap_wait(s, WAIT_STORE);
 	return 0;
@@ -867,7 +865,6 @@ fetch_replay(struct imap_session *s, struct fetch_ctx *c)
 struct store_ctx {
 	struct imap_store	 st;
 	struct imap_uidlist	 uids;
-	size_t			 next;
 	struct imap_uidlist	 modified;
 	struct imap_uidlist	 told;		/* FETCH sent for these */
 };
@@ -888,7 +885,6 @@ static int
 store_send(struct imap_session *s, struct store_ctx *c)
 {
 	struct msg_out	 m;
-	size_t		 n;
 
 	msg_create(&m, IMSG_STORE_MSG_STORE, s->id, -1);
 	msg_add_u64(&m, s->mbox);
@@ -896,9 +892,11 @@ store_send(struct imap_session *s, struct store_ctx *c)
 	msg_add_u64(&m, c->st.has_unchangedsince ?
 	    (c->st.unchangedsince ? c->st.unchangedsince : 1) : 0);
 	msg_add_string(&m, c->st.flags);
-	n = imap_ranges_add(s, &m, c->uids.v + c->next, c->uids.n - c->next,
-	    SIZE_MAX);
-	c->next += n;
+	if (imap_ranges_add_all(s, &m, c->uids.v, c->uids.n) == -1) {
+		imap_tagged(s, "NO", "[LIMIT] Too many messages in one STORE");
+		imap_done(s);
+		return -1;
+	}
 	if (imap_send_storaged(s, &m) == -1) {
 		imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
 		imap_done(s);
@@ -978,9 +976,10 @@ imap_cmd_store(struct imap_session *s)
 	if (c->st.has_unchangedsince && c->st.unchangedsince == 0) {
 		for (i = 0; i < c->uids.n; i++)
 			(void)imap_uidlist_add(&c->modified, c->uids.v[i]);
-		c->next = c->uids.n;
+		imap_store_end(s, NULL);
+		return;
 	}
-	if (c->next >= c->uids.n) {
+	if (c->uids.n == 0) {
 		imap_store_end(s, NULL);
 		return;
 	}
@@ -1049,14 +1048,6 @@ imap_store_end(struct imap_session *s, struct imsg *imsg)
 	s->wait = WAIT_NONE;
 	if (strcmp(s->cmd.verb, "FETCH") == 0) {
 		fc = s->ctx;
-		if (fc->next < fc->uids.n) {
-			if (store_seen(s, fc) == -1) {
-				imap_tagged(s, "NO", "[UNAVAILABLE] Try again "
-				    "later");
-				imap_done(s);
-			}
-			return;
-		}
 		fc->seen = 0;
 		fc->next = 0;
 		fc->what |= IMAP_FETCH_META;
@@ -1064,10 +1055,6 @@ imap_store_end(struct imap_session *s, struct imsg *imsg)
 		return;
 	}
 	c = s->ctx;
-	if (c->next < c->uids.n) {
-		(void)store_send(s, c);
-		return;
-	}
 	if (c->modified.n == 0) {
 		if (!c->st.silent && c->told.n < c->uids.n &&
 		    store_tell_unchanged(s, c) == 0)
@@ -1096,12 +1083,9 @@ imap_store_end(struct imap_session *s, struct imsg *imsg)
 struct copy_ctx {
 	char			*dest;
 	struct imap_uidlist	 uids;
-	size_t			 next;
 	int			 move;
-	int			 chunks;
-	int			 ok;
+	struct imap_uidlist	 copied;	/* COPY_UIDS: source UIDs */
 	char			*copyuid;
-	char			*error;
 };
 
 static void
@@ -1111,8 +1095,8 @@ copy_ctx_free(void *p)
 
 	free(c->dest);
 	imap_uidlist_free(&c->uids);
+	imap_uidlist_free(&c->copied);
 	free(c->copyuid);
-	free(c->error);
 	free(c);
 }
 
@@ -1120,16 +1104,17 @@ static int
 copy_send(struct imap_session *s, struct copy_ctx *c)
 {
 	struct msg_out	 m;
-	size_t		 n;
 
 	msg_create(&m, IMSG_STORE_MSG_COPY, s->id, -1);
 	msg_add_u64(&m, s->mbox);
 	msg_add_string(&m, c->dest);
 	msg_add_u8(&m, c->move);
-	n = imap_ranges_add(s, &m, c->uids.v + c->next, c->uids.n - c->next,
-	    SIZE_MAX);
-	c->next += n;
-	c->chunks++;
+	if (imap_ranges_add_all(s, &m, c->uids.v, c->uids.n) == -1) {
+		imap_tagged(s, "NO", "[LIMIT] Too many messages in one %s",
+		    s->cmd.verb);
+		imap_done(s);
+		return -1;
+	}
 	if (imap_send_storaged(s, &m) == -1) {
 		imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
 		imap_done(s);
@@ -1187,13 +1172,37 @@ imap_cmd_copy(struct imap_session *s)
 	(void)copy_send(s, c);
 }
 
+/* COPY_UIDS: the source UIDs copied, before COPY_RESULT. */
+void
+imap_copy_uids(struct imap_session *s, struct imsg *imsg)
+{
+	struct copy_ctx	*c = s->ctx;
+	struct msg_in	 m;
+	uint32_t	 n, i, uid;
+
+	if (s->wait != WAIT_COPY)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	msg_read(&m, imsg);
+	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
+		imapd_malformed(imsg);
+	for (i = 0; i < n; i++) {
+		if (msg_get_u32(&m, &uid) == -1)
+			imapd_malformed(imsg);
+		if (imap_uidlist_add(&c->copied, uid) == -1)
+			fatal("%s", __func__);
+	}
+	if (msg_end(&m) == -1)
+		imapd_malformed(imsg);
+}
+
 void
 imap_copy_result(struct imap_session *s, struct imsg *imsg)
 {
 	struct copy_ctx	*c = s->ctx;
 	struct msg_in	 m;
-	const char	*text, *src, *dst;
-	uint32_t	 ok, uidvalidity;
+	struct imap_buf	 b = IMAP_BUF_INIT;
+	const char	*text;
+	uint32_t	 ok, uidvalidity, first;
 	int		 self;
 
 	if (s->wait != WAIT_COPY)
@@ -1201,32 +1210,27 @@ imap_copy_result(struct imap_session *s, struct imsg *imsg)
 	msg_read(&m, imsg);
 	if (msg_get_u32(&m, &ok) == -1 || msg_get_string(&m, &text) == -1 ||
 	    msg_get_u32(&m, &uidvalidity) == -1 ||
-	    msg_get_string(&m, &src) == -1 ||
-	    msg_get_string(&m, &dst) == -1 || msg_end(&m) == -1)
+	    msg_get_u32(&m, &first) == -1 || msg_end(&m) == -1)
 		imapd_malformed(imsg);
 	s->wait = WAIT_NONE;
 	if (!ok) {
-		if (c->move && c->chunks > 1) {
-			/* Earlier chunks moved: tell the expunges. */
-			s->flags |= SF_CHANGED;
-			if (asprintf(&s->done, "NO %s", text) == -1)
-				fatal("%s", __func__);
-			imap_sync_start(s, AFTER_DONE, 1);
-			return;
-		}
 		imap_tagged(s, "NO", "%s", text);
 		imap_done(s);
 		return;
 	}
-	if (c->chunks == 1 && *src != '\0' && *dst != '\0') {
-		free(c->copyuid);
-		if (asprintf(&c->copyuid, "[COPYUID %u %s %s] ", uidvalidity,
-		    src, dst) == -1)
+	/* RFC 4315 COPYUID: every message of the one transaction. */
+	if (first != 0 && c->copied.n > 0) {
+		imap_buf_printf(&b, "[COPYUID %u ", uidvalidity);
+		imap_set_format(&b, c->copied.v, c->copied.n);
+		if (c->copied.n == 1)
+			imap_buf_printf(&b, " %u] ", first);
+		else
+			imap_buf_printf(&b, " %u:%u] ", first,
+			    first + (uint32_t)(c->copied.n - 1));
+		imap_buf_addc(&b, '\0');
+		if (b.oom || (c->copyuid = strdup(b.p)) == NULL)
 			fatal("%s", __func__);
-	}
-	if (c->next < c->uids.n) {
-		(void)copy_send(s, c);
-		return;
+		imap_buf_free(&b);
 	}
 	self = s->mbox_name != NULL && strcmp(c->dest, s->mbox_name) == 0;
 	if (c->move) {
@@ -1248,8 +1252,9 @@ imap_copy_result(struct imap_session *s, struct imsg *imsg)
 		imap_sync_start(s, AFTER_DONE, s->cmd.uid);
 		return;
 	}
-	imap_tagged(s, "OK", "%s%sCOPY completed", c->copyuid ? c->copyuid :
-	    "", s->cmd.uid ? "UID " : "");
+	/* Not imap_tagged(): COPYUID may be longer than its buffer. */
+	imap_reply(s, "%s OK %s%sCOPY completed", s->tag,
+	    c->copyuid ? c->copyuid : "", s->cmd.uid ? "UID " : "");
 	imap_done(s);
 }
 
@@ -1257,7 +1262,6 @@ imap_copy_result(struct imap_session *s, struct imsg *imsg)
 
 struct expunge_ctx {
 	struct imap_uidlist	 uids;
-	size_t			 next;
 };
 
 static void
@@ -1277,11 +1281,15 @@ expunge_send(struct imap_session *s, struct expunge_ctx *c)
 	msg_create(&m, IMSG_STORE_MSG_EXPUNGE, s->id, -1);
 	msg_add_u64(&m, s->mbox);
 	msg_add_u8(&m, c != NULL);
-	if (c != NULL)
-		c->next += imap_ranges_add(s, &m, c->uids.v + c->next,
-		    c->uids.n - c->next, SIZE_MAX);
-	else
+	if (c == NULL) {
+		msg_add_u32(&m, 0);	/* P R: no pieces, no ranges */
 		msg_add_u32(&m, 0);
+	} else if (imap_ranges_add_all(s, &m, c->uids.v, c->uids.n) == -1) {
+		imap_tagged(s, "NO", "[LIMIT] Too many messages in one "
+		    "UID EXPUNGE");
+		imap_done(s);
+		return -1;
+	}
 	if (imap_send_storaged(s, &m) == -1) {
 		imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
 		imap_done(s);
@@ -1289,19 +1297,6 @@ expunge_send(struct imap_session *s, struct expunge_ctx *c)
 	}
 	imap_wait(s, WAIT_EXPUNGE);
 	return 0;
-}
-
-/* UID EXPUNGE past IMAP_RANGES_MAX ranges: 1 if another part went. */
-int
-imap_expunge_more(struct imap_session *s)
-{
-	struct expunge_ctx	*c = s->ctx;
-
-	if (!s->cmd.uid || strcmp(s->cmd.verb, "EXPUNGE") != 0 ||
-	    c == NULL || c->next >= c->uids.n)
-		return 0;
-	(void)expunge_send(s, c);
-	return 1;
 }
 
 void
@@ -1350,7 +1345,14 @@ imap_cmd_expunge(struct imap_session *s)
 
 /* --- APPEND --------------------------------------------------------- */
 
+/*
+ * Every message of one APPEND is spooled and staged in storaged as it
+ * comes (MSG_APPEND), without waiting; the end of the command commits
+ * them all at once (MSG_APPEND_COMMIT), and a command that fails on
+ * the way drops what was staged (MSG_APPEND_ABORT).
+ */
 struct append_ctx {
+	struct imap_session	*s;
 	char			*mailbox;
 	struct imap_append	 head;
 	uint64_t		 size;
@@ -1362,21 +1364,26 @@ struct append_ctx {
 	char			*error;		/* the tagged NO's text */
 	int			 bad;		/* BAD rather than NO */
 	int			 utf8_close;	/* a ")" ends UTF8 (...) */
-	uint32_t		 uidvalidity;
-	struct imap_uidlist	 uids;
-	int			 count;
+	size_t			 messages;	/* announced */
+	size_t			 staged;
+	int			 committed;	/* storaged dropped the batch */
 };
 
 static void
 append_ctx_free(void *p)
 {
 	struct append_ctx	*c = p;
+	struct msg_out		 m;
 
 	if (c->fd != -1)
 		close(c->fd);
+	/* After SESSION_END storaged has dropped them itself. */
+	if (c->staged > 0 && !c->committed && !(c->s->flags & SF_CLOSE)) {
+		msg_create(&m, IMSG_STORE_MSG_APPEND_ABORT, c->s->id, -1);
+		(void)imap_send_storaged(c->s, &m);
+	}
 	free(c->mailbox);
 	free(c->error);
-	imap_uidlist_free(&c->uids);
 	free(c);
 }
 
@@ -1432,6 +1439,8 @@ append_message(struct imap_session *s, struct append_ctx *c, uint64_t n,
 		append_fail(c, "[TOOBIG] Message too large");
 	if (c->error == NULL && n == 0)
 		append_fail(c, "[CANNOT] Empty message");
+	if (c->error == NULL && ++c->messages > IMAP_APPEND_MAX)
+		append_fail(c, "[LIMIT] Too many messages in one APPEND");
 	if (c->error != NULL) {
 		if (!nonsync) {
 			/* No "+": the client sends nothing more of it. */
@@ -1465,6 +1474,7 @@ imap_append_begin(struct imap_session *s, struct imap_cmd *cmd, uint64_t n,
 	s->has_cmd = 1;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		fatal("%s", __func__);
+	c->s = s;
 	c->fd = -1;
 	c->utf8_close = utf8;
 	imap_ctx_set(s, c, append_ctx_free);
@@ -1544,15 +1554,15 @@ imap_append_data(struct imap_session *s)
 	}
 	msg_create(&m, IMSG_STORE_MSG_APPEND, s->id, -1);
 	msg_add_u64(&m, c->spool);
-	msg_add_string(&m, c->mailbox);
 	msg_add_string(&m, c->head.flags);
 	msg_add_i64(&m, c->head.date);
-	c->spool = 0;
 	if (imap_send_storaged(s, &m) == -1) {
 		append_fail(c, "[UNAVAILABLE] Try again later");
+		imap_append_abort(s);
 		return;
 	}
-	imap_wait(s, WAIT_APPEND);
+	c->spool = 0;
+	c->staged++;
 }
 
 void
@@ -1560,25 +1570,50 @@ imap_append_result(struct imap_session *s, struct imsg *imsg)
 {
 	struct append_ctx	*c = s->ctx;
 	struct msg_in		 m;
+	struct imap_buf		 b = IMAP_BUF_INIT;
 	const char		*text;
-	uint32_t		 ok, uidvalidity, uid;
+	uint32_t		 ok, uidvalidity, first, count;
 
 	if (s->wait != WAIT_APPEND)
 		fatalx("%s: session %u did not ask", __func__, s->id);
 	msg_read(&m, imsg);
 	if (msg_get_u32(&m, &ok) == -1 || msg_get_string(&m, &text) == -1 ||
 	    msg_get_u32(&m, &uidvalidity) == -1 ||
-	    msg_get_u32(&m, &uid) == -1 || msg_end(&m) == -1)
+	    msg_get_u32(&m, &first) == -1 ||
+	    msg_get_u32(&m, &count) == -1 || msg_end(&m) == -1 ||
+	    (ok && (count != c->staged || first == 0 ||
+	    first + (uint64_t)count - 1 > UINT32_MAX)))
 		imapd_malformed(imsg);
 	s->wait = WAIT_NONE;
-	if (ok) {
-		c->uidvalidity = uidvalidity;
-		c->count++;
-		if (imap_uidlist_add(&c->uids, uid) == -1)
+	c->committed = 1;
+	if (!ok) {
+		imap_tagged(s, "NO", "%s", text);
+		imap_done(s);
+		return;
+	}
+	/* RFC 4315: the uid-set of all of them. */
+	if (count == 1)
+		imap_buf_printf(&b, "OK [APPENDUID %u %u] APPEND completed",
+		    uidvalidity, first);
+	else
+		imap_buf_printf(&b, "OK [APPENDUID %u %u:%u] APPEND completed",
+		    uidvalidity, first, first + count - 1);
+	if (b.oom)
+		fatal("%s", __func__);
+	imap_buf_addc(&b, '\0');
+	if (imap_selected(s) && s->mbox_name != NULL &&
+	    strcmp(s->mbox_name, c->mailbox) == 0) {
+		s->done = strdup(b.p);
+		imap_buf_free(&b);
+		if (s->done == NULL)
 			fatal("%s", __func__);
-	} else
-		append_fail(c, text);
-	io_resume(s->io, IO_IN);
+		s->flags |= SF_CHANGED;
+		imap_sync_start(s, AFTER_DONE, 1);
+		return;
+	}
+	imap_reply(s, "%s %s", s->tag, b.p);
+	imap_buf_free(&b);
+	imap_done(s);
 }
 
 /* After a message literal: CR LF ends the command, or another follows. */
@@ -1587,7 +1622,7 @@ imap_append_next(struct imap_session *s, char *line, size_t len)
 {
 	struct append_ctx	*c = s->ctx;
 	struct imap_tok		 args;
-	struct imap_buf		 b = IMAP_BUF_INIT;
+	struct msg_out		 m;
 	const char		*err;
 	char			 e[128];
 	uint64_t		 n;
@@ -1610,25 +1645,14 @@ imap_append_next(struct imap_session *s, char *line, size_t len)
 			imap_done(s);
 			return;
 		}
-		imap_buf_printf(&b, "OK [APPENDUID %u ", c->uidvalidity);
-		imap_set_format(&b, c->uids.v, c->uids.n);
-		imap_buf_adds(&b, "] APPEND completed");
-		if (b.oom)
-			fatal("%s", __func__);
-		imap_buf_addc(&b, '\0');
-		if (imap_selected(s) && s->mbox_name != NULL &&
-		    strcmp(s->mbox_name, c->mailbox) == 0) {
-			s->done = strdup(b.p);
-			imap_buf_free(&b);
-			if (s->done == NULL)
-				fatal("%s", __func__);
-			s->flags |= SF_CHANGED;
-			imap_sync_start(s, AFTER_DONE, 1);
+		msg_create(&m, IMSG_STORE_MSG_APPEND_COMMIT, s->id, -1);
+		msg_add_string(&m, c->mailbox);
+		if (imap_send_storaged(s, &m) == -1) {
+			imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
+			imap_done(s);
 			return;
 		}
-		imap_reply(s, "%s %s", s->tag, b.p);
-		imap_buf_free(&b);
-		imap_done(s);
+		imap_wait(s, WAIT_APPEND);
 		return;
 	}
 	if (line[0] != ' ' ||

@@ -209,6 +209,45 @@ imap_ranges_add(struct imap_session *s, struct msg_out *m,
 	return i;
 }
 
+/*
+ * The whole of uids[0, n) for a request that takes P R: all but the
+ * last IMAP_RANGES_MAX ranges go first, as MSG_RANGES pieces that
+ * storaged keeps for the request; m gets the count of pieces and the
+ * last range list.  -1 (nothing sent) if the set needs more than
+ * IMAP_RANGE_PIECES_MAX pieces, or a piece could not be sent.
+ */
+int
+imap_ranges_add_all(struct imap_session *s, struct msg_out *m,
+    const uint32_t *uids, size_t n)
+{
+	struct msg_out	 piece;
+	size_t		 i, k, pieces = 0;
+
+	/* A dry run first: nothing goes out for a set refused. */
+	for (i = 0;; i += k) {
+		msg_create(&piece, IMSG_STORE_MSG_RANGES, s->id, -1);
+		k = imap_ranges_add(s, &piece, uids + i, n - i, SIZE_MAX);
+		if (i + k >= n)
+			break;
+		if (++pieces > IMAP_RANGE_PIECES_MAX)
+			return -1;
+	}
+	for (i = 0; pieces > 0 && i < n; i += k) {
+		msg_create(&piece, IMSG_STORE_MSG_RANGES, s->id, -1);
+		k = imap_ranges_add(s, &piece, uids + i, n - i, SIZE_MAX);
+		if (i + k >= n)
+			break;
+		if (imap_send_storaged(s, &piece) == -1) {
+			/* storaged holds a part of a set: start afresh. */
+			imap_close(s);
+			return -1;
+		}
+	}
+	msg_add_u32(m, pieces);
+	(void)imap_ranges_add(s, m, uids + i, n - i, SIZE_MAX);
+	return 0;
+}
+
 /* A sorted UID list as an IMAP set: "1:3,7". */
 void
 imap_set_format(struct imap_buf *b, const uint32_t *v, size_t n)
@@ -1075,6 +1114,7 @@ imap_cmd_close(struct imap_session *s)
 		msg_create(&m, IMSG_STORE_MSG_EXPUNGE, s->id, -1);
 		msg_add_u64(&m, s->mbox);
 		msg_add_u8(&m, 0);
+		msg_add_u32(&m, 0);	/* P R: no pieces, no ranges */
 		msg_add_u32(&m, 0);
 		if (imap_send_storaged(s, &m) == -1) {
 			imap_tagged(s, "NO", "[UNAVAILABLE] Try again later");
@@ -1134,8 +1174,6 @@ imap_mbox_result(struct imap_session *s, struct imsg *imsg)
 			imap_done(s);
 			break;
 		}
-		if (imap_expunge_more(s))
-			break;
 		if ((s->done = strdup(s->cmd.uid ? "OK UID EXPUNGE completed" :
 		    "OK EXPUNGE completed")) == NULL)
 			fatal("%s", __func__);

@@ -187,6 +187,9 @@ imapd_dispatch_storaged(struct proc_peer *peer, struct imsg *imsg)
 	case IMSG_STORE_STORE_END:
 		imap_store_end(s, imsg);
 		break;
+	case IMSG_STORE_COPY_UIDS:
+		imap_copy_uids(s, imsg);
+		break;
 	case IMSG_STORE_COPY_RESULT:
 		imap_copy_result(s, imsg);
 		break;

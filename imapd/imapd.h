@@ -222,6 +222,8 @@ void	imap_uidlist_free(struct imap_uidlist *);
 int	imap_uidlist_add(struct imap_uidlist *, uint32_t);
 size_t	imap_ranges_add(struct imap_session *, struct msg_out *,
 	    const uint32_t *, size_t, size_t);
+int	imap_ranges_add_all(struct imap_session *, struct msg_out *,
+	    const uint32_t *, size_t);
 void	imap_set_format(struct imap_buf *, const uint32_t *, size_t);
 void	imap_flags_reply(struct imap_session *, uint32_t, uint64_t,
 	    const char *);
@@ -231,7 +233,6 @@ void	imap_cmd_fetch(struct imap_session *);
 void	imap_cmd_store(struct imap_session *);
 void	imap_cmd_copy(struct imap_session *);
 void	imap_cmd_expunge(struct imap_session *);
-int	imap_expunge_more(struct imap_session *);
 void	imap_cmd_append(struct imap_session *);
 void	imap_append_begin(struct imap_session *, struct imap_cmd *,
 	    uint64_t, int, int);
@@ -247,6 +248,7 @@ void	imap_fetch_resume(struct imap_session *);
 void	imap_store_item(struct imap_session *, struct imsg *);
 void	imap_store_modified(struct imap_session *, struct imsg *);
 void	imap_store_end(struct imap_session *, struct imsg *);
+void	imap_copy_uids(struct imap_session *, struct imsg *);
 void	imap_copy_result(struct imap_session *, struct imsg *);
 void	imap_append_result(struct imap_session *, struct imsg *);
 

@@ -5,9 +5,19 @@
  * answers every request of that peerid within that account only, until
  * IMSG_STORE_SESSION_END.  Payload fields in order: s string, d data,
  * u8/u32/u64/i64 numbers, R a UID range list (u32 n, then n x u32 lo,
- * u32 hi; at most IMAP_RANGES_MAX: imapd splits longer sets).  Flags
- * travel as IMAP atoms separated by spaces ("\Seen $Forwarded"); the
- * mapping to stored keywords is storaged's alone.
+ * u32 hi; at most IMAP_RANGES_MAX: FETCH splits longer sets, SEARCH
+ * refuses them).
+ * Flags travel as IMAP atoms separated by spaces ("\Seen $Forwarded");
+ * the mapping to stored keywords is storaged's alone.
+ *
+ * P R is a set of any length for a request that must be one
+ * transaction (STORE, COPY, MOVE, EXPUNGE): imapd first sends all but
+ * its last IMAP_RANGES_MAX ranges as MSG_RANGES: R pieces (no answer;
+ * at most IMAP_RANGE_PIECES_MAX before one request), which storaged
+ * keeps for the session, then the request with P, the u32 count of
+ * those pieces, and R, the last ranges.  storaged runs the request on
+ * all of them in one transaction and forgets the pieces; a count that
+ * differs from the pieces kept is malformed.
  *
  * MBOX_RESULT: u32 ok, s text (response code and text after OK / NO)
  * MBOX_LIST: - -> MBOX_ITEM: u64 id (0: subscribed, not existing),
@@ -42,14 +52,29 @@
  *	so the fd may be the stored skeleton of a message whose large
  *	parts were cut (store_parts.c), never reassembled
  * MSG_STORE: u64 mailbox, u8 IMAP_STORE_*, u64 unchangedsince, s flags,
- *	R -> STORE_ITEM: u32 uid, u64 modseq, s flags ...,
+ *	P R -> STORE_ITEM: u32 uid, u64 modseq, s flags ...,
  *	STORE_MODIFIED: u32 n, n x u32 uid ..., STORE_END
- * MSG_COPY: u64 mailbox, s destination, u8 move, R -> COPY_RESULT:
- *	u32 ok, s text, u32 uidvalidity, s source uids, s destination uids
- * MSG_EXPUNGE: u64 mailbox, u8 restrict to R, R -> MBOX_RESULT
- * MSG_APPEND: u64 spool (SPOOL_OPEN), s mailbox, s flags,
- *	i64 internaldate (0: now) -> APPEND_RESULT: u32 ok, s text,
- *	u32 uidvalidity, u32 uid
+ * MSG_COPY: u64 mailbox, s destination, u8 move, P R -> COPY_UIDS:
+ *	u32 n, n x u32 source uid ... (ascending, at most
+ *	IMAP_UIDS_PER_MSG each), COPY_RESULT: u32 ok, s text,
+ *	u32 uidvalidity, u32 first destination uid (0: nothing copied);
+ *	the destination UIDs are first, first + 1, ... in the order of
+ *	the source UIDs
+ * MSG_EXPUNGE: u64 mailbox, u8 restrict to R, P R -> MBOX_RESULT
+ * MSG_APPEND: u64 spool (SPOOL_OPEN), s flags, i64 internaldate
+ *	(0: now) (no answer): one message of an APPEND command, staged in
+ *	the session's batch (storaged makes it durable and parses it
+ *	meanwhile; a failure is kept for the commit).  At most
+ *	IMAP_APPEND_MAX in one batch.
+ * MSG_APPEND_COMMIT: s mailbox -> APPEND_RESULT: u32 ok, s text,
+ *	u32 uidvalidity, u32 first uid, u32 count: every message staged
+ *	since the last commit or abort goes into the mailbox in one
+ *	transaction, with the UIDs first .. first + count - 1 in their
+ *	order, and the answer waits until that is on disk; or, if any of
+ *	them failed (its text is the answer's) or the mailbox is gone,
+ *	none does.
+ * MSG_APPEND_ABORT: - (no answer): the staged messages are dropped;
+ *	SESSION_END drops them too.
  * MSG_SEARCH: u64 mailbox, u8 sort, s sort keys (RFC 5256), program ->
  *	SEARCH_UIDS: u32 n, n x u32 uid ..., SEARCH_END: u64 highest modseq
  * MSG_THREAD: u64 mailbox, s algorithm, program -> THREAD_DATA: d chunk
@@ -67,7 +92,9 @@
 #ifndef IMAP_PROTO_H
 #define IMAP_PROTO_H
 
-#define IMAP_RANGES_MAX		1024	/* UID ranges in one request */
+#define IMAP_RANGES_MAX		1024	/* UID ranges in one message */
+#define IMAP_RANGE_PIECES_MAX	512	/* MSG_RANGES before one request */
+#define IMAP_APPEND_MAX		1000	/* messages in one (MULTI)APPEND */
 #define IMAP_UIDS_PER_MSG	3000	/* UIDs in one MBOX_UIDS, SEARCH_UIDS */
 #define IMAP_BODY_BATCH		32	/* messages per MSG_FETCH with fds */
 #define IMAP_MIME_CHUNK		15000	/* bytes of mime JSON per MSG_MIME */

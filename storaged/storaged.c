@@ -534,6 +534,9 @@ storaged_dispatch_imapd(struct proc_peer *peer, struct imsg *imsg)
 	case IMSG_STORE_MBOX_SYNC:
 		store_imap_sync(peer, imsg);
 		break;
+	case IMSG_STORE_MSG_RANGES:
+		store_imap_ranges(peer, imsg);
+		break;
 	case IMSG_STORE_MSG_FETCH:
 		store_imap_fetch(peer, imsg);
 		break;
@@ -554,6 +557,12 @@ storaged_dispatch_imapd(struct proc_peer *peer, struct imsg *imsg)
 		break;
 	case IMSG_STORE_MSG_APPEND:
 		store_imap_append(peer, imsg);
+		break;
+	case IMSG_STORE_MSG_APPEND_COMMIT:
+		store_imap_append_commit(peer, imsg);
+		break;
+	case IMSG_STORE_MSG_APPEND_ABORT:
+		store_imap_append_abort(peer, imsg);
 		break;
 	case IMSG_STORE_MSG_SEARCH:
 		store_imap_search(peer, imsg);

@@ -85,6 +85,8 @@ int	 store_blob_dir(void);
 int	 store_blob_ref(const char *, int64_t);
 int	 store_blob_unref(const char *);
 void	 store_blob_forget(const char *);
+void	 store_blob_pin(const char *);
+void	 store_blob_unpin(const char *);
 void	 store_blob_collect(void);
 int	 store_blob_open(const char *);
 int	 store_blob_put(const void *, size_t, char *, size_t);
@@ -326,6 +328,14 @@ struct store_ranges {
 	uint32_t	 hi[IMAP_RANGES_MAX];
 };
 
+/* The ranges of a request sent in pieces (MSG_RANGES). */
+struct store_rangelist {
+	uint32_t	*lo;
+	uint32_t	*hi;
+	size_t		 n;
+	size_t		 cap;
+};
+
 struct store_search_param {
 	int		 text;
 	int64_t		 i;
@@ -361,7 +371,10 @@ void	 store_imap_changed(int64_t, int64_t, int64_t);
 int64_t	 store_modseq_next(int64_t);
 int	 store_change_add(int64_t, int64_t, const char *, int64_t, int);
 int	 store_ranges_get(struct msg_in *, struct store_ranges *);
-void	 store_uidset(struct store_buf *, const uint32_t *, size_t);
+int	 store_ranges_take(struct imsg *, struct msg_in *,
+	    struct store_rangelist *);
+void	 store_rangelist_free(struct store_rangelist *);
+void	 store_imap_ranges(struct proc_peer *, struct imsg *);
 int	 store_mbox_name(const char *, char *, size_t);
 int64_t	 store_imap_mailbox_find(int64_t, const char *, uint32_t *);
 void	 store_imap_result(uint32_t, uint32_t, int, const char *);
@@ -382,6 +395,9 @@ void	 store_imap_store(struct proc_peer *, struct imsg *);
 void	 store_imap_copy(struct proc_peer *, struct imsg *);
 void	 store_imap_expunge(struct proc_peer *, struct imsg *);
 void	 store_imap_append(struct proc_peer *, struct imsg *);
+void	 store_imap_append_commit(struct proc_peer *, struct imsg *);
+void	 store_imap_append_abort(struct proc_peer *, struct imsg *);
+void	 store_imap_append_end(uint32_t);
 
 struct mime_envelope;
 struct mime_addrlist;

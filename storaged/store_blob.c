@@ -8,6 +8,7 @@
  * names, which the sweep at start-up removes.
  */
 #include <sys/stat.h>
+#include <sys/tree.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,9 +28,75 @@ struct blob_name {
 	char	 hash[STORE_HASH_HEX + 1];
 };
 
+/* A file that work in progress will name: collection leaves it. */
+struct blob_pin {
+	RB_ENTRY(blob_pin)	 entry;
+	char			 hash[STORE_HASH_HEX + 1];
+	unsigned int		 count;
+};
+
+RB_HEAD(blob_pins, blob_pin);
+
+static int	blob_pin_cmp(struct blob_pin *, struct blob_pin *);
+RB_GENERATE(blob_pins, blob_pin, entry, blob_pin_cmp)
+
 static int		 blob_dirfd = -1;
 static struct blob_name	*blob_pending;
 static size_t		 blob_npending, blob_maxpending;
+static struct blob_pins	 blob_pinned = RB_INITIALIZER(&blob_pinned);
+
+static int
+blob_pin_cmp(struct blob_pin *a, struct blob_pin *b)
+{
+	return strcmp(a->hash, b->hash);
+}
+
+static struct blob_pin *
+blob_pin_find(const char *hash)
+{
+	struct blob_pin	 key;
+
+	if (strlcpy(key.hash, hash, sizeof(key.hash)) >= sizeof(key.hash))
+		return NULL;
+	return RB_FIND(blob_pins, &blob_pinned, &key);
+}
+
+/*
+ * The file hash stays in /blobs, named by a row or not, until as many
+ * store_blob_unpin(): for an upload that a later transaction will name
+ * (an APPEND waiting for the rest of its MULTIAPPEND), which another's
+ * collection of the same content must not take away meanwhile.
+ */
+void
+store_blob_pin(const char *hash)
+{
+	struct blob_pin	*p;
+
+	if ((p = blob_pin_find(hash)) != NULL) {
+		p->count++;
+		return;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		fatal("%s", __func__);
+	if (strlcpy(p->hash, hash, sizeof(p->hash)) >= sizeof(p->hash))
+		fatalx("%s: not a blob name", __func__);
+	p->count = 1;
+	RB_INSERT(blob_pins, &blob_pinned, p);
+}
+
+/* One pin fewer; the caller notes the file (store_blob_forget()). */
+void
+store_blob_unpin(const char *hash)
+{
+	struct blob_pin	*p;
+
+	if ((p = blob_pin_find(hash)) == NULL)
+		fatalx("%s: %s is not pinned", __func__, hash);
+	if (--p->count > 0)
+		return;
+	RB_REMOVE(blob_pins, &blob_pinned, p);
+	free(p);
+}
 
 static int
 blob_name_valid(const char *hash)
@@ -242,13 +309,18 @@ store_blob_unref(const char *hash)
 void
 store_blob_collect(void)
 {
-	size_t	 i;
+	size_t	 i, kept = 0;
 	int	 known;
 
 	if (blob_npending == 0 || !sqlite3_get_autocommit(store_db) ||
 	    !store_db_durable())
 		return;
 	for (i = 0; i < blob_npending; i++) {
+		if (blob_pin_find(blob_pending[i].hash) != NULL) {
+			/* Asked again once the pin goes. */
+			blob_pending[kept++] = blob_pending[i];
+			continue;
+		}
 		if ((known = blob_known(blob_pending[i].hash)) != 0) {
 			/* In use again, or unknown: the sweep decides. */
 			continue;
@@ -258,7 +330,7 @@ store_blob_collect(void)
 			log_warn("unlink %s/%s", STORE_BLOB_DIR,
 			    blob_pending[i].hash);
 	}
-	blob_npending = 0;
+	blob_npending = kept;
 }
 
 /* A read-only descriptor of a blob, or -1 with errno. */

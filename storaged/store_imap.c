@@ -28,6 +28,9 @@ struct imap_binding {
 	int64_t			 account;
 	int64_t			 selected;	/* mailbox id, 0: none */
 	int			 readonly;
+	/* MSG_RANGES pieces of the request to come */
+	struct store_rangelist	 pieces;
+	uint32_t		 npieces;
 };
 
 RB_HEAD(imap_bindings, imap_binding);
@@ -96,6 +99,8 @@ store_imap_bind(uint32_t peerid, int64_t account)
 	b->account = account;
 	b->selected = 0;
 	b->readonly = 0;
+	store_rangelist_free(&b->pieces);
+	b->npieces = 0;
 }
 
 int64_t
@@ -131,7 +136,9 @@ store_imap_session_end(struct proc_peer *peer, struct imsg *imsg)
 	if ((b = binding_find(imsg->hdr.peerid)) == NULL)
 		return;
 	RB_REMOVE(imap_bindings, &bindings, b);
+	store_rangelist_free(&b->pieces);
 	free(b);
+	store_imap_append_end(imsg->hdr.peerid);
 }
 
 static void
@@ -284,22 +291,85 @@ store_ranges_get(struct msg_in *m, struct store_ranges *r)
 	return 0;
 }
 
-/* An IMAP sequence set of ascending UIDs: "1:3,7,9:10". */
 void
-store_uidset(struct store_buf *b, const uint32_t *uids, size_t n)
+store_rangelist_free(struct store_rangelist *rl)
 {
-	size_t	 i, j;
+	free(rl->lo);
+	free(rl->hi);
+	memset(rl, 0, sizeof(*rl));
+}
 
-	for (i = 0; i < n; i = j) {
-		for (j = i + 1; j < n && uids[j] == uids[j - 1] + 1; j++)
-			;
-		if (i > 0)
-			store_buf_add(b, ",", 1);
-		if (j - 1 == i)
-			store_buf_printf(b, "%u", uids[i]);
-		else
-			store_buf_printf(b, "%u:%u", uids[i], uids[j - 1]);
+static int
+rangelist_add(struct store_rangelist *rl, const struct store_ranges *r)
+{
+	uint32_t	*lo, *hi;
+	size_t		 cap;
+
+	if (r->n == 0)
+		return 0;
+	if (rl->n + r->n > rl->cap) {
+		cap = rl->cap ? rl->cap : IMAP_RANGES_MAX;
+		while (cap < rl->n + r->n)
+			cap *= 2;
+		if ((lo = reallocarray(rl->lo, cap, sizeof(*lo))) == NULL)
+			return -1;
+		rl->lo = lo;
+		if ((hi = reallocarray(rl->hi, cap, sizeof(*hi))) == NULL)
+			return -1;
+		rl->hi = hi;
+		rl->cap = cap;
 	}
+	memcpy(rl->lo + rl->n, r->lo, r->n * sizeof(*lo));
+	memcpy(rl->hi + rl->n, r->hi, r->n * sizeof(*hi));
+	rl->n += r->n;
+	return 0;
+}
+
+/* MSG_RANGES: R (no answer), kept for the session's next request. */
+void
+store_imap_ranges(struct proc_peer *peer, struct imsg *imsg)
+{
+	struct imap_binding	*b;
+	struct msg_in		 m;
+	struct store_ranges	 r;
+
+	(void)peer;
+	b = binding_get(imsg);
+	msg_read(&m, imsg);
+	if (store_ranges_get(&m, &r) == -1 || msg_end(&m) == -1 ||
+	    b->npieces >= IMAP_RANGE_PIECES_MAX)
+		imap_malformed(imsg);
+	if (rangelist_add(&b->pieces, &r) == -1)
+		fatal("%s", __func__);
+	b->npieces++;
+}
+
+/*
+ * P R of a request: the u32 count of MSG_RANGES pieces sent just
+ * before it, then its own range list.  rl gets them all, in order;
+ * the caller frees it.  -1 if the request is malformed.
+ */
+int
+store_ranges_take(struct imsg *imsg, struct msg_in *m,
+    struct store_rangelist *rl)
+{
+	struct imap_binding	*b;
+	struct store_ranges	 r;
+	uint32_t		 pieces;
+
+	b = binding_get(imsg);
+	*rl = b->pieces;
+	memset(&b->pieces, 0, sizeof(b->pieces));
+	if (msg_get_u32(m, &pieces) == -1 || pieces != b->npieces) {
+		b->npieces = 0;
+		return -1;
+	}
+	b->npieces = 0;
+	if (store_ranges_get(m, &r) == -1)
+		return -1;
+	if (rangelist_add(rl, &r) == -1)
+		fatal("%s", __func__);
+	return 0;
 }
 
 void

@@ -10,6 +10,7 @@
  * shows in every mailbox that holds the message.
  */
 #include <sys/stat.h>
+#include <sys/tree.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,12 +93,12 @@ rows_free(struct msg_rows *rows)
  */
 static int
 rows_load(struct msg_rows *rows, int64_t mailbox,
-    const struct store_ranges *r, int deleted)
+    const struct store_rangelist *r, int deleted)
 {
 	sqlite3_stmt	*st;
 	struct msg_row	*nr;
 	const char	*kw;
-	uint32_t	 i, n;
+	size_t		 i, n;
 	int		 rc = SQLITE_DONE;
 
 	memset(rows, 0, sizeof(*rows));
@@ -615,7 +616,7 @@ void
 store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 {
 	struct msg_in		 m;
-	struct store_ranges	 r;
+	struct store_rangelist	 r;
 	struct msg_rows		 rows;
 	struct store_keywords	 flags, have, want;
 	struct store_reply	*rp;
@@ -632,7 +633,7 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 	if (msg_get_u64(&m, &mailbox) == -1 || msg_get_u8(&m, &op) == -1 ||
 	    msg_get_u64(&m, &unchanged) == -1 ||
 	    msg_get_string(&m, &flagstr) == -1 ||
-	    store_ranges_get(&m, &r) == -1 || msg_end(&m) == -1 ||
+	    store_ranges_take(imsg, &m, &r) == -1 || msg_end(&m) == -1 ||
 	    op > IMAP_STORE_REMOVE)
 		msg_malformed(imsg);
 	if ((rp = calloc(1, sizeof(*rp))) == NULL)
@@ -642,17 +643,20 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 	memset(&want, 0, sizeof(want));
 	if (!store_imap_selected(imsg->hdr.peerid, mailbox, &readonly) ||
 	    readonly) {
+		store_rangelist_free(&r);
 		store_reply_send(rp);
 		return;
 	}
 	if (store_keywords_from_imap(flagstr, &flags) == -1) {
 		log_warnx("%s: flags that are not flags: %s", __func__,
 		    flagstr);
+		store_rangelist_free(&r);
 		store_reply_send(rp);
 		return;
 	}
 	if (store_db_begin_lazy() == -1) {
 		store_keywords_free(&flags);
+		store_rangelist_free(&r);
 		store_reply_send(rp);
 		return;
 	}
@@ -705,6 +709,7 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
  rows:
 	rows_free(&rows);
  done:
+	store_rangelist_free(&r);
 	store_keywords_free(&flags);
 	store_keywords_free(&have);
 	store_keywords_free(&want);
@@ -846,7 +851,7 @@ mailbox_holds(int64_t mailbox, int64_t message)
 
 static void
 copy_result(uint32_t peerid, int ok, const char *text, uint32_t uidvalidity,
-    const char *src, const char *dst)
+    uint32_t first)
 {
 	struct msg_out	 m;
 
@@ -854,8 +859,7 @@ copy_result(uint32_t peerid, int ok, const char *text, uint32_t uidvalidity,
 	msg_add_u32(&m, ok ? 1 : 0);
 	msg_add_string(&m, text);
 	msg_add_u32(&m, uidvalidity);
-	msg_add_string(&m, src);
-	msg_add_string(&m, dst);
+	msg_add_u32(&m, first);
 	if (proc_send(PROC_IMAPD, &m) == -1)
 		log_warn("%s: copy result to imapd", __func__);
 }
@@ -868,8 +872,9 @@ struct copy_reply {
 	int64_t		 source;
 	int64_t		 target;
 	int64_t		 modseq;
-	char		*src;
-	char		*dst;
+	uint32_t	*suids;
+	size_t		 n;
+	uint32_t	 first;
 };
 
 static void
@@ -878,33 +883,33 @@ copy_reply_send(void *arg)
 	struct copy_reply	*cr = arg;
 
 	store_blob_collect();
+	send_uid_list(IMSG_STORE_COPY_UIDS, cr->peerid, cr->suids, cr->n);
 	copy_result(cr->peerid, 1, cr->move ? "MOVE completed" :
-	    "COPY completed", cr->uidvalidity, cr->src ? cr->src : "",
-	    cr->dst ? cr->dst : "");
+	    "COPY completed", cr->uidvalidity, cr->first);
 	store_imap_changed(cr->target, cr->modseq, cr->peerid);
 	if (cr->move)
 		store_imap_changed(cr->source, cr->modseq, cr->peerid);
-	free(cr->src);
-	free(cr->dst);
+	free(cr->suids);
 	free(cr);
 }
 
 /*
- * MSG_COPY: u64 mailbox, s destination, u8 move, R -> COPY_RESULT.
- * Within one account a copy is another placement of the same message
- * row: no new blob, no new row (unless the destination holds it).
+ * MSG_COPY: u64 mailbox, s destination, u8 move, P R -> COPY_UIDS ...,
+ * COPY_RESULT.  Within one account a copy is another placement of the
+ * same message row: no new blob, no new row (unless the destination
+ * holds it).  All of it is one transaction, however many pieces the
+ * set came in.
  */
 void
 store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
 {
 	struct msg_in		 m;
-	struct store_ranges	 r;
+	struct store_rangelist	 r;
 	struct msg_rows		 rows;
-	struct store_buf	 bs, bd;
 	struct copy_reply	*cr;
 	const char		*dest;
 	char			 name[STORE_MBOX_NAME_MAX + 1];
-	uint32_t		*suids = NULL, *duids = NULL, uidvalidity = 0;
+	uint32_t		*suids = NULL, uidvalidity = 0;
 	uint64_t		 mailbox;
 	int64_t			 account, target, modseq, first, message;
 	size_t			 i;
@@ -915,31 +920,31 @@ store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
 	msg_read(&m, imsg);
 	if (msg_get_u64(&m, &mailbox) == -1 ||
 	    msg_get_string(&m, &dest) == -1 || msg_get_u8(&m, &move) == -1 ||
-	    store_ranges_get(&m, &r) == -1 || msg_end(&m) == -1)
+	    store_ranges_take(imsg, &m, &r) == -1 || msg_end(&m) == -1)
 		msg_malformed(imsg);
 	if (!store_imap_selected(imsg->hdr.peerid, mailbox, &readonly)) {
 		copy_result(imsg->hdr.peerid, 0,
-		    "[NONEXISTENT] Mailbox was deleted", 0, "", "");
-		return;
+		    "[NONEXISTENT] Mailbox was deleted", 0, 0);
+		goto out;
 	}
 	if (move && readonly) {
 		copy_result(imsg->hdr.peerid, 0,
-		    "[CANNOT] Mailbox is read-only", 0, "", "");
-		return;
+		    "[CANNOT] Mailbox is read-only", 0, 0);
+		goto out;
 	}
 	if (store_mbox_name(dest, name, sizeof(name)) == -1 ||
 	    (target = store_imap_mailbox_find(account, name, NULL)) == 0) {
 		copy_result(imsg->hdr.peerid, 0,
-		    "[TRYCREATE] No such mailbox", 0, "", "");
-		return;
+		    "[TRYCREATE] No such mailbox", 0, 0);
+		goto out;
 	}
 	if (target == -1)
 		goto fail;
 	if (move && (uint64_t)target == mailbox) {
 		copy_result(imsg->hdr.peerid, 0,
 		    "[CANNOT] Source and destination are the same mailbox", 0,
-		    "", "");
-		return;
+		    0);
+		goto out;
 	}
 	if (store_db_begin_lazy() == -1)
 		goto fail;
@@ -951,18 +956,16 @@ store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
 		store_db_rollback_lazy();
 		rows_free(&rows);
 		copy_result(imsg->hdr.peerid, 1, move ? "MOVE completed" :
-		    "COPY completed", 0, "", "");
-		return;
+		    "COPY completed", 0, 0);
+		goto out;
 	}
-	if ((suids = calloc(rows.n, sizeof(*suids))) == NULL ||
-	    (duids = calloc(rows.n, sizeof(*duids))) == NULL)
+	if ((suids = calloc(rows.n, sizeof(*suids))) == NULL)
 		goto rollback;
 	if ((first = mailbox_take_uids(target, rows.n, modseq,
 	    &uidvalidity)) == -1)
 		goto rollback;
 	for (i = 0; i < rows.n; i++) {
 		suids[i] = rows.r[i].uid;
-		duids[i] = first + i;
 		message = rows.r[i].message;
 		if ((held = mailbox_holds(target, message)) == -1)
 			goto rollback;
@@ -973,7 +976,7 @@ store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
 		} else if (store_change_add(account, modseq, "Email", message,
 		    2) == -1)
 			goto rollback;
-		if (placement_add(account, target, message, duids[i],
+		if (placement_add(account, target, message, first + i,
 		    modseq) == -1)
 			goto rollback;
 		if (move && store_placement_drop(account, mailbox,
@@ -997,22 +1000,11 @@ store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
 	cr->target = target;
 	cr->source = mailbox;
 	cr->modseq = modseq;
-	memset(&bs, 0, sizeof(bs));
-	memset(&bd, 0, sizeof(bd));
-	store_uidset(&bs, suids, rows.n);
-	store_uidset(&bd, duids, rows.n);
-	cr->src = store_buf_finish(&bs);
-	cr->dst = store_buf_finish(&bd);
-	/* A set too long for the answer goes without COPYUID. */
-	if (cr->src == NULL || cr->dst == NULL ||
-	    strlen(cr->src) + strlen(cr->dst) > IMAP_MIME_CHUNK) {
-		free(cr->src);
-		free(cr->dst);
-		cr->src = cr->dst = NULL;
-	}
-	free(suids);
-	free(duids);
+	cr->suids = suids;
+	cr->n = rows.n;
+	cr->first = first;
 	rows_free(&rows);
+	store_rangelist_free(&r);
 	store_db_sync(0, copy_reply_send, cr);
 	return;
  rollback:
@@ -1021,9 +1013,9 @@ store_imap_copy(struct proc_peer *peer, struct imsg *imsg)
 	if (loaded)
 		rows_free(&rows);
 	free(suids);
-	free(duids);
-	copy_result(imsg->hdr.peerid, 0, "[SERVERBUG] Storage error", 0, "",
-	    "");
+	copy_result(imsg->hdr.peerid, 0, "[SERVERBUG] Storage error", 0, 0);
+ out:
+	store_rangelist_free(&r);
 }
 
 struct expunge_reply {
@@ -1044,12 +1036,15 @@ expunge_reply_send(void *arg)
 	free(er);
 }
 
-/* MSG_EXPUNGE: u64 mailbox, u8 restrict, R -> MBOX_RESULT. */
+/*
+ * MSG_EXPUNGE: u64 mailbox, u8 restrict, P R -> MBOX_RESULT, in one
+ * transaction however many pieces the set came in.
+ */
 void
 store_imap_expunge(struct proc_peer *peer, struct imsg *imsg)
 {
 	struct msg_in		 m;
-	struct store_ranges	 r;
+	struct store_rangelist	 r;
 	struct msg_rows		 rows;
 	struct expunge_reply	*er;
 	uint64_t		 mailbox;
@@ -1062,14 +1057,16 @@ store_imap_expunge(struct proc_peer *peer, struct imsg *imsg)
 	msg_read(&m, imsg);
 	if (msg_get_u64(&m, &mailbox) == -1 ||
 	    msg_get_u8(&m, &restrict_) == -1 ||
-	    store_ranges_get(&m, &r) == -1 || msg_end(&m) == -1)
+	    store_ranges_take(imsg, &m, &r) == -1 || msg_end(&m) == -1)
 		msg_malformed(imsg);
 	if (!store_imap_selected(imsg->hdr.peerid, mailbox, &readonly)) {
+		store_rangelist_free(&r);
 		store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 0,
 		    "[NONEXISTENT] Mailbox was deleted");
 		return;
 	}
 	if (readonly) {
+		store_rangelist_free(&r);
 		store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 0,
 		    "[CANNOT] Mailbox is read-only");
 		return;
@@ -1080,6 +1077,7 @@ store_imap_expunge(struct proc_peer *peer, struct imsg *imsg)
 		goto rollback;
 	if (rows_load(&rows, mailbox, restrict_ ? &r : NULL, 1) == -1)
 		goto rollback;
+	store_rangelist_free(&r);
 	for (i = 0; i < rows.n; i++)
 		if (store_placement_drop(account, mailbox, rows.r[i].uid,
 		    rows.r[i].message, modseq, 1) == -1) {
@@ -1110,52 +1108,95 @@ store_imap_expunge(struct proc_peer *peer, struct imsg *imsg)
  rollback:
 	store_db_rollback_lazy();
  fail:
+	store_rangelist_free(&r);
 	store_imap_result(imsg->hdr.peerid, IMSG_STORE_MBOX_RESULT, 0,
 	    "[SERVERBUG] Storage error");
 }
 
 /*
- * An APPEND, from its spool file to its answer.  A sync thread
- * fdatasyncs and hashes the upload; the main thread names it in
- * /blobs (or drops it, if that blob exists); a thread fsyncs /blobs;
- * then the message is parsed and inserted in one transaction,
- * committed lazily, and answered once that is on disk.
+ * APPEND and MULTIAPPEND (RFC 3502): every message of one command is
+ * staged as it comes (MSG_APPEND) and all of them are inserted in one
+ * transaction at MSG_APPEND_COMMIT, or none.  Staging one message: a
+ * sync thread fdatasyncs and hashes the upload; the main thread names
+ * it in /blobs (or drops it, if that blob exists) and pins the name
+ * (store_blob_pin()) so that nobody's collection takes it before the
+ * commit names it; a thread fsyncs /blobs; the main thread parses it;
+ * a thread writes the attachments stored apart.  The commit waits for
+ * the staging of every message, inserts them all with one MODSEQ and
+ * consecutive UIDs, commits lazily and answers once that is on disk.
+ * Parsed messages stay in memory up to APPEND_HOLD_BYTES a command;
+ * those past it are parsed again at the commit.
  */
+#define APPEND_HOLD_BYTES	(16 * 1024 * 1024)
+
+struct append_batch;
+
 struct append_job {
 	struct store_job	 job;
-	uint32_t		 peerid;
-	int64_t			 account;
-	uint64_t		 spool;
-	char			*mailbox;
+	TAILQ_ENTRY(append_job)	 entry;
+	struct append_batch	*batch;
 	char			*flags;
 	int64_t			 date;
 	char			 path[64];
 	char			 hash[STORE_HASH_HEX + 1];
+	int			 pieces;	/* attachments written apart */
+	struct deliver_msg	 dm;
+	int			 loaded;	/* dm holds the upload */
+	char			(*pins)[STORE_HASH_HEX + 1];
+	size_t			 npins;
+};
+TAILQ_HEAD(append_jobs, append_job);
+
+/* One APPEND command of one session. */
+struct append_batch {
+	RB_ENTRY(append_batch)	 entry;
+	uint32_t		 peerid;
+	int64_t			 account;
+	struct append_jobs	 jobs;		/* staged, in order */
+	size_t			 njobs;
+	size_t			 busy;		/* jobs still staging */
+	size_t			 held;		/* bytes of parsed uploads */
+	char			*error;		/* the first failure */
+	char			*mailbox;	/* from COMMIT on */
+	int			 committing;
+	int			 dropped;	/* aborted while busy */
 	int64_t			 target;
 	int64_t			 modseq;
 	uint32_t		 uidvalidity;
-	uint32_t		 uid;
-	int			 renamed;	/* made its name in /blobs */
-	struct deliver_msg	 dm;
-	int			 loaded;	/* dm holds the upload */
+	uint32_t		 first;
 };
 
-static void
-append_free(struct append_job *aj)
+RB_HEAD(append_batches, append_batch);
+
+static int	append_batch_cmp(struct append_batch *, struct append_batch *);
+RB_GENERATE(append_batches, append_batch, entry, append_batch_cmp)
+
+/* The batches still being staged, by session. */
+static struct append_batches	 append_open =
+    RB_INITIALIZER(&append_open);
+
+static void	append_batch_commit(struct append_batch *);
+
+static int
+append_batch_cmp(struct append_batch *a, struct append_batch *b)
 {
-	if (aj->loaded) {
-		/* Pieces no row came to name go. */
-		store_parts_forget(&aj->dm);
-		store_msg_clear(&aj->dm);
-	}
-	free(aj->mailbox);
-	free(aj->flags);
-	free(aj);
+	if (a->peerid != b->peerid)
+		return a->peerid < b->peerid ? -1 : 1;
+	return 0;
+}
+
+static struct append_batch *
+append_batch_find(uint32_t peerid)
+{
+	struct append_batch	 key;
+
+	key.peerid = peerid;
+	return RB_FIND(append_batches, &append_open, &key);
 }
 
 static void
 append_result(uint32_t peerid, int ok, const char *text,
-    uint32_t uidvalidity, uint32_t uid)
+    uint32_t uidvalidity, uint32_t first, uint32_t count)
 {
 	struct msg_out	 m;
 
@@ -1163,20 +1204,105 @@ append_result(uint32_t peerid, int ok, const char *text,
 	msg_add_u32(&m, ok ? 1 : 0);
 	msg_add_string(&m, text);
 	msg_add_u32(&m, uidvalidity);
-	msg_add_u32(&m, uid);
+	msg_add_u32(&m, first);
+	msg_add_u32(&m, count);
 	if (proc_send(PROC_IMAPD, &m) == -1)
 		log_warn("%s: append result to imapd", __func__);
 }
 
 static void
+append_pin(struct append_job *aj, const char *hash)
+{
+	char	(*p)[STORE_HASH_HEX + 1];
+
+	if ((p = reallocarray(aj->pins, aj->npins + 1, sizeof(*p))) == NULL)
+		fatal("%s", __func__);
+	aj->pins = p;
+	strlcpy(p[aj->npins++], hash, sizeof(*p));
+	store_blob_pin(hash);
+}
+
+/*
+ * The job's upload, if still in /spool, goes; its pinned names are
+ * noted for collection, which takes them unless a row names them.
+ */
+static void
+append_job_free(struct append_job *aj)
+{
+	size_t	 i;
+
+	if (aj->path[0] != '\0' && unlink(aj->path) == -1 &&
+	    errno != ENOENT)
+		log_warn("unlink %s", aj->path);
+	for (i = 0; i < aj->npins; i++) {
+		store_blob_unpin(aj->pins[i]);
+		store_blob_forget(aj->pins[i]);
+	}
+	free(aj->pins);
+	if (aj->loaded)
+		store_msg_clear(&aj->dm);
+	free(aj->flags);
+	free(aj);
+}
+
+static void
+append_batch_free(struct append_batch *b)
+{
+	struct append_job	*aj;
+
+	while ((aj = TAILQ_FIRST(&b->jobs)) != NULL) {
+		TAILQ_REMOVE(&b->jobs, aj, entry);
+		append_job_free(aj);
+	}
+	free(b->error);
+	free(b->mailbox);
+	free(b);
+}
+
+static void
+append_batch_fail(struct append_batch *b, const char *text)
+{
+	if (b->error == NULL && (b->error = strdup(text)) == NULL)
+		fatal("%s", __func__);
+}
+
+/* A job's staging is over, well or not: the batch may go on. */
+static void
+append_job_done(struct append_batch *b)
+{
+	if (--b->busy > 0)
+		return;
+	if (b->dropped)
+		append_batch_free(b);
+	else if (b->committing)
+		append_batch_commit(b);
+}
+
+/* A staged message that cannot be stored: the whole command fails. */
+static void
 append_fail(struct append_job *aj, const char *text)
 {
-	if (unlink(aj->path) == -1 && errno != ENOENT)
-		log_warn("unlink %s", aj->path);
-	if (aj->renamed)
-		store_blob_forget(aj->hash);
-	append_result(aj->peerid, 0, text, 0, 0);
-	append_free(aj);
+	struct append_batch	*b = aj->batch;
+
+	append_batch_fail(b, text);
+	TAILQ_REMOVE(&b->jobs, aj, entry);
+	b->njobs--;
+	append_job_free(aj);
+	append_job_done(b);
+}
+
+/* Staged: parsed, its pieces durable, waiting for the commit. */
+static void
+append_ready(struct append_job *aj)
+{
+	struct append_batch	*b = aj->batch;
+
+	if (b->held + aj->dm.len > APPEND_HOLD_BYTES) {
+		store_msg_clear(&aj->dm);
+		aj->loaded = 0;
+	} else
+		b->held += aj->dm.len;
+	append_job_done(b);
 }
 
 /* In a sync thread: the upload durable, and its SHA-256. */
@@ -1227,94 +1353,6 @@ append_dir_run(struct store_job *job, unsigned char *buf, size_t buflen)
 	}
 }
 
-static void
-append_reply_send(void *arg)
-{
-	struct append_job	*aj = arg;
-
-	store_blob_collect();
-	append_result(aj->peerid, 1, "APPEND completed", aj->uidvalidity,
-	    aj->uid);
-	store_imap_changed(aj->target, aj->modseq, aj->peerid);
-	append_free(aj);
-}
-
-static int
-append_insert(struct append_job *aj, struct deliver_msg *dm,
-    const struct store_keywords *flags)
-{
-	int64_t	 uid, message;
-	size_t	 i;
-
-	if ((aj->modseq = store_modseq_next(aj->account)) == -1 ||
-	    (uid = mailbox_take_uids(aj->target, 1, aj->modseq,
-	    &aj->uidvalidity)) == -1 ||
-	    (message = store_message_insert(dm, aj->hash, aj->account, "", 0,
-	    aj->date)) == -1 ||
-	    placement_add(aj->account, aj->target, message, uid,
-	    aj->modseq) == -1 ||
-	    store_change_add(aj->account, aj->modseq, "Email", message,
-	    1) == -1 ||
-	    store_change_add(aj->account, aj->modseq, "Mailbox", aj->target,
-	    2) == -1)
-		return -1;
-	for (i = 0; i < flags->n; i++)
-		if (keyword_set(aj->account, message, flags->kw[i], 1) == -1)
-			return -1;
-	aj->uid = uid;
-	return 0;
-}
-
-/* The message's pieces written and durable, or not (see why): commit. */
-static void
-append_commit(struct store_job *job)
-{
-	struct append_job	*aj = job->arg;
-	struct store_keywords	 flags;
-	char			 name[STORE_MBOX_NAME_MAX + 1];
-	int			 result;
-
-	if (job->what != NULL) {
-		/* Written again inside the transaction, or it fails. */
-		errno = job->err;
-		log_warn("append: attachment blobs: %s", job->what);
-	}
-	/* The mailbox may have gone meanwhile. */
-	if (store_mbox_name(aj->mailbox, name, sizeof(name)) == -1 ||
-	    (aj->target = store_imap_mailbox_find(aj->account, name,
-	    NULL)) == 0) {
-		append_fail(aj, "[TRYCREATE] No such mailbox");
-		return;
-	}
-	if (aj->target == -1) {
-		append_fail(aj, "[SERVERBUG] Storage error");
-		return;
-	}
-	if (store_keywords_from_imap(aj->flags, &flags) == -1) {
-		append_fail(aj, "[CANNOT] Invalid flags");
-		return;
-	}
-	if (store_db_begin_lazy() == -1)
-		result = -1;
-	else if (append_insert(aj, &aj->dm, &flags) == -1) {
-		store_db_rollback_lazy();
-		result = -1;
-	} else
-		result = store_db_commit_lazy();
-	/* Stored in pieces, the upload's own blob is named by no row. */
-	if (aj->dm.nparts > 0)
-		store_blob_forget(aj->hash);
-	store_parts_forget(&aj->dm);
-	store_msg_clear(&aj->dm);
-	aj->loaded = 0;
-	store_keywords_free(&flags);
-	if (result == -1) {
-		append_fail(aj, "[SERVERBUG] Storage error");
-		return;
-	}
-	store_db_sync(0, append_reply_send, aj);
-}
-
 /* In a sync thread: the attachments stored apart written. */
 static void
 append_pieces_run(struct store_job *job, unsigned char *buf, size_t buflen)
@@ -1327,9 +1365,23 @@ append_pieces_run(struct store_job *job, unsigned char *buf, size_t buflen)
 		job->err = errno;
 }
 
+static void
+append_pieces_done(struct store_job *job)
+{
+	struct append_job	*aj = job->arg;
+
+	if (job->what != NULL) {
+		/* Written again inside the transaction, or it fails. */
+		errno = job->err;
+		log_warn("append: attachment blobs: %s", job->what);
+	} else
+		aj->pieces = 1;
+	append_ready(aj);
+}
+
 /*
  * The blob is named and durable: parse; the attachments stored apart
- * written by a sync thread; then insert and commit lazily.
+ * are pinned and written by a sync thread.
  */
 static void
 append_store(struct store_job *job)
@@ -1337,12 +1389,18 @@ append_store(struct store_job *job)
 	struct append_job	*aj = job->arg;
 	char			 text[STORE_ERR_MAX];
 	char			 reason[ENVELOPE_REASON_MAX];
+	size_t			 i;
 	int			 result;
 
 	if (job->what != NULL) {
 		errno = job->err;
 		log_warn("%s", job->what);
 		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
+		return;
+	}
+	if (aj->batch->dropped || aj->batch->error != NULL) {
+		/* It will not be stored: spare the work. */
+		append_job_done(aj->batch);
 		return;
 	}
 	if (store_msg_load(&aj->dm, aj->hash, &result, reason,
@@ -1355,12 +1413,15 @@ append_store(struct store_job *job)
 	}
 	aj->loaded = 1;
 	if (store_parts_plan(&aj->dm) == 0 && aj->dm.nparts > 0) {
+		append_pin(aj, aj->dm.skel);
+		for (i = 0; i < aj->dm.nparts; i++)
+			append_pin(aj, aj->dm.parts[i].hash);
 		job->run = append_pieces_run;
-		job->done = append_commit;
+		job->done = append_pieces_done;
 		store_job_submit_first(job);
 		return;
 	}
-	append_commit(job);
+	append_ready(aj);
 }
 
 /* In the main thread: the upload becomes a blob, by name. */
@@ -1376,10 +1437,13 @@ append_synced(struct store_job *job)
 		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
 		return;
 	}
+	/* Pinned first: an unnamed file found here stays. */
+	append_pin(aj, aj->hash);
 	if (fstatat(store_blob_dir(), aj->hash, &sb,
 	    AT_SYMLINK_NOFOLLOW) == 0) {
 		if (unlink(aj->path) == -1)
 			log_warn("unlink %s", aj->path);
+		aj->path[0] = '\0';
 		job->what = NULL;
 		append_store(job);
 		return;
@@ -1389,53 +1453,245 @@ append_synced(struct store_job *job)
 		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
 		return;
 	}
-	/*
-	 * Noted for collection only if no row comes to name it
-	 * (append_fail()): a collection meanwhile would take it away.
-	 */
-	aj->renamed = 1;
+	aj->path[0] = '\0';
 	job->run = append_dir_run;
 	job->done = append_store;
 	store_job_submit_first(job);
 }
 
 /*
- * MSG_APPEND: u64 spool, s mailbox, s flags, i64 internaldate ->
- * APPEND_RESULT.  The same ingestion as delivery, without a prefix.
+ * MSG_APPEND: u64 spool, s flags, i64 internaldate (no answer).  The
+ * message joins the session's batch; the same ingestion as delivery,
+ * without a prefix.
  */
 void
 store_imap_append(struct proc_peer *peer, struct imsg *imsg)
 {
 	struct msg_in		 m;
+	struct append_batch	*b;
 	struct append_job	*aj;
-	const char		*mbox, *flagstr;
+	struct store_keywords	 flags;
+	const char		*flagstr;
+	char			 path[64];
 	uint64_t		 spool;
 	int64_t			 account, date;
 
 	account = store_imap_account(peer, imsg);
 	msg_read(&m, imsg);
 	if (msg_get_u64(&m, &spool) == -1 ||
-	    msg_get_string(&m, &mbox) == -1 ||
 	    msg_get_string(&m, &flagstr) == -1 ||
 	    msg_get_i64(&m, &date) == -1 || msg_end(&m) == -1)
 		msg_malformed(imsg);
+	if ((b = append_batch_find(imsg->hdr.peerid)) == NULL) {
+		if ((b = calloc(1, sizeof(*b))) == NULL)
+			fatal("%s", __func__);
+		b->peerid = imsg->hdr.peerid;
+		b->account = account;
+		TAILQ_INIT(&b->jobs);
+		RB_INSERT(append_batches, &append_open, b);
+	}
+	(void)snprintf(path, sizeof(path), "%s/%016llx", STORE_SPOOL_DIR,
+	    (unsigned long long)spool);
 	if (store_spool_take(PROC_IMAPD, spool) == -1) {
-		append_result(imsg->hdr.peerid, 0,
-		    "[SERVERBUG] No such upload", 0, 0);
+		append_batch_fail(b, "[SERVERBUG] No such upload");
 		return;
 	}
+	if (b->error != NULL || b->njobs >= IMAP_APPEND_MAX) {
+		append_batch_fail(b, "[LIMIT] Too many messages in one APPEND");
+		if (unlink(path) == -1)
+			log_warn("unlink %s", path);
+		return;
+	}
+	if (store_keywords_from_imap(flagstr, &flags) == -1) {
+		append_batch_fail(b, "[CANNOT] Invalid flags");
+		if (unlink(path) == -1)
+			log_warn("unlink %s", path);
+		return;
+	}
+	store_keywords_free(&flags);
 	if ((aj = calloc(1, sizeof(*aj))) == NULL ||
-	    (aj->mailbox = strdup(mbox)) == NULL ||
 	    (aj->flags = strdup(flagstr)) == NULL)
 		fatal("%s", __func__);
-	aj->peerid = imsg->hdr.peerid;
-	aj->account = account;
-	aj->spool = spool;
+	aj->batch = b;
 	aj->date = date > 0 ? date : time(NULL);
-	(void)snprintf(aj->path, sizeof(aj->path), "%s/%016llx",
-	    STORE_SPOOL_DIR, (unsigned long long)spool);
+	strlcpy(aj->path, path, sizeof(aj->path));
+	TAILQ_INSERT_TAIL(&b->jobs, aj, entry);
+	b->njobs++;
+	b->busy++;
 	aj->job.arg = aj;
 	aj->job.run = append_sync_run;
 	aj->job.done = append_synced;
 	store_job_submit_first(&aj->job);
+}
+
+/* The session's batch is no more: staging under way finishes first. */
+static void
+append_drop(uint32_t peerid)
+{
+	struct append_batch	*b;
+
+	if ((b = append_batch_find(peerid)) == NULL)
+		return;
+	RB_REMOVE(append_batches, &append_open, b);
+	if (b->busy > 0)
+		b->dropped = 1;
+	else
+		append_batch_free(b);
+}
+
+/* MSG_APPEND_ABORT: - (no answer). */
+void
+store_imap_append_abort(struct proc_peer *peer, struct imsg *imsg)
+{
+	(void)store_imap_account(peer, imsg);
+	if (imsg->datalen != 0)
+		msg_malformed(imsg);
+	append_drop(imsg->hdr.peerid);
+}
+
+/* After SESSION_END. */
+void
+store_imap_append_end(uint32_t peerid)
+{
+	append_drop(peerid);
+}
+
+/*
+ * MSG_APPEND_COMMIT: s mailbox -> APPEND_RESULT, once every message of
+ * the batch is staged.
+ */
+void
+store_imap_append_commit(struct proc_peer *peer, struct imsg *imsg)
+{
+	struct msg_in		 m;
+	struct append_batch	*b;
+	const char		*mbox;
+
+	(void)store_imap_account(peer, imsg);
+	msg_read(&m, imsg);
+	if (msg_get_string(&m, &mbox) == -1 || msg_end(&m) == -1)
+		msg_malformed(imsg);
+	if ((b = append_batch_find(imsg->hdr.peerid)) == NULL) {
+		append_result(imsg->hdr.peerid, 0,
+		    "[SERVERBUG] Nothing to append", 0, 0, 0);
+		return;
+	}
+	RB_REMOVE(append_batches, &append_open, b);
+	if ((b->mailbox = strdup(mbox)) == NULL)
+		fatal("%s", __func__);
+	b->committing = 1;
+	if (b->busy == 0)
+		append_batch_commit(b);
+}
+
+static void
+append_reply_send(void *arg)
+{
+	struct append_batch	*b = arg;
+
+	append_result(b->peerid, 1, "APPEND completed", b->uidvalidity,
+	    b->first, b->njobs);
+	store_imap_changed(b->target, b->modseq, b->peerid);
+	append_batch_free(b);
+	store_blob_collect();
+}
+
+/* Inside the transaction: one staged message, with its uid. */
+static int
+append_insert(struct append_batch *b, struct append_job *aj, uint32_t uid,
+    char *text, size_t textlen)
+{
+	struct store_keywords	 flags;
+	char			 reason[ENVELOPE_REASON_MAX];
+	int64_t			 message;
+	size_t			 i;
+	int			 result, rc = -1;
+
+	if (!aj->loaded) {
+		if (store_msg_load(&aj->dm, aj->hash, &result, reason,
+		    sizeof(reason)) == -1) {
+			(void)snprintf(text, textlen, "[SERVERBUG] Message "
+			    "cannot be stored: %s", reason);
+			return -1;
+		}
+		aj->loaded = 1;
+		/* The same plan as at staging; its pieces are there. */
+		if (store_parts_plan(&aj->dm) == 0 && aj->pieces)
+			aj->dm.written = 1;
+	}
+	if (store_keywords_from_imap(aj->flags, &flags) == -1)
+		return -1;
+	if ((message = store_message_insert(&aj->dm, aj->hash, b->account,
+	    "", 0, aj->date)) == -1 ||
+	    placement_add(b->account, b->target, message, uid,
+	    b->modseq) == -1 ||
+	    store_change_add(b->account, b->modseq, "Email", message,
+	    1) == -1)
+		goto done;
+	for (i = 0; i < flags.n; i++)
+		if (keyword_set(b->account, message, flags.kw[i], 1) == -1)
+			goto done;
+	rc = 0;
+ done:
+	store_keywords_free(&flags);
+	/* Its memory goes now; its pins stay until the answer. */
+	store_msg_clear(&aj->dm);
+	aj->loaded = 0;
+	return rc;
+}
+
+/* Every message staged: all of them in one transaction, or none. */
+static void
+append_batch_commit(struct append_batch *b)
+{
+	struct append_job	*aj;
+	char			 name[STORE_MBOX_NAME_MAX + 1];
+	char			 text[STORE_ERR_MAX];
+	int64_t			 first;
+	uint32_t		 i;
+
+	if (b->error != NULL) {
+		append_result(b->peerid, 0, b->error, 0, 0, 0);
+		goto done;
+	}
+	if (b->njobs == 0) {
+		append_result(b->peerid, 0, "[SERVERBUG] Nothing to append",
+		    0, 0, 0);
+		goto done;
+	}
+	/* The mailbox may have gone meanwhile. */
+	if (store_mbox_name(b->mailbox, name, sizeof(name)) == -1 ||
+	    (b->target = store_imap_mailbox_find(b->account, name,
+	    NULL)) == 0) {
+		append_result(b->peerid, 0, "[TRYCREATE] No such mailbox", 0,
+		    0, 0);
+		goto done;
+	}
+	strlcpy(text, "[SERVERBUG] Storage error", sizeof(text));
+	if (b->target == -1 || store_db_begin_lazy() == -1)
+		goto fail;
+	if ((b->modseq = store_modseq_next(b->account)) == -1 ||
+	    (first = mailbox_take_uids(b->target, b->njobs, b->modseq,
+	    &b->uidvalidity)) == -1)
+		goto rollback;
+	b->first = first;
+	i = 0;
+	TAILQ_FOREACH(aj, &b->jobs, entry)
+		if (append_insert(b, aj, b->first + i++, text,
+		    sizeof(text)) == -1)
+			goto rollback;
+	if (store_change_add(b->account, b->modseq, "Mailbox", b->target,
+	    2) == -1)
+		goto rollback;
+	if (store_db_commit_lazy() == -1)
+		goto fail;
+	store_db_sync(0, append_reply_send, b);
+	return;
+ rollback:
+	store_db_rollback_lazy();
+ fail:
+	append_result(b->peerid, 0, text, 0, 0, 0);
+ done:
+	append_batch_free(b);
+	store_blob_collect();
 }

@@ -985,7 +985,7 @@ def test_multiappend(c):
 
 def test_multiappend_one_bad(c):
     """A MULTIAPPEND whose second message is too big: NO, and (as
-    posternd.8 documents) the first stays."""
+    posternd.8 documents) the first does not stay either."""
     c.ok("CREATE Multi2")
     a = msg("multi2 ok").encode()
     tag = c.tag()
@@ -995,7 +995,7 @@ def test_multiappend_one_bad(c):
     t = c.until(tag)[-1]
     assert t.startswith(tag + " NO") or t.startswith(tag + " BAD"), t
     c.ok("NOOP")
-    assert status(c, "Multi2", "MESSAGES")["MESSAGES"] == 1
+    assert status(c, "Multi2", "MESSAGES")["MESSAGES"] == 0
 
 
 # --- CHECK, CLOSE, UNSELECT, EXPUNGE ----------------------------------
