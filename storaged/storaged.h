@@ -308,7 +308,8 @@ const char	*auth_dummy_hash(void);
 /*
  * imapd's side of the store.  store_imap.c: sessions bound to their
  * account, mailboxes, SELECT and SYNC, change events; store_imap_msg.c:
- * FETCH, STORE, COPY, EXPUNGE, APPEND; store_search.c: SEARCH and SORT,
+ * FETCH, STORE, COPY, EXPUNGE; store_imap_append.c: APPEND and
+ * MULTIAPPEND; store_search.c: SEARCH and SORT,
  * and the sort keys made at ingestion; store_thread.c: THREAD;
  * store_keyword.c: IMAP flags and stored keywords.
  */
@@ -390,6 +391,9 @@ void	 store_imap_sync(struct proc_peer *, struct imsg *);
 
 int	 store_placement_drop(int64_t, int64_t, uint32_t, int64_t, int64_t,
 	    int);
+int	 store_placement_add(int64_t, int64_t, int64_t, uint32_t, int64_t);
+int64_t	 store_mailbox_take_uids(int64_t, uint32_t, int64_t, uint32_t *);
+int	 store_keyword_set(int64_t, int64_t, const char *, int);
 void	 store_imap_fetch(struct proc_peer *, struct imsg *);
 void	 store_imap_store(struct proc_peer *, struct imsg *);
 void	 store_imap_copy(struct proc_peer *, struct imsg *);
