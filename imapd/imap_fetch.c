@@ -2,8 +2,10 @@
  * FETCH, STORE, COPY, MOVE, EXPUNGE and APPEND.  Sequence sets become
  * the known UIDs they name (imap_set_uids()), sent to storaged as UID
  * ranges.  FETCH of bodies goes in batches of IMAP_BODY_BATCH messages,
- * each message's blob read through the descriptor storaged passes, and
- * the next batch waits until the client has read most of the last.
+ * each message's blob read through the descriptor storaged passes (or,
+ * for a message whose large parts are stored apart, its skeleton and
+ * each part through its own, put together by fetch_read()), and the
+ * next batch waits until the client has read most of the last.
  */
 #include <sys/types.h>
 
@@ -36,6 +38,16 @@ struct fetch_held {
 	struct imsg		 imsg;
 };
 
+/*
+ * A part of a message stored apart (MSG_PART): len bytes at start of
+ * the message after its prefix, cut out of the skeleton.
+ */
+struct fetch_piece {
+	int			 fd;
+	size_t			 start;
+	size_t			 len;
+};
+
 /* One message being answered. */
 struct fetch_msg {
 	uint32_t		 uid;
@@ -46,7 +58,9 @@ struct fetch_msg {
 	uint64_t		 size;
 	char			*prefix;
 	size_t			 prefixlen;
-	int			 fd;
+	int			 fd;		/* the blob, or the skeleton */
+	struct fetch_piece	 pieces[IMAP_BODY_PARTS];
+	size_t			 npieces;
 	struct mime_message	*msg;
 	/* IMAP_FETCH_SHALLOW: the message as one part, msg pointing here */
 	struct mime_message	 shallow;
@@ -70,38 +84,41 @@ struct fetch_ctx {
 	size_t			 mimelen;
 	uint32_t		 mimeuid;
 	uint32_t		 mimetotal;
+	struct fetch_piece	 parts[IMAP_BODY_PARTS]; /* of partuid */
+	size_t			 nparts;
+	uint32_t		 partuid;
 	struct imap_buf		 out;
 	struct fetch_msg	*streaming;
 	TAILQ_HEAD(, fetch_held) held;
 };
 
 struct fetch_reader {
-	const char	*prefix;
-	size_t		 prefixlen;
-	int		 fd;
+	const char			*prefix;
+	size_t				 prefixlen;
+	int				 fd;
+	const struct fetch_piece	*pieces;
+	size_t				 npieces;
 };
 
-static int
-fetch_read(void *arg, size_t off, char *dst, size_t len)
+static void
+fetch_reader_init(struct fetch_reader *r, const struct fetch_msg *fm)
 {
-	struct fetch_reader	*r = arg;
-	size_t			 n;
-	ssize_t			 got;
+	r->prefix = fm->prefix;
+	r->prefixlen = fm->prefixlen;
+	r->fd = fm->fd;
+	r->pieces = fm->pieces;
+	r->npieces = fm->npieces;
+}
 
-	if (off < r->prefixlen) {
-		n = r->prefixlen - off < len ? r->prefixlen - off : len;
-		memcpy(dst, r->prefix + off, n);
-		off += n;
-		dst += n;
-		len -= n;
-	}
-	if (len == 0)
-		return 0;
-	if (r->fd == -1)
+static int
+fetch_pread(int fd, char *dst, size_t len, size_t off)
+{
+	ssize_t	 got;
+
+	if (fd == -1)
 		return -1;
-	off -= r->prefixlen;
 	while (len > 0) {
-		got = pread(r->fd, dst, len, (off_t)off);
+		got = pread(fd, dst, len, (off_t)off);
 		if (got == -1 && errno == EINTR)
 			continue;
 		if (got <= 0)
@@ -113,6 +130,60 @@ fetch_read(void *arg, size_t off, char *dst, size_t len)
 	return 0;
 }
 
+/*
+ * len bytes at off of the message: its prefix, then the skeleton with
+ * each part read from its own blob where it was cut out.
+ */
+static int
+fetch_read(void *arg, size_t off, char *dst, size_t len)
+{
+	struct fetch_reader		*r = arg;
+	const struct fetch_piece	*p;
+	size_t				 i, n, cut = 0;
+
+	if (off < r->prefixlen) {
+		n = r->prefixlen - off < len ? r->prefixlen - off : len;
+		memcpy(dst, r->prefix + off, n);
+		off += n;
+		dst += n;
+		len -= n;
+	}
+	if (len == 0)
+		return 0;
+	off -= r->prefixlen;
+	for (i = 0; i < r->npieces && len > 0; i++) {
+		p = &r->pieces[i];
+		if (off < p->start) {
+			n = p->start - off < len ? p->start - off : len;
+			if (fetch_pread(r->fd, dst, n, off - cut) == -1)
+				return -1;
+			off += n;
+			dst += n;
+			len -= n;
+		}
+		if (len > 0 && off < p->start + p->len) {
+			n = p->start + p->len - off < len ?
+			    p->start + p->len - off : len;
+			if (fetch_pread(p->fd, dst, n, off - p->start) == -1)
+				return -1;
+			off += n;
+			dst += n;
+			len -= n;
+		}
+		cut += p->len;
+	}
+	if (len == 0)
+		return 0;
+	return fetch_pread(r->fd, dst, len, off - cut);
+}
+
+static void
+fetch_pieces_close(struct fetch_piece *pieces, size_t *n)
+{
+	while (*n > 0)
+		close(pieces[--(*n)].fd);
+}
+
 static void
 fetch_msg_free(struct fetch_msg *fm)
 {
@@ -120,6 +191,7 @@ fetch_msg_free(struct fetch_msg *fm)
 		return;
 	if (fm->fd != -1)
 		close(fm->fd);
+	fetch_pieces_close(fm->pieces, &fm->npieces);
 	if (fm->msg != NULL && fm->msg != &fm->shallow)
 		mime_free(fm->msg);
 	free(fm->flags);
@@ -136,6 +208,7 @@ fetch_ctx_free(void *p)
 	imap_fetch_free(&c->f);
 	imap_uidlist_free(&c->uids);
 	free(c->mime);
+	fetch_pieces_close(c->parts, &c->nparts);
 	imap_buf_free(&c->out);
 	fetch_msg_free(c->streaming);
 	while ((h = TAILQ_FIRST(&c->held)) != NULL) {
@@ -469,9 +542,7 @@ fetch_stream(struct imap_session *s, struct fetch_ctx *c)
 	struct fetch_reader	 rd;
 	size_t			 n;
 
-	rd.prefix = fm->prefix;
-	rd.prefixlen = fm->prefixlen;
-	rd.fd = fm->fd;
+	fetch_reader_init(&rd, fm);
 	while (fm->left > 0 && io_queued(s->io) < IMAP_FETCH_QUEUED_MAX) {
 		n = fm->left < sizeof(chunk) ? fm->left : sizeof(chunk);
 		if (fetch_read(&rd, fm->off, chunk, n) == -1) {
@@ -540,6 +611,52 @@ imap_fetch_mime(struct imap_session *s, struct imsg *imsg)
 	if (len > 0)
 		memcpy(c->mime + c->mimelen, data, len);
 	c->mimelen += len;
+}
+
+/* Parts that came for no item: that message is not answered. */
+static void
+fetch_parts_stale(struct imap_session *s, struct fetch_ctx *c)
+{
+	if (c->nparts == 0)
+		return;
+	log_warnx("session %u: parts of uid %u without the message", s->id,
+	    c->partuid);
+	fetch_pieces_close(c->parts, &c->nparts);
+	c->error = 1;
+}
+
+/* MSG_PART: one part of the next MSG_ITEM's message, which takes fd. */
+void
+imap_fetch_part(struct imap_session *s, struct imsg *imsg)
+{
+	struct fetch_ctx	*c = s->ctx;
+	struct fetch_piece	*p;
+	struct msg_in		 m;
+	uint64_t		 start, len;
+	uint32_t		 uid;
+
+	if (s->wait != WAIT_FETCH)
+		fatalx("%s: session %u did not ask", __func__, s->id);
+	if (fetch_hold(c, imsg))
+		return;
+	msg_read(&m, imsg);
+	if (msg_get_u32(&m, &uid) == -1 || msg_get_u64(&m, &start) == -1 ||
+	    msg_get_u64(&m, &len) == -1 || msg_end(&m) == -1 ||
+	    imsg->fd == -1 || (c->what & IMAP_FETCH_BODY) == 0 ||
+	    start > SIZE_MAX / 2 || len > SIZE_MAX / 2)
+		imapd_malformed(imsg);
+	if (c->nparts > 0 && c->partuid != uid)
+		fetch_parts_stale(s, c);
+	if (c->nparts == IMAP_BODY_PARTS || (c->nparts > 0 &&
+	    start < c->parts[c->nparts - 1].start +
+	    c->parts[c->nparts - 1].len))
+		imapd_malformed(imsg);
+	c->partuid = uid;
+	p = &c->parts[c->nparts++];
+	p->fd = imsg->fd;
+	p->start = start;
+	p->len = len;
+	imsg->fd = -1;
 }
 
 static int
@@ -631,9 +748,7 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 
 	utf8 = (s->flags & SF_UTF8) ? IMAP_R_UTF8 : 0;
 	resumed = fm->att > 0;
-	rd.prefix = fm->prefix;
-	rd.prefixlen = fm->prefixlen;
-	rd.fd = fm->fd;
+	fetch_reader_init(&rd, fm);
 	imap_buf_reset(b);
 	if (fm->att == 0)
 		imap_buf_printf(b, "* %zu FETCH (", fm->seq);
@@ -757,6 +872,21 @@ fetch_item_one(struct imap_session *s, struct fetch_ctx *c,
 	    (fm->prefix = strdup(prefix)) == NULL)
 		fatal("%s", __func__);
 	fm->prefixlen = strlen(prefix);
+	if (c->nparts > 0 && c->partuid == fm->uid) {
+		memcpy(fm->pieces, c->parts, c->nparts * sizeof(*c->parts));
+		fm->npieces = c->nparts;
+		c->nparts = 0;
+		if (fd == -1 || fm->size < fm->prefixlen ||
+		    fm->pieces[fm->npieces - 1].start +
+		    fm->pieces[fm->npieces - 1].len >
+		    fm->size - fm->prefixlen) {
+			log_warnx("session %u: uid %u: parts past the message",
+			    s->id, fm->uid);
+			c->error = 1;
+			goto drop;
+		}
+	} else
+		fetch_parts_stale(s, c);
 	if ((fm->seq = imap_seq_of_uid(s, fm->uid)) == 0)
 		goto drop;
 	if (c->what & IMAP_FETCH_MIME) {
@@ -816,6 +946,7 @@ imap_fetch_end(struct imap_session *s, struct imsg *imsg)
 		imapd_malformed(imsg);
 	if (fetch_hold(c, imsg))
 		return;
+	fetch_parts_stale(s, c);
 	s->wait = WAIT_NONE;
 	if (s->flags & SF_CLOSE)
 		return;
@@ -838,6 +969,9 @@ fetch_replay(struct imap_session *s, struct fetch_ctx *c)
 		switch (h->imsg.hdr.type) {
 		case IMSG_STORE_MSG_MIME:
 			imap_fetch_mime(s, &h->imsg);
+			break;
+		case IMSG_STORE_MSG_PART:
+			imap_fetch_part(s, &h->imsg);
 			break;
 		case IMSG_STORE_MSG_ITEM:
 			imap_fetch_item(s, &h->imsg);

@@ -172,6 +172,9 @@ imapd_dispatch_storaged(struct proc_peer *peer, struct imsg *imsg)
 	case IMSG_STORE_MSG_MIME:
 		imap_fetch_mime(s, imsg);
 		break;
+	case IMSG_STORE_MSG_PART:
+		imap_fetch_part(s, imsg);
+		break;
 	case IMSG_STORE_MSG_ITEM:
 		imap_fetch_item(s, imsg);
 		break;

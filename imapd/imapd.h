@@ -240,6 +240,7 @@ void	imap_append_data(struct imap_session *);
 void	imap_append_next(struct imap_session *, char *, size_t);
 void	imap_append_abort(struct imap_session *);
 void	imap_fetch_mime(struct imap_session *, struct imsg *);
+void	imap_fetch_part(struct imap_session *, struct imsg *);
 void	imap_fetch_item(struct imap_session *, struct imsg *);
 void	imap_fetch_end(struct imap_session *, struct imsg *);
 void	imap_fetch_lowat(struct imap_session *);

@@ -50,7 +50,15 @@
  *	counting the prefix), for sections of the message as a whole.
  *	IMAP_FETCH_HEADER with IMAP_FETCH_BODY: only the header is read,
  *	so the fd may be the stored skeleton of a message whose large
- *	parts were cut (store_parts.c), never reassembled
+ *	parts were cut (store_parts.c), never reassembled.
+ *	Else, for a message whose parts were cut, before its MSG_ITEM one
+ *	MSG_PART: u32 uid, u64 start, u64 length per part, in order, with
+ *	the part blob's read-only fd, and MSG_ITEM's fd is the skeleton:
+ *	the message after its prefix is the skeleton with each part put
+ *	back at start (skeleton offset: start less the lengths of the
+ *	parts before it).  At most IMAP_BODY_PARTS a message and
+ *	IMAP_BODY_FDS descriptors an answer (imsg holds IMSG_MAX_FDS
+ *	unclaimed); a message of more parts comes put together in one fd
  * MSG_STORE: u64 mailbox, u8 IMAP_STORE_*, u64 unchangedsince, s flags,
  *	P R -> STORE_ITEM: u32 uid, u64 modseq, s flags ...,
  *	STORE_MODIFIED: u32 n, n x u32 uid ..., STORE_END
@@ -97,6 +105,8 @@
 #define IMAP_APPEND_MAX		1000	/* messages in one (MULTI)APPEND */
 #define IMAP_UIDS_PER_MSG	3000	/* UIDs in one MBOX_UIDS, SEARCH_UIDS */
 #define IMAP_BODY_BATCH		32	/* messages per MSG_FETCH with fds */
+#define IMAP_BODY_PARTS		8	/* MSG_PARTs before one MSG_ITEM */
+#define IMAP_BODY_FDS		64	/* fds in one answer to MSG_FETCH */
 #define IMAP_MIME_CHUNK		15000	/* bytes of mime JSON per MSG_MIME */
 #define IMAP_SEARCH_DEPTH	32	/* nesting of a search program */
 #define IMAP_HIERARCHY_SEP	'/'

@@ -229,6 +229,13 @@ struct store_part {
 	char			 hash[STORE_HASH_HEX + 1];
 };
 
+/* A part's descriptor and where it goes back, for a reader. */
+struct store_piece {
+	int			 fd;
+	int64_t			 start;		/* after the prefix */
+	int64_t			 len;
+};
+
 /* What one message yields once, for every account it is filed for. */
 struct mime_message;
 struct deliver_msg {
@@ -257,6 +264,8 @@ int	 store_parts_copy(int64_t, int64_t);
 int	 store_parts_blobs(const char *, int64_t, char ***, size_t *,
 	    size_t *);
 int	 store_message_fd(int64_t, const char *);
+int	 store_message_pieces(int64_t, const char *, int *,
+	    struct store_piece *, size_t, size_t *);
 
 int	 store_msg_load(struct deliver_msg *, const char *, int *, char *,
 	    size_t);

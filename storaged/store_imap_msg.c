@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mime.h"
@@ -273,6 +274,41 @@ fetch_mime(uint32_t peerid, uint32_t uid, const char *json, size_t len)
 	} while (off < len);
 }
 
+/*
+ * A message of FETCH whose parts were cut: each part's descriptor goes
+ * in its MSG_PART, for imapd to read the pieces where they are.
+ */
+static int
+fetch_pieces(uint32_t peerid, uint32_t uid, int64_t message,
+    const char *blob, size_t max, size_t *nfds)
+{
+	struct store_piece	 pieces[IMAP_BODY_PARTS];
+	struct msg_out		 m;
+	size_t			 i, n;
+	int			 fd;
+
+	if (max > IMAP_BODY_PARTS)
+		max = IMAP_BODY_PARTS;
+	if (store_message_pieces(message, blob, &fd, pieces, max, &n) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		msg_create(&m, IMSG_STORE_MSG_PART, peerid, pieces[i].fd);
+		msg_add_u32(&m, uid);
+		msg_add_u64(&m, pieces[i].start);
+		msg_add_u64(&m, pieces[i].len);
+		if (proc_send(PROC_IMAPD, &m) == -1) {
+			/* imapd finds the item missing and says so. */
+			log_warn("%s: part to imapd", __func__);
+			while (++i < n)
+				close(pieces[i].fd);
+			close(fd);
+			return -1;
+		}
+	}
+	*nfds += n + 1;
+	return fd;
+}
+
 /* An item's bytes in MSG_ITEM besides its flags and prefix. */
 #define FETCH_ITEM_FIXED	(4 + 8 + 4 + 1 + 8 + 8 + 4 + 1 + 8)
 
@@ -292,6 +328,7 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 	const char		*blob, *prefix, *json;
 	uint64_t		 mailbox, since;
 	uint32_t		 what, i, uid, nbody = 0;
+	size_t			 nfds = 0, spare;
 	int			 fd, rc = SQLITE_DONE, batch, open = 0;
 
 	(void)store_imap_account(peer, imsg);
@@ -347,10 +384,18 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 					break;
 				}
 				blob = (const char *)sqlite3_column_text(st, 5);
+				/* What is left once the rest have one each. */
+				spare = IMAP_BODY_FDS - nfds -
+				    (IMAP_BODY_BATCH - nbody) - 1;
 				/* Cut parts are never in the top header. */
-				if ((fd = (what & IMAP_FETCH_HEADER) ?
-				    store_blob_open(blob) : store_message_fd(
-				    sqlite3_column_int64(st, 8), blob)) == -1) {
+				if (what & IMAP_FETCH_HEADER) {
+					fd = store_blob_open(blob);
+					nfds++;
+				} else
+					fd = fetch_pieces(imsg->hdr.peerid,
+					    uid, sqlite3_column_int64(st, 8),
+					    blob, spare, &nfds);
+				if (fd == -1) {
 					log_warn("%s/%s", STORE_BLOB_DIR, blob);
 					continue;
 				}

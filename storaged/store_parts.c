@@ -6,7 +6,9 @@
  * skeleton blob, the message with those ranges cut out, and table
  * message_parts says where each cut goes back.  Readers get the whole
  * message from store_message_fd(): the plain blob, or for a message
- * with parts a sealed in-memory copy put together from the pieces.
+ * with parts a sealed in-memory copy put together from the pieces; or,
+ * when they can put it together themselves (imapd's FETCH), the pieces
+ * from store_message_pieces().
  */
 #include <sys/types.h>
 #include <sys/mman.h>
@@ -576,4 +578,73 @@ store_message_fd(int64_t message_id, const char *blob)
 	fd = message_assemble(st, blob);
 	store_stmt_done(st);
 	return fd;
+}
+
+/*
+ * A message row's bytes after its prefix for a reader that puts its
+ * pieces together itself: *fd the blob's descriptor (the skeleton of a
+ * message whose parts were cut) and, when there are at most max parts,
+ * each part's descriptor and where it goes back (*n of them).  A
+ * message of more parts comes as store_message_fd()'s copy, *n 0.  -1
+ * with errno.
+ */
+int
+store_message_pieces(int64_t message_id, const char *blob, int *fd,
+    struct store_piece *pieces, size_t max, size_t *n)
+{
+	sqlite3_stmt	*st;
+	int64_t		 at = 0;
+	int		 rc, serrno;
+
+	*n = 0;
+	if ((st = store_stmt("SELECT start, length, blob FROM "
+	    "message_parts WHERE message_id = ? ORDER BY start")) == NULL) {
+		errno = EIO;
+		return -1;
+	}
+	if (sqlite3_bind_int64(st, 1, message_id) != SQLITE_OK) {
+		rc = SQLITE_ERROR;
+		goto fail;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+		pieces[*n].start = sqlite3_column_int64(st, 0);
+		pieces[*n].len = sqlite3_column_int64(st, 1);
+		if (pieces[*n].start < at || pieces[*n].len < 0) {
+			errno = EINVAL;
+			goto close;
+		}
+		at = pieces[*n].start + pieces[*n].len;
+		if ((pieces[*n].fd = store_blob_open((const char *)
+		    sqlite3_column_text(st, 2))) == -1)
+			goto close;
+		(*n)++;
+	}
+	if (rc == SQLITE_ROW) {
+		/* Too many to pass apart: one copy instead. */
+		while (*n > 0)
+			close(pieces[--(*n)].fd);
+		sqlite3_reset(st);
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+			goto fail;
+		*fd = message_assemble(st, blob);
+		store_stmt_done(st);
+		return *fd == -1 ? -1 : 0;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	store_stmt_done(st);
+	if ((*fd = store_blob_open(blob)) == -1)
+		goto close;
+	return 0;
+ fail:
+	log_warnx("%s: message parts: %s", STORE_DB_PATH,
+	    sqlite3_errmsg(store_db));
+	errno = EIO;
+ close:
+	serrno = errno;
+	while (*n > 0)
+		close(pieces[--(*n)].fd);
+	store_stmt_done(st);
+	errno = serrno;
+	return -1;
 }
