@@ -52,6 +52,7 @@ static char			 linebuf[IMAP_LINE_HARD_MAX + 1];
 static void	imap_io(struct io *, int, void *);
 static void	imap_input(struct imap_session *);
 static void	imap_line(struct imap_session *, char *, size_t);
+static void	imap_auth_abort(struct imap_session *);
 
 static long long
 imap_limit(enum limit_id id)
@@ -332,9 +333,7 @@ imap_close(struct imap_session *s)
 	if (s->flags & SF_CLOSE)
 		return;
 	s->flags |= SF_CLOSE;
-	if (s->wait == WAIT_AUTH)
-		(void)authlimit_end(imapd_authlimit(), s->addr, 0,
-		    imap_now());
+	imap_auth_abort(s);
 	imap_append_abort(s);
 	/* A login under way may bind the session in storaged: unbind. */
 	if ((s->flags & SF_AUTHED) || s->wait == WAIT_AUTH) {
@@ -518,16 +517,21 @@ imap_log_user(char *dst, size_t dstlen, const char *src)
 }
 
 static void
-imap_auth_check(struct imap_session *s, const char *user,
+imap_auth_refuse(struct imap_session *s)
+{
+	log_info("authentication from %s refused: locked out", s->addr);
+	imap_tagged(s, "NO", "[UNAVAILABLE] Too many authentication "
+	    "failures, try again later");
+}
+
+static void
+imap_auth_send(struct imap_session *s, const char *user,
     const char *password, int bad)
 {
 	struct msg_out	 m;
 
-	imap_log_user(s->auth_user, sizeof(s->auth_user), user);
-	authlimit_begin(imapd_authlimit(), s->addr, imap_now());
-	s->input = IN_LINE;
 	imap_wait(s, WAIT_AUTH);
-	if (!bad && strlen(user) <= ADDRESS_MAX && *user != '\0') {
+	if (!bad) {
 		msg_create(&m, IMSG_STORE_AUTH, s->id, -1);
 		msg_add_string(&m, user);
 		msg_add_string(&m, password);
@@ -538,6 +542,92 @@ imap_auth_check(struct imap_session *s, const char *user,
 		explicit_bzero(&m, sizeof(m));
 	}
 	imap_auth_done(s, 0, "");
+}
+
+static void
+imap_auth_held_free(struct imap_session *s)
+{
+	if (s->auth_held != NULL)
+		freezero(s->auth_held, sizeof(*s->auth_held));
+	s->auth_held = NULL;
+}
+
+/* Out of line: on a timer, as authlimit's callback may not act. */
+static void
+imap_auth_slot_ready(int fd, short event, void *arg)
+{
+	struct imap_session	*s = arg;
+	struct imap_auth_held	*h = s->auth_held;
+
+	if (s->auth_wait.state == AUTHLIMIT_GRANTED) {
+		s->auth_wait.state = AUTHLIMIT_IDLE;
+		imap_auth_send(s, h->user, h->password, h->bad);
+		imap_auth_held_free(s);
+	} else {
+		imap_auth_held_free(s);
+		imap_auth_refuse(s);
+		imap_done(s);
+	}
+	imap_release(s);
+}
+
+static void
+imap_auth_slot(void *arg)
+{
+	struct imap_session	*s = arg;
+	struct timeval		 tv = { 0, 0 };
+
+	evtimer_set(&s->ev_auth, imap_auth_slot_ready, s);
+	evtimer_add(&s->ev_auth, &tv);
+}
+
+/* The session ends: an attempt under way is a failure, one in line not. */
+static void
+imap_auth_abort(struct imap_session *s)
+{
+	if (s->wait == WAIT_AUTH)
+		(void)authlimit_end(imapd_authlimit(), s->addr, 0,
+		    imap_now());
+	if (s->wait == WAIT_AUTH_SLOT)
+		authlimit_cancel(imapd_authlimit(), s->addr, &s->auth_wait,
+		    imap_now());
+	imap_auth_held_free(s);
+}
+
+static void
+imap_auth_check(struct imap_session *s, const char *user,
+    const char *password, int bad)
+{
+	struct imap_auth_held	*h;
+
+	imap_log_user(s->auth_user, sizeof(s->auth_user), user);
+	s->input = IN_LINE;
+	if (strlen(user) > ADDRESS_MAX || *user == '\0')
+		bad = 1;
+	authlimit_wait_init(&s->auth_wait, imap_auth_slot, s);
+	switch (authlimit_begin(imapd_authlimit(), s->addr, &s->auth_wait,
+	    imap_now())) {
+	case AUTHLIMIT_LOCKED:
+		imap_auth_refuse(s);
+		imap_done(s);
+		return;
+	case AUTHLIMIT_WAIT:
+		if ((h = calloc(1, sizeof(*h))) == NULL) {
+			authlimit_cancel(imapd_authlimit(), s->addr,
+			    &s->auth_wait, imap_now());
+			log_warn("session %u: %s", s->id, __func__);
+			imap_tagged(s, "NO", "[UNAVAILABLE] Out of memory");
+			imap_done(s);
+			return;
+		}
+		h->bad = bad || strlcpy(h->password, password,
+		    sizeof(h->password)) >= sizeof(h->password);
+		(void)strlcpy(h->user, bad ? "" : user, sizeof(h->user));
+		s->auth_held = h;
+		imap_wait(s, WAIT_AUTH_SLOT);
+		return;
+	}
+	imap_auth_send(s, user, password, bad);
 }
 
 static int

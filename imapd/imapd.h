@@ -18,6 +18,7 @@
 #include <event.h>
 #include <stdint.h>
 
+#include "authlimit.h"
 #include "imap_parse.h"
 #include "imsg.h"
 #include "listen.h"
@@ -57,6 +58,7 @@ enum imap_input {
 /* What the session waits for; while it waits it reads nothing. */
 enum imap_wait {
 	WAIT_NONE,
+	WAIT_AUTH_SLOT,		/* in line for a slot (authlimit) */
 	WAIT_AUTH,
 	WAIT_AUTH_DELAY,
 	WAIT_SYNC,
@@ -114,6 +116,13 @@ struct imap_uidlist {
 	size_t			 cap;
 };
 
+/* An attempt held while it waits in line for a slot. */
+struct imap_auth_held {
+	char			 user[ADDRESS_MAX + 1];
+	char			 password[IMAP_SASL_MAX + 1];
+	int			 bad;
+};
+
 struct imap_session {
 	RB_ENTRY(imap_session)	 entry;
 	uint32_t		 id;
@@ -131,6 +140,8 @@ struct imap_session {
 	char			 account[ADDRESS_MAX + 1];
 	char			 auth_user[65];
 	struct event		 ev_auth;
+	struct authlimit_wait	 auth_wait;
+	struct imap_auth_held	*auth_held;
 
 	/* The command being gathered, then the one under way. */
 	char			*buf;

@@ -1,6 +1,13 @@
 /*
  * Per-client-address counting of failed authentications: a red-black
- * tree of addresses, pruned of stale entries when it fills.
+ * tree of addresses, pruned of stale entries when it fills, each with
+ * its attempts under way and its line of attempts waiting for a slot.
+ *
+ * While an address has a line, it has an attempt under way: the line
+ * only forms when every slot is held, a slot is held by a failure (in
+ * which case reaching max locks the address and empties the line) or
+ * by an attempt under way, and each end of one serves the line.  So no
+ * one waits for an event that will not come.
  */
 #include <sys/types.h>
 #include <sys/tree.h>
@@ -18,6 +25,7 @@ struct authlimit_entry {
 	unsigned int	 inflight;	/* attempts waiting for an answer */
 	time_t		 window;	/* first failure of the window */
 	time_t		 locked_until;	/* 0: not locked */
+	TAILQ_HEAD(, authlimit_wait) waiters;	/* for a slot, in order */
 };
 
 RB_HEAD(authlimit_tree, authlimit_entry);
@@ -83,7 +91,48 @@ authlimit_expire(struct authlimit *al, struct authlimit_entry *e,
 	if (e->locked_until == 0 && e->failures > 0 &&
 	    now - e->window >= al->lockout)
 		e->failures = 0;
-	return e->locked_until == 0 && e->failures == 0 && e->inflight == 0;
+	return e->locked_until == 0 && e->failures == 0 &&
+	    e->inflight == 0 && TAILQ_EMPTY(&e->waiters);
+}
+
+/* max may have come down in a reload: the failures had to lock. */
+static int
+authlimit_lock_due(struct authlimit *al, struct authlimit_entry *e,
+    time_t now)
+{
+	if (e->locked_until != 0 || e->failures < al->max)
+		return 0;
+	e->locked_until = now + al->lockout;
+	return 1;
+}
+
+static int
+authlimit_slot_free(struct authlimit *al, struct authlimit_entry *e)
+{
+	return e->locked_until == 0 && e->failures + e->inflight < al->max;
+}
+
+/* Grants what slots are free in turn, or turns the line away. */
+static void
+authlimit_serve(struct authlimit *al, struct authlimit_entry *e,
+    time_t now)
+{
+	struct authlimit_wait	*w;
+
+	(void)authlimit_expire(al, e, now);
+	(void)authlimit_lock_due(al, e, now);
+	while ((w = TAILQ_FIRST(&e->waiters)) != NULL) {
+		if (e->locked_until != 0)
+			w->state = AUTHLIMIT_REFUSED;
+		else if (authlimit_slot_free(al, e)) {
+			e->inflight++;
+			w->state = AUTHLIMIT_GRANTED;
+		} else
+			break;
+		TAILQ_REMOVE(&e->waiters, w, entry);
+		w->e = NULL;
+		w->cb(w->arg);
+	}
 }
 
 static void
@@ -141,6 +190,7 @@ authlimit_get(struct authlimit *al, const char *addr, time_t now)
 		return NULL;
 	strlcpy(e->addr, addr, sizeof(e->addr));
 	e->window = now;
+	TAILQ_INIT(&e->waiters);
 	RB_INSERT(authlimit_tree, &al->tree, e);
 	al->count++;
 	return e;
@@ -153,33 +203,90 @@ authlimit_locked(struct authlimit *al, const char *addr, time_t now)
 
 	if ((e = authlimit_find(al, addr, now)) == NULL)
 		return 0;
+	(void)authlimit_lock_due(al, e, now);
 	if (e->locked_until > now)
 		return e->locked_until - now;
-	/* Attempts under way are failures until they succeed. */
-	if (e->failures + e->inflight >= al->max)
-		return 1;
 	return 0;
 }
 
 void
-authlimit_begin(struct authlimit *al, const char *addr, time_t now)
+authlimit_wait_init(struct authlimit_wait *w, void (*cb)(void *),
+    void *arg)
+{
+	memset(w, 0, sizeof(*w));
+	w->state = AUTHLIMIT_IDLE;
+	w->cb = cb;
+	w->arg = arg;
+}
+
+/*
+ * An address the table has no room for goes uncounted, as in
+ * authlimit_get().  Nobody jumps the line, even to a slot just freed.
+ */
+int
+authlimit_begin(struct authlimit *al, const char *addr,
+    struct authlimit_wait *w, time_t now)
 {
 	struct authlimit_entry	*e;
 
-	if ((e = authlimit_get(al, addr, now)) != NULL)
+	w->state = AUTHLIMIT_IDLE;
+	w->e = NULL;
+	if ((e = authlimit_get(al, addr, now)) == NULL)
+		return AUTHLIMIT_GO;
+	(void)authlimit_lock_due(al, e, now);
+	if (e->locked_until != 0)
+		return AUTHLIMIT_LOCKED;
+	if (TAILQ_EMPTY(&e->waiters) && authlimit_slot_free(al, e)) {
 		e->inflight++;
+		return AUTHLIMIT_GO;
+	}
+	w->e = e;
+	w->state = AUTHLIMIT_QUEUED;
+	TAILQ_INSERT_TAIL(&e->waiters, w, entry);
+	return AUTHLIMIT_WAIT;
+}
+
+void
+authlimit_cancel(struct authlimit *al, const char *addr,
+    struct authlimit_wait *w, time_t now)
+{
+	struct authlimit_entry	*e;
+
+	switch (w->state) {
+	case AUTHLIMIT_QUEUED:
+		e = w->e;
+		TAILQ_REMOVE(&e->waiters, w, entry);
+		break;
+	case AUTHLIMIT_GRANTED:
+		/* The slot was never used: it is no failure. */
+		if ((e = authlimit_find(al, addr, now)) != NULL &&
+		    e->inflight > 0)
+			e->inflight--;
+		break;
+	default:
+		return;
+	}
+	w->state = AUTHLIMIT_IDLE;
+	w->e = NULL;
+	if (e == NULL)
+		return;
+	authlimit_serve(al, e, now);
+	if (authlimit_expire(al, e, now))
+		authlimit_remove(al, e);
 }
 
 int
 authlimit_end(struct authlimit *al, const char *addr, int ok, time_t now)
 {
 	struct authlimit_entry	*e;
+	int			 locked = 0;
 
 	if ((e = authlimit_get(al, addr, now)) == NULL)
 		return 0;
 	if (e->inflight > 0)
 		e->inflight--;
 	if (ok) {
+		authlimit_serve(al, e, now);
 		if (authlimit_expire(al, e, now))
 			authlimit_remove(al, e);
 		return 0;
@@ -188,11 +295,9 @@ authlimit_end(struct authlimit *al, const char *addr, int ok, time_t now)
 	if (e->failures == 0)
 		e->window = now;
 	e->failures++;
-	if (e->locked_until == 0 && e->failures >= al->max) {
-		e->locked_until = now + al->lockout;
-		return 1;
-	}
-	return 0;
+	locked = authlimit_lock_due(al, e, now);
+	authlimit_serve(al, e, now);
+	return locked;
 }
 
 unsigned int
@@ -203,6 +308,20 @@ authlimit_failures(struct authlimit *al, const char *addr, time_t now)
 	if ((e = authlimit_find(al, addr, now)) == NULL)
 		return 0;
 	return e->failures;
+}
+
+unsigned int
+authlimit_waiting(struct authlimit *al, const char *addr, time_t now)
+{
+	struct authlimit_entry	*e;
+	struct authlimit_wait	*w;
+	unsigned int		 n = 0;
+
+	if ((e = authlimit_find(al, addr, now)) == NULL)
+		return 0;
+	TAILQ_FOREACH(w, &e->waiters, entry)
+		n++;
+	return n;
 }
 
 size_t

@@ -2,7 +2,9 @@
  * AUTH PLAIN and LOGIN (RFC 4954, 4616), on submission listeners after
  * TLS.  storaged checks the password; every failure is answered after
  * a delay on a timer, and an address past auth-failures is locked out
- * (lib/authlimit.c) without storaged being asked.
+ * (lib/authlimit.c) without storaged being asked.  An attempt beyond
+ * the address's slots waits in line, its credentials held, until one
+ * is free or the address is locked out.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -93,19 +95,24 @@ smtp_session_auth_result(uint32_t id, int ok, const char *account)
 	smtp_continue(s);
 }
 
+static void
+smtp_auth_refuse(struct smtp_session *s)
+{
+	log_info("authentication from %s refused: locked out", s->addr);
+	smtp_reply(s, "454 4.7.0 Too many authentication failures, try "
+	    "again later");
+}
+
 /* Asks storaged; every way of failing takes the same path back. */
 static void
-smtp_auth_check(struct smtp_session *s, const char *user,
+smtp_auth_send(struct smtp_session *s, const char *user,
     const char *password, int bad)
 {
 	struct msg_out	 m;
 
-	smtp_log_user(s->auth_log, sizeof(s->auth_log), user);
-	authlimit_begin(smtpd_authlimit(), s->addr, smtp_now());
-	s->state = SMTP_CMD;
 	s->wait = WAIT_AUTH;
 	io_pause(s->io, IO_IN);
-	if (!bad && strlen(user) <= ADDRESS_MAX) {
+	if (!bad) {
 		msg_create(&m, IMSG_STORE_AUTH, s->id, -1);
 		msg_add_string(&m, user);
 		msg_add_string(&m, password);
@@ -116,6 +123,93 @@ smtp_auth_check(struct smtp_session *s, const char *user,
 		explicit_bzero(&m, sizeof(m));
 	}
 	smtp_auth_done(s, 0, "");
+}
+
+static void
+smtp_auth_held_free(struct smtp_session *s)
+{
+	if (s->auth_held != NULL)
+		freezero(s->auth_held, sizeof(*s->auth_held));
+	s->auth_held = NULL;
+}
+
+/* Out of line: on a timer, as authlimit's callback may not act. */
+static void
+smtp_auth_slot_ready(int fd, short event, void *arg)
+{
+	struct smtp_session	*s = arg;
+	struct smtp_auth_held	*h = s->auth_held;
+
+	if (s->auth_wait.state == AUTHLIMIT_GRANTED) {
+		s->auth_wait.state = AUTHLIMIT_IDLE;
+		smtp_auth_send(s, h->user, h->password, h->bad);
+		smtp_auth_held_free(s);
+		smtp_continue(s);
+		return;
+	}
+	smtp_auth_held_free(s);
+	smtp_auth_refuse(s);
+	smtp_unwait(s);
+	smtp_continue(s);
+}
+
+static void
+smtp_auth_slot(void *arg)
+{
+	struct smtp_session	*s = arg;
+	struct timeval		 tv = { 0, 0 };
+
+	evtimer_set(&s->ev_auth, smtp_auth_slot_ready, s);
+	evtimer_add(&s->ev_auth, &tv);
+}
+
+/* The session ends: an attempt under way is a failure, one in line not. */
+void
+smtp_auth_abort(struct smtp_session *s)
+{
+	if (s->wait == WAIT_AUTH)
+		/* The answer will find no one: count it as a failure. */
+		(void)authlimit_end(smtpd_authlimit(), s->addr, 0,
+		    smtp_now());
+	if (s->wait == WAIT_AUTH_SLOT)
+		authlimit_cancel(smtpd_authlimit(), s->addr, &s->auth_wait,
+		    smtp_now());
+	smtp_auth_held_free(s);
+}
+
+static void
+smtp_auth_check(struct smtp_session *s, const char *user,
+    const char *password, int bad)
+{
+	struct smtp_auth_held	*h;
+
+	smtp_log_user(s->auth_log, sizeof(s->auth_log), user);
+	s->state = SMTP_CMD;
+	if (strlen(user) > ADDRESS_MAX)
+		bad = 1;
+	authlimit_wait_init(&s->auth_wait, smtp_auth_slot, s);
+	switch (authlimit_begin(smtpd_authlimit(), s->addr, &s->auth_wait,
+	    smtp_now())) {
+	case AUTHLIMIT_LOCKED:
+		smtp_auth_refuse(s);
+		return;
+	case AUTHLIMIT_WAIT:
+		if ((h = calloc(1, sizeof(*h))) == NULL) {
+			authlimit_cancel(smtpd_authlimit(), s->addr,
+			    &s->auth_wait, smtp_now());
+			log_warn("session %u: %s", s->id, __func__);
+			smtp_reply(s, "454 4.7.0 Temporary authentication "
+			    "failure");
+			return;
+		}
+		h->bad = bad || strlcpy(h->password, password,
+		    sizeof(h->password)) >= sizeof(h->password);
+		(void)strlcpy(h->user, bad ? "" : user, sizeof(h->user));
+		s->auth_held = h;
+		smtp_wait(s, WAIT_AUTH_SLOT);
+		return;
+	}
+	smtp_auth_send(s, user, password, bad);
 }
 
 static void

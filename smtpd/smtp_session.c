@@ -261,10 +261,7 @@ smtp_close(struct smtp_session *s)
 	if (s->flags & SF_CLOSE)
 		return;
 	s->flags |= SF_CLOSE;
-	if (s->wait == WAIT_AUTH)
-		/* The answer will find no one: count it as a failure. */
-		(void)authlimit_end(smtpd_authlimit(), s->addr, 0,
-		    smtp_now());
+	smtp_auth_abort(s);
 	/* A spool file under commit is storaged's, not ours to drop. */
 	if (s->wait == WAIT_COMMIT)
 		s->spool = 0;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "authlimit.h"
 #include "envelope.h"
 #include "msg.h"
 #include "postern.h"
@@ -40,6 +41,7 @@ enum smtp_state {
 /* What the session waits for; while it waits it reads nothing. */
 enum smtp_wait {
 	WAIT_NONE,
+	WAIT_AUTH_SLOT,		/* in line for a slot (authlimit) */
 	WAIT_AUTH,
 	WAIT_AUTH_DELAY,	/* a failure, answered after a delay */
 	WAIT_SENDER,
@@ -70,6 +72,13 @@ struct smtp_rcpt {
 	char			 orcpt[SMTP_ORCPT_MAX + 1];
 };
 
+/* An attempt held while it waits in line for a slot. */
+struct smtp_auth_held {
+	char			 user[ADDRESS_MAX + 1];
+	char			 password[SMTP_AUTH_DECODED_MAX + 1];
+	int			 bad;
+};
+
 struct smtp_session {
 	RB_ENTRY(smtp_session)	 entry;
 	uint32_t		 id;
@@ -88,6 +97,8 @@ struct smtp_session {
 	char			 auth_user[ADDRESS_MAX + 1];	/* LOGIN's */
 	char			 auth_log[SMTP_LOG_USER_MAX + 1];
 	struct event		 ev_auth;	/* the failure delay */
+	struct authlimit_wait	 auth_wait;
+	struct smtp_auth_held	*auth_held;
 	struct event		 ev_data;	/* data-timeout */
 
 	/* The transaction. */
@@ -134,5 +145,6 @@ void		smtp_cmd_bdat(struct smtp_session *, const char *, char *);
 /* smtp_auth.c */
 void		smtp_auth_line(struct smtp_session *, char *);
 void		smtp_cmd_auth(struct smtp_session *, const char *, char *);
+void		smtp_auth_abort(struct smtp_session *);
 
 #endif /* SMTP_SESSION_H */

@@ -48,7 +48,7 @@ storaged_shutdown(void)
 {
 	store_stmt_close();
 	store_sync_close();
-	store_db_close();
+	store_clean_stop();
 }
 
 /*

@@ -103,6 +103,7 @@ void		 store_stmt_close(void);
 /* storaged/store_sync.c: flushes off the event loop */
 #define STORE_SYNC_THREADS	8	/* flushes in flight at once */
 #define STORE_SYNC_BUF		65536	/* each thread's read buffer */
+#define STORE_LAZY_ROWS_MAX	16384	/* rows seen unflushed, at most */
 
 struct store_job {
 	struct store_job	*next;
@@ -123,7 +124,15 @@ int	 store_db_begin_lazy(void);
 int	 store_db_commit_lazy(void);
 int	 store_db_durable(void);
 void	 store_db_synced(void);
+int	 store_db_flush(void);
 void	 store_db_rollback_lazy(void);
+
+/* storaged/store_clean.c: the clean-shutdown marker */
+#define STORE_CLEAN_PATH	"/clean-shutdown"
+
+void	 store_clean_start(int);
+void	 store_clean_dirty(void);
+void	 store_clean_stop(void);
 
 /*
  * storaged/store_fts.c: the full-text index, in a file of its own that

@@ -405,6 +405,7 @@ store_db_open(void)
 	store_blobs_init();
 	log_debug("%s: schema version %d, WAL mode", STORE_DB_PATH,
 	    STORE_SCHEMA_VERSION);
+	store_clean_start(version == 0);
 }
 
 void

@@ -17,6 +17,13 @@
  * callback, nor unlink what the transaction dropped (collect blobs
  * in the callback).
  *
+ * Other sessions do see a lazy commit at once, though, and a crash
+ * before its flush takes it back: store_clean.c moves the counters
+ * forward at the next start.  For that the rows lazy commits wrote
+ * and no flush has covered yet are kept under STORE_LAZY_ROWS_MAX: a
+ * commit that goes past it is flushed at once, on the event loop, so
+ * more are never seen.
+ *
  * Checkpoints (the WAL's pages copied back into the database file and
  * that file fsynced) would run inside whichever commit crossed
  * SQLite's threshold, stalling the event loop for the copy and the
@@ -70,6 +77,11 @@ static int			 db_sync_busy;
  */
 static uint64_t			 db_lazy_made, db_lazy_synced;
 static uint64_t			 db_lazy_flushing;
+/* The same in rows written (sqlite3_total_changes64()). */
+static int64_t			 db_rows_made, db_rows_synced;
+static int64_t			 db_rows_flushing;
+static int64_t			 db_rows_begin;	/* at its BEGIN */
+static int			 db_lazy_open;
 
 #define STORE_CKPT_FRAMES	2000	/* WAL pages that start a checkpoint */
 static struct store_job		 db_ckpt_job;
@@ -246,6 +258,7 @@ db_sync_start(void)
 	TAILQ_CONCAT(&db_sync_out, &db_sync_waiting, entry);
 	db_sync_busy = 1;
 	db_lazy_flushing = db_lazy_made;
+	db_rows_flushing = db_rows_made;
 	db_sync_left = 1;
 	if (db_sync_dirsync) {
 		db_sync_left++;
@@ -276,6 +289,8 @@ db_sync_done(struct store_job *job)
 	db_sync_busy = 0;
 	if (db_lazy_synced < db_lazy_flushing)
 		db_lazy_synced = db_lazy_flushing;
+	if (db_rows_synced < db_rows_flushing)
+		db_rows_synced = db_rows_flushing;
 	if (!TAILQ_EMPTY(&db_sync_waiting))
 		db_sync_start();
 	while ((req = TAILQ_FIRST(&done)) != NULL) {
@@ -297,7 +312,33 @@ store_db_durable(void)
 void
 store_db_synced(void)
 {
+	/* Not a lazy one: synchronous = NORMAL flushes nothing. */
+	if (db_lazy_open)
+		return;
 	db_lazy_synced = db_lazy_made;
+	db_rows_synced = db_rows_made;
+}
+
+/*
+ * Flushes the WAL now, on the event loop: every commit made so far is
+ * on disk when it returns 0.
+ */
+int
+store_db_flush(void)
+{
+	struct store_job	 job;
+
+	memset(&job, 0, sizeof(job));
+	db_sync_run(&job, NULL, 0);
+	/* No WAL: every commit is in the database file, flushed. */
+	if (job.what != NULL && job.err != ENOENT) {
+		errno = job.err;
+		log_warn("%s", job.what);
+		return -1;
+	}
+	db_lazy_synced = db_lazy_made;
+	db_rows_synced = db_rows_made;
+	return 0;
 }
 
 /*
@@ -335,6 +376,8 @@ sync_exec(const char *sql)
 int
 store_db_begin_lazy(void)
 {
+	/* A crash may lose what is seen from now on. */
+	store_clean_dirty();
 	/* The level cannot change inside a transaction. */
 	if (sync_exec("PRAGMA synchronous = NORMAL") == -1)
 		return -1;
@@ -344,6 +387,8 @@ store_db_begin_lazy(void)
 			    STORE_DB_PATH);
 		return -1;
 	}
+	db_lazy_open = 1;
+	db_rows_begin = sqlite3_total_changes64(store_db);
 	return 0;
 }
 
@@ -354,10 +399,21 @@ store_db_commit_lazy(void)
 	int	 rc;
 
 	rc = store_db_commit();
-	if (rc == 0)
+	db_lazy_open = 0;
+	if (rc == 0) {
 		db_lazy_made++;
+		db_rows_made += sqlite3_total_changes64(store_db) -
+		    db_rows_begin;
+	}
 	if (sync_exec("PRAGMA synchronous = FULL") == -1)
 		fatalx("%s: commits would not be durable", STORE_DB_PATH);
+	if (db_rows_made - db_rows_synced > STORE_LAZY_ROWS_MAX) {
+		if (store_db_flush() == -1)
+			fatalx("%s: a commit may not be on disk",
+			    STORE_DB_PATH);
+		log_debug("%s: flushed at once past %d rows unflushed",
+		    STORE_DB_PATH, STORE_LAZY_ROWS_MAX);
+	}
 	return rc;
 }
 
@@ -366,6 +422,7 @@ void
 store_db_rollback_lazy(void)
 {
 	store_db_rollback();
+	db_lazy_open = 0;
 	if (sync_exec("PRAGMA synchronous = FULL") == -1)
 		fatalx("%s: commits would not be durable", STORE_DB_PATH);
 }

@@ -345,6 +345,64 @@ def test_lockout(module_factory):
     c.close()
 
 
+BURST = 30
+
+
+def test_simultaneous_correct_logins_all_succeed(postern_factory):
+    """30 sessions from one address log in at once (a client opening
+    many connections behind one NAT), LOGIN and AUTHENTICATE alike, with
+    the default auth-failures of 10: all succeed, because an attempt
+    beyond the address's slots waits for one rather than being refused
+    (postern.conf.5, auth-failures)."""
+    p = postern_factory(listeners=["imaps"])
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    ir = base64.b64encode(b"\0" + IMAP_USER.encode() + b"\0" +
+                          IMAP_PASSWORD.encode()).decode()
+    clients = [IMAPClient(p.ports["imaps"], tls=True) for i in range(BURST)]
+    # Five more that give up while in line, or under way.
+    quitters = [IMAPClient(p.ports["imaps"], tls=True) for i in range(5)]
+    for i, c in enumerate(clients):
+        if i % 2:
+            c.send("a AUTHENTICATE PLAIN %s\r\n" % ir)
+        else:
+            c.send("a LOGIN %s %s\r\n" % (imap_quote(IMAP_USER),
+                                          imap_quote(IMAP_PASSWORD)))
+    for c in quitters:
+        c.send("a LOGIN %s %s\r\n" % (imap_quote(IMAP_USER),
+                                      imap_quote(IMAP_PASSWORD)))
+        c.close()
+    tagged = [c.until("a")[-1] for c in clients]
+    assert all(t.startswith("a OK ") for t in tagged), tagged
+    for c in clients:
+        c.ok("SELECT INBOX")
+        c.close()
+    assert "locked out" not in p.logtext()
+
+
+def test_simultaneous_wrong_logins_locked_out_at_limit(postern_factory):
+    """30 wrong passwords at once from one address: no more than
+    auth-failures (10) are checked, each answered NO
+    [AUTHENTICATIONFAILED] after the delay; the rest wait in line and
+    are turned away with NO [UNAVAILABLE] when the lockout comes, and
+    then even the right password is refused."""
+    p = postern_factory(listeners=["imaps"])
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    clients = [IMAPClient(p.ports["imaps"], tls=True) for i in range(BURST)]
+    for i, c in enumerate(clients):
+        c.send("a LOGIN %s wrong-%d\r\n" % (imap_quote(IMAP_USER), i))
+    tagged = [c.until("a")[-1] for c in clients]
+    failed = [t for t in tagged if t.startswith("a NO [AUTHENTICATIONFAILED]")]
+    refused = [t for t in tagged if t.startswith("a NO [UNAVAILABLE]")]
+    assert len(failed) == 10 and len(refused) == BURST - 10, tagged
+    for c in clients:
+        c.close()
+    c = IMAPClient(p.ports["imaps"], tls=True)
+    t, _ = c.cmd("LOGIN %s %s" % (imap_quote(IMAP_USER),
+                                  imap_quote(IMAP_PASSWORD)))
+    assert t.split()[1] == "NO" and "[UNAVAILABLE]" in t, t
+    c.close()
+
+
 def test_allow_plaintext_listener(module_factory):
     """A listener marked allow plaintext takes LOGIN and AUTHENTICATE
     without TLS, and says so: no LOGINDISABLED."""

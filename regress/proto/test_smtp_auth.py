@@ -509,3 +509,69 @@ def test_guessing_does_not_stall_deliveries_and_locks_out(postern_factory):
         assert [l for l in log.splitlines()
                 if addr in l and "lock" in l.lower()], addr
     assert "guess-" not in log
+
+
+# --- simultaneous logins from one address ----------------------------------
+
+
+BURST = 30
+
+
+def test_simultaneous_correct_logins_all_succeed(postern_factory):
+    """30 sessions from one address authenticate at once, over
+    submissions and submission with STARTTLS, PLAIN and LOGIN, with the
+    default auth-failures of 10: every one succeeds, since attempts
+    beyond the address's slots wait in line instead of being refused."""
+    p = postern_factory()
+    p.add_account(ALICE, PASSWORD)
+    clients = []
+    for i in range(BURST):
+        c, _ = tls_client(p, "submissions" if i % 2 else "submission")
+        clients.append(c)
+    for i, c in enumerate(clients):
+        if i % 3 == 2:
+            c.send("AUTH LOGIN %s\r\n" %
+                   base64.b64encode(ALICE.encode()).decode())
+        else:
+            c.send("AUTH PLAIN %s\r\n" % plain_token(ALICE, PASSWORD))
+    for i, c in enumerate(clients):
+        if i % 3 == 2:
+            code, text = c.reply()
+            assert code == 334, (i, code, text)
+            c.send(base64.b64encode(PASSWORD.encode()) + b"\r\n")
+    replies = [c.reply() for c in clients]
+    assert [r[0] for r in replies] == [235] * BURST, replies
+    # And they are authenticated for real.
+    for c in clients:
+        assert c.cmd("MAIL FROM:<%s>" % ALICE)[0] == 250
+        c.close()
+    assert "locked out" not in p.logtext()
+
+
+def test_simultaneous_wrong_passwords_locked_out_at_limit(postern_factory):
+    """30 wrong passwords at once from one address: only auth-failures
+    (10) of them are checked and get 535, the rest wait and are then
+    turned away with 454 4.7.0, and the address is locked out, even for
+    the right password.  A session that gives up in line does not count."""
+    p = postern_factory()
+    p.add_account(ALICE, PASSWORD)
+    clients = [tls_client(p, "submissions")[0] for i in range(BURST + 5)]
+    for i, c in enumerate(clients):
+        c.send("AUTH PLAIN %s\r\n" % plain_token(ALICE, "guess-%d" % i))
+    # The last five leave while in line (or under way).
+    for c in clients[BURST:]:
+        c.close()
+    replies = [c.reply() for c in clients[:BURST]]
+    codes = [r[0] for r in replies]
+    assert set(codes) <= {535, 454}, replies
+    assert codes.count(535) == 10, replies
+    for code, text in replies:
+        if code == 454:
+            assert text[0][:5] == "4.7.0", text
+    c, _ = tls_client(p, "submission")
+    code, text = c.auth_plain(ALICE, PASSWORD)
+    assert code == 454 and text[0][:5] == "4.7.0", (code, text)
+    c.close()
+    for c in clients[:BURST]:
+        c.close()
+    assert "guess-" not in p.logtext()

@@ -222,10 +222,6 @@ class Postern(Server):
                 # Every session comes from 127.0.0.1.
                 "limit sessions %d" % limit,
                 "limit sessions-per-client %d" % limit,
-                # Logins under way count as failures until they succeed
-                # (lib/authlimit.c): 50 sessions logging in at once from
-                # one address would be refused at the default of 10.
-                "limit auth-failures 1000",
                 ""]))
         self.popen([b.posternd, "-d", "-f", conf])
         deadline = time.time() + START_TIMEOUT
