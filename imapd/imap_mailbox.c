@@ -803,7 +803,7 @@ struct select_ctx {
 	char			*keywords;
 	struct imap_uidlist	 uids;
 	int			 got;
-	uint32_t		 unseen;	/* UINT32_MAX: none */
+	uint32_t		 unseen;	/* first unseen UID, 0: none */
 };
 
 static void
@@ -902,7 +902,8 @@ imap_mbox_selected(struct imap_session *s, struct imsg *imsg)
 	    msg_get_u32(&m, &c->uidnext) == -1 ||
 	    msg_get_u64(&m, &c->highestmodseq) == -1 ||
 	    msg_get_u32(&m, &c->messages) == -1 ||
-	    msg_get_string(&m, &kw) == -1 || msg_end(&m) == -1)
+	    msg_get_string(&m, &kw) == -1 ||
+	    msg_get_u32(&m, &c->unseen) == -1 || msg_end(&m) == -1)
 		imapd_malformed(imsg);
 	if ((c->keywords = strdup(kw)) == NULL)
 		fatal("%s", __func__);
@@ -940,7 +941,7 @@ select_end(struct imap_session *s)
 {
 	struct select_ctx	*c = s->ctx;
 	struct imap_buf		 b = IMAP_BUF_INIT;
-	struct msg_out		 m;
+	size_t			 seq;
 	int			 ro;
 
 	if (!c->got)
@@ -986,64 +987,9 @@ select_end(struct imap_session *s)
 	if (s->done == NULL)
 		fatal("%s", __func__);
 	/* RFC 3501 6.3.1: an IMAP4rev1 client learns the first unseen. */
-	if (!(s->flags & SF_REV2) && s->uids.n > 0) {
-		msg_create(&m, IMSG_STORE_MSG_SEARCH, s->id, -1);
-		msg_add_u64(&m, s->mbox);
-		msg_add_u8(&m, 0);
-		msg_add_string(&m, "");
-		msg_add_u8(&m, SK_AND);
-		msg_add_u32(&m, 2);
-		msg_add_u8(&m, SK_UIDS);
-		msg_add_u32(&m, 1);
-		msg_add_u32(&m, 1);
-		msg_add_u32(&m, s->uids.v[s->uids.n - 1]);
-		msg_add_u8(&m, SK_NOT);
-		msg_add_u8(&m, SK_KEYWORD);
-		msg_add_string(&m, "\\Seen");
-		if (imap_send_storaged(s, &m) != -1) {
-			c->unseen = UINT32_MAX;
-			imap_wait(s, WAIT_SEARCH);
-			return;
-		}
-	}
-	select_finish(s);
-}
-
-/* The first unseen message's UID, from the search select_end() made. */
-void
-imap_select_unseen_uids(struct imap_session *s, struct imsg *imsg)
-{
-	struct select_ctx	*c = s->ctx;
-	struct msg_in		 m;
-	uint32_t		 n, i, uid;
-
-	msg_read(&m, imsg);
-	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
-		imapd_malformed(imsg);
-	for (i = 0; i < n; i++) {
-		if (msg_get_u32(&m, &uid) == -1)
-			imapd_malformed(imsg);
-		if (uid < c->unseen && imap_seq_of_uid(s, uid))
-			c->unseen = uid;
-	}
-	if (msg_end(&m) == -1)
-		imapd_malformed(imsg);
-}
-
-void
-imap_select_unseen_end(struct imap_session *s, struct imsg *imsg)
-{
-	struct select_ctx	*c = s->ctx;
-	struct msg_in		 m;
-	uint64_t		 hms;
-
-	msg_read(&m, imsg);
-	if (msg_get_u64(&m, &hms) == -1 || msg_end(&m) == -1)
-		imapd_malformed(imsg);
-	s->wait = WAIT_NONE;
-	if (c->unseen != UINT32_MAX)
-		imap_reply(s, "* OK [UNSEEN %zu] First unseen",
-		    imap_seq_of_uid(s, c->unseen));
+	if (!(s->flags & SF_REV2) && c->unseen != 0 &&
+	    (seq = imap_seq_of_uid(s, c->unseen)) != 0)
+		imap_reply(s, "* OK [UNSEEN %zu] First unseen", seq);
 	select_finish(s);
 }
 

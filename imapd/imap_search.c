@@ -35,14 +35,6 @@ search_ctx_free(void *p)
 	free(c);
 }
 
-/* SELECT's own search for the first unseen message. */
-static int
-imap_selecting(struct imap_session *s)
-{
-	return s->has_cmd && (strcmp(s->cmd.verb, "SELECT") == 0 ||
-	    strcmp(s->cmd.verb, "EXAMINE") == 0);
-}
-
 /* Writes one node and its children; -1 with *err set. */
 static int
 search_node(struct imap_session *s, struct msg_out *m, struct imap_sk *k,
@@ -203,10 +195,6 @@ imap_search_uids(struct imap_session *s, struct imsg *imsg)
 
 	if (s->wait != WAIT_SEARCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
-	if (imap_selecting(s)) {
-		imap_select_unseen_uids(s, imsg);
-		return;
-	}
 	msg_read(&m, imsg);
 	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
 		imapd_malformed(imsg);
@@ -267,11 +255,6 @@ imap_search_end(struct imap_session *s, struct imsg *imsg)
 
 	if (s->wait != WAIT_SEARCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
-	/* Not a search_ctx then: SELECT's own. */
-	if (imap_selecting(s)) {
-		imap_select_unseen_end(s, imsg);
-		return;
-	}
 	q = &c->search;
 	v = c->uids.v;
 	n = c->uids.n;

@@ -206,8 +206,6 @@ void	imap_mbox_item(struct imap_session *, struct imsg *);
 void	imap_mbox_end(struct imap_session *, struct imsg *);
 void	imap_mbox_selected(struct imap_session *, struct imsg *);
 void	imap_mbox_uids(struct imap_session *, struct imsg *);
-void	imap_select_unseen_uids(struct imap_session *, struct imsg *);
-void	imap_select_unseen_end(struct imap_session *, struct imsg *);
 void	imap_sync_flags(struct imap_session *, struct imsg *);
 void	imap_sync_vanished(struct imap_session *, struct imsg *);
 void	imap_sync_end(struct imap_session *, struct imsg *);

@@ -340,9 +340,20 @@ struct store_search {
 	int				 messages;	/* uses m. */
 };
 
+/*
+ * mailbox_messages.flags: the message's system keywords as bits, kept
+ * by the triggers of migration 3 (store_db.c), which spell them out.
+ */
+#define STORE_FLAG_SEEN		0x01
+#define STORE_FLAG_ANSWERED	0x02
+#define STORE_FLAG_FLAGGED	0x04
+#define STORE_FLAG_DELETED	0x08
+#define STORE_FLAG_DRAFT	0x10
+
 int	 store_keyword_from_imap(const char *, char *, size_t);
 void	 store_keyword_to_imap(const char *, struct store_buf *);
 int	 store_keyword_is_system(const char *);
+int	 store_keyword_flag(const char *);
 void	 store_keywords_free(struct store_keywords *);
 int	 store_keywords_has(const struct store_keywords *, const char *);
 int	 store_keywords_add(struct store_keywords *, const char *);

@@ -408,12 +408,9 @@ store_imap_list(struct proc_peer *peer, struct imsg *imsg)
 	    "(SELECT count(*) FROM mailbox_messages mm "
 	    "WHERE mm.mailbox_id = b.id), "
 	    "(SELECT count(*) FROM mailbox_messages mm "
-	    "WHERE mm.mailbox_id = b.id AND NOT EXISTS (SELECT 1 FROM "
-	    "keywords k WHERE k.message_id = mm.message_id AND "
-	    "k.keyword = '$seen')), "
-	    "(SELECT count(*) FROM mailbox_messages mm JOIN keywords k "
-	    "ON k.message_id = mm.message_id AND k.keyword = '$deleted' "
-	    "WHERE mm.mailbox_id = b.id), "
+	    "WHERE mm.mailbox_id = b.id AND mm.flags & 1 = 0), "
+	    "(SELECT count(*) FROM mailbox_messages mm "
+	    "WHERE mm.mailbox_id = b.id AND mm.flags & 8 != 0), "
 	    "b.uidnext, b.uidvalidity, "
 	    "(SELECT coalesce(sum(m.size), 0) FROM mailbox_messages mm "
 	    "JOIN messages m ON m.id = mm.message_id "
@@ -964,7 +961,10 @@ store_imap_subscribe(struct proc_peer *peer, struct imsg *imsg)
 	mbox_result(imsg, 0, "[SERVERBUG] Storage error");
 }
 
-/* The non-system keywords of a mailbox's messages, as IMAP flags. */
+/*
+ * The non-system keywords of a mailbox's messages, as IMAP flags: the
+ * counts migration 3's triggers keep, never a scan of the messages.
+ */
 static void
 select_keywords(int64_t mailbox, char *out, size_t outlen)
 {
@@ -975,9 +975,8 @@ select_keywords(int64_t mailbox, char *out, size_t outlen)
 
 	memset(&b, 0, sizeof(b));
 	out[0] = '\0';
-	if ((st = store_stmt("SELECT DISTINCT k.keyword FROM "
-	    "mailbox_messages mm JOIN keywords k ON k.message_id = "
-	    "mm.message_id WHERE mm.mailbox_id = ?")) == NULL)
+	if ((st = store_stmt("SELECT keyword FROM mailbox_keywords "
+	    "WHERE mailbox_id = ? AND n > 0")) == NULL)
 		return;
 	if (sqlite3_bind_int64(st, 1, mailbox) == SQLITE_OK)
 		while (sqlite3_step(st) == SQLITE_ROW) {
@@ -1051,8 +1050,11 @@ store_imap_select(struct proc_peer *peer, struct imsg *imsg)
 		mbox_result(imsg, 0, "[NONEXISTENT] No such mailbox");
 		return;
 	}
+	/* The first unseen from the partial index mailbox_messages_unseen. */
 	if ((st = store_stmt("SELECT uidvalidity, uidnext, highestmodseq, "
-	    "(SELECT count(*) FROM mailbox_messages WHERE mailbox_id = ?1) "
+	    "(SELECT count(*) FROM mailbox_messages WHERE mailbox_id = ?1), "
+	    "(SELECT coalesce(min(uid), 0) FROM mailbox_messages "
+	    "WHERE mailbox_id = ?1 AND flags & 1 = 0) "
 	    "FROM mailboxes WHERE id = ?1")) == NULL)
 		goto fail;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
@@ -1068,6 +1070,7 @@ store_imap_select(struct proc_peer *peer, struct imsg *imsg)
 	msg_add_u64(&out, sqlite3_column_int64(st, 2));
 	msg_add_u32(&out, sqlite3_column_int64(st, 3));
 	msg_add_string(&out, keywords);
+	msg_add_u32(&out, sqlite3_column_int64(st, 4));
 	store_stmt_done(st);
 	if ((st = store_stmt("SELECT uid FROM mailbox_messages "
 	    "WHERE mailbox_id = ? ORDER BY uid")) == NULL)
