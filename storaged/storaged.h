@@ -93,9 +93,11 @@ int	 store_blob_file(const void *, size_t, const char *, const char *,
 	    const char **);
 int	 store_blob_sync(void);
 
-/* storaged/store_stmt.c: statements kept prepared, by SQL literal */
+/* storaged/store_stmt.c: statements kept prepared, by literal or text */
 sqlite3_stmt	*store_stmt(const char *);
 void		 store_stmt_done(sqlite3_stmt *);
+sqlite3_stmt	*store_stmt_text(const char *);
+void		 store_stmt_text_done(sqlite3_stmt *);
 void		 store_stmt_close(void);
 
 /* storaged/store_sync.c: flushes off the event loop */
