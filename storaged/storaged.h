@@ -38,6 +38,7 @@ extern sqlite3	*store_db;
 void		 store_db_prepare(void);
 void		 store_db_open(void);
 void		 store_db_close(void);
+int		 store_db_run(const char *);
 int		 store_db_begin(void);
 int		 store_db_commit(void);
 void		 store_db_rollback(void);

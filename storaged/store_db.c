@@ -546,11 +546,27 @@ store_db_close(void)
 	store_db = NULL;
 }
 
+/*
+ * One statement without rows, from a literal, kept prepared: the
+ * transactions of every IMAP write parsed their BEGIN and COMMIT anew.
+ */
+int
+store_db_run(const char *sql)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = store_stmt(sql)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	store_stmt_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int
 store_db_begin(void)
 {
-	if (sqlite3_exec(store_db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
+	if (store_db_run("BEGIN IMMEDIATE") == -1) {
 		log_warnx("%s: begin: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
 		return -1;
@@ -561,8 +577,7 @@ store_db_begin(void)
 int
 store_db_commit(void)
 {
-	if (sqlite3_exec(store_db, "COMMIT", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
+	if (store_db_run("COMMIT") == -1) {
 		log_warnx("%s: commit: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
 		store_db_rollback();
@@ -577,7 +592,7 @@ void
 store_db_rollback(void)
 {
 	if (!sqlite3_get_autocommit(store_db))
-		sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
+		(void)store_db_run("ROLLBACK");
 }
 
 /* A prepared statement, or NULL with the reason logged. */

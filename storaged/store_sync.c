@@ -272,7 +272,7 @@ store_db_sync(int dirsync, void (*done)(void *), void *arg)
 static int
 sync_exec(const char *sql)
 {
-	if (sqlite3_exec(store_db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+	if (store_db_run(sql) == -1) {
 		log_warnx("%s: %s: %s", STORE_DB_PATH, sql,
 		    sqlite3_errmsg(store_db));
 		return -1;
