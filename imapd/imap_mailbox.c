@@ -113,6 +113,39 @@ imap_seq_of_uid(struct imap_session *s, uint32_t uid)
 }
 
 /*
+ * The same for UIDs asked in ascending order: *hint (0 at first) is
+ * where the last one was, and the next is looked for from there by
+ * doubling steps, so a run of n UIDs costs O(n) rather than O(n log n).
+ */
+size_t
+imap_seq_of_uid_next(struct imap_session *s, uint32_t uid, size_t *hint)
+{
+	const uint32_t	*v = s->uids.v;
+	size_t		 n = s->uids.n, lo = *hint, hi, step = 1, mid;
+
+	if (lo >= n || v[lo] > uid)
+		lo = 0;
+	/* v[lo] <= uid, or lo == 0: find hi with v[hi] >= uid. */
+	hi = lo;
+	while (hi < n && v[hi] < uid) {
+		lo = hi;
+		hi += step;
+		step *= 2;
+	}
+	if (hi > n)
+		hi = n;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (v[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*hint = lo;
+	return lo < n && v[lo] == uid ? lo + 1 : 0;
+}
+
+/*
  * The known UIDs a set names, ascending.  Sequence numbers beyond the
  * map are an error (RFC 9051 6.4.8); UIDs the map lacks are ignored.
  */

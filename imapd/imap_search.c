@@ -21,6 +21,7 @@ struct search_ctx {
 	struct imap_search	 search;
 	struct imap_uidlist	 uids;		/* in the order given */
 	struct imap_buf		 thread;
+	size_t			 hint;		/* imap_seq_of_uid_next() */
 	int			 kind;		/* 0 SEARCH, 1 SORT, 2 THREAD */
 };
 
@@ -201,7 +202,7 @@ imap_search_uids(struct imap_session *s, struct imsg *imsg)
 	for (i = 0; i < n; i++) {
 		if (msg_get_u32(&m, &uid) == -1)
 			imapd_malformed(imsg);
-		if (imap_seq_of_uid(s, uid) &&
+		if (imap_seq_of_uid_next(s, uid, &c->hint) &&
 		    imap_uidlist_add(&c->uids, uid) == -1)
 			fatal("%s", __func__);
 	}
@@ -241,6 +242,26 @@ search_save(struct imap_session *s, struct search_ctx *c)
 		(void)imap_uidlist_add(&s->saved, c->uids.v[i]);
 }
 
+/* " n" for each number: a search can answer thousands. */
+static void
+numbers_add(struct imap_buf *b, const uint32_t *v, size_t n)
+{
+	char		 buf[16];
+	size_t		 i, k;
+	uint32_t	 x;
+
+	for (i = 0; i < n; i++) {
+		k = sizeof(buf);
+		x = v[i];
+		do {
+			buf[--k] = '0' + x % 10;
+			x /= 10;
+		} while (x > 0);
+		buf[--k] = ' ';
+		imap_buf_add(b, buf + k, sizeof(buf) - k);
+	}
+}
+
 void
 imap_search_end(struct imap_session *s, struct imsg *imsg)
 {
@@ -267,12 +288,11 @@ imap_search_end(struct imap_session *s, struct imsg *imsg)
 	if (q->ret & ESEARCH_SAVE)
 		search_save(s, c);
 	if (!s->cmd.uid)
-		for (i = 0; i < n; i++)
-			v[i] = imap_seq_of_uid(s, v[i]);
+		for (i = 0, c->hint = 0; i < n; i++)
+			v[i] = imap_seq_of_uid_next(s, v[i], &c->hint);
 	if (c->kind == 1) {
 		imap_buf_adds(&b, "* SORT");
-		for (i = 0; i < n; i++)
-			imap_buf_printf(&b, " %u", v[i]);
+		numbers_add(&b, v, n);
 		if (q->modseq && n > 0)
 			imap_buf_printf(&b, " (MODSEQ %llu)",
 			    (unsigned long long)hms);
@@ -297,8 +317,7 @@ imap_search_end(struct imap_session *s, struct imsg *imsg)
 			    (unsigned long long)hms);
 	} else {
 		imap_buf_adds(&b, "* SEARCH");
-		for (i = 0; i < n; i++)
-			imap_buf_printf(&b, " %u", v[i]);
+		numbers_add(&b, v, n);
 		if (q->modseq && n > 0)
 			imap_buf_printf(&b, " (MODSEQ %llu)",
 			    (unsigned long long)hms);
