@@ -116,6 +116,7 @@ struct store_job {
 };
 
 void	 store_sync_init(void);
+void	 store_ckpt_close(void);
 void	 store_job_submit(struct store_job *);
 void	 store_job_submit_first(struct store_job *);
 void	 store_db_sync(int, void (*)(void *), void *);

@@ -1,9 +1,10 @@
 /*
  * The database: opening it, the numbered migrations that make its
  * schema, and the few helpers every area uses.  store_db is used from
- * the main thread only; the one other connection is the indexer
+ * the main thread only; the other connections are the indexer
  * thread's, to the full-text index (store_fts.c), which store_db
- * attaches read-only.
+ * attaches read-only, and the one that checkpoints the WAL from a
+ * sync thread (store_sync.c).
  */
 #include <sys/stat.h>
 
@@ -540,6 +541,7 @@ store_db_close(void)
 {
 	if (store_db == NULL)
 		return;
+	store_ckpt_close();
 	if (sqlite3_close(store_db) != SQLITE_OK)
 		log_warnx("%s: close: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));

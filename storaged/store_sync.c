@@ -5,7 +5,8 @@
  * password pool does (store_auth.c).  Several flushes at once cost the
  * disk little more than one, and the event loop meanwhile answers
  * lookups and commits.  Only the main thread touches store_db (the
- * indexer thread of store_fts.c has a connection of its own).
+ * indexer thread of store_fts.c has a connection of its own, and the
+ * checkpoints below one more).
  *
  * store_db_sync() makes every commit made so far durable and then
  * calls back; requests that come while a flush is out share the next
@@ -319,7 +320,116 @@ store_db_rollback_lazy(void)
 		fatalx("%s: commits would not be durable", STORE_DB_PATH);
 }
 
-/* Before the sandbox: the pipe and the threads. */
+/*
+ * WAL checkpoints, off the event loop too.  SQLite's own ran in the
+ * commit that took the WAL past 1000 pages, in the main thread: a
+ * third of its time under STORE and EXPUNGE.  A connection of their
+ * own (ckpt_db, opened before the sandbox) copies the WAL back into
+ * the database from a sync thread, one checkpoint at a time, without
+ * stopping the main thread's commits; the WAL starts again from its
+ * beginning at the first transaction after one that caught up.  Should
+ * it grow past STORE_CKPT_FRAMES_MAX all the same (commits landing
+ * during every checkpoint), the main thread checkpoints in its commit
+ * as SQLite did, whole as no commit can land then.
+ */
+#define STORE_CKPT_FRAMES	1000
+#define STORE_CKPT_FRAMES_MAX	8000
+
+static sqlite3		*ckpt_db;
+static pthread_mutex_t	 ckpt_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct store_job	 ckpt_job;
+static int		 ckpt_busy;
+static int		 ckpt_frames;	/* the WAL's at the last one */
+
+/* In a thread. */
+static void
+ckpt_run(struct store_job *job, unsigned char *buf, size_t buflen)
+{
+	int	 rc;
+
+	(void)buf;
+	(void)buflen;
+	pthread_mutex_lock(&ckpt_lock);
+	if (ckpt_db != NULL && (rc = sqlite3_wal_checkpoint_v2(ckpt_db,
+	    NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL)) != SQLITE_OK &&
+	    rc != SQLITE_BUSY) {
+		job->what = "checkpoint";
+		job->err = rc;
+	}
+	pthread_mutex_unlock(&ckpt_lock);
+}
+
+static void
+ckpt_done(struct store_job *job)
+{
+	/* A failed write to the database itself: stop, as for a flush. */
+	if (job->what != NULL)
+		fatalx("%s: %s: %s", STORE_DB_PATH, job->what,
+		    sqlite3_errstr(job->err));
+	ckpt_busy = 0;
+}
+
+/* After each commit of the main connection (sqlite3_wal_hook()). */
+static int
+ckpt_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	(void)arg;
+	if (strcmp(name, "main") != 0 || frames < STORE_CKPT_FRAMES)
+		return SQLITE_OK;
+	/* The WAL started again. */
+	if (frames < ckpt_frames)
+		ckpt_frames = 0;
+	/* SQLITE_BUSY while the thread's runs: the next commit retries. */
+	if (frames >= STORE_CKPT_FRAMES_MAX)
+		(void)sqlite3_wal_checkpoint_v2(db, "main",
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	else if (!ckpt_busy && frames - ckpt_frames >= STORE_CKPT_FRAMES) {
+		/* Each flushes the disk: no more often than SQLite's. */
+		ckpt_busy = 1;
+		ckpt_frames = frames;
+		store_job_submit(&ckpt_job);
+	}
+	return SQLITE_OK;
+}
+
+static void
+ckpt_init(void)
+{
+	int	 rc;
+
+	rc = sqlite3_open_v2(STORE_DB_PATH, &ckpt_db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc != SQLITE_OK)
+		fatalx("%s: checkpoint connection: %s", STORE_DB_PATH,
+		    ckpt_db ? sqlite3_errmsg(ckpt_db) : sqlite3_errstr(rc));
+	if (sqlite3_busy_timeout(ckpt_db, STORE_BUSY_TIMEOUT_MS) !=
+	    SQLITE_OK ||
+	    sqlite3_exec(ckpt_db, "PRAGMA synchronous = FULL", NULL, NULL,
+	    NULL) != SQLITE_OK ||
+	    /* Its files opened now, before the sandbox. */
+	    sqlite3_wal_checkpoint_v2(ckpt_db, NULL,
+	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_OK)
+		fatalx("%s: checkpoint connection: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(ckpt_db));
+	ckpt_job.run = ckpt_run;
+	ckpt_job.done = ckpt_done;
+	/* In place of SQLite's own checkpoints (sqlite3_wal_autocheckpoint). */
+	sqlite3_wal_hook(store_db, ckpt_hook, NULL);
+}
+
+/* Before store_db is closed: its close then finds it the last. */
+void
+store_ckpt_close(void)
+{
+	pthread_mutex_lock(&ckpt_lock);
+	if (ckpt_db != NULL && sqlite3_close(ckpt_db) != SQLITE_OK)
+		log_warnx("%s: close: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(ckpt_db));
+	ckpt_db = NULL;
+	pthread_mutex_unlock(&ckpt_lock);
+}
+
+/* Before the sandbox: the pipe, the threads, the checkpoints. */
 void
 store_sync_init(void)
 {
@@ -357,4 +467,5 @@ store_sync_init(void)
 	while (sync_started < STORE_SYNC_THREADS)
 		pthread_cond_wait(&sync_wakeup, &sync_lock);
 	pthread_mutex_unlock(&sync_lock);
+	ckpt_init();
 }
