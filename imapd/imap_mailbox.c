@@ -113,6 +113,39 @@ imap_seq_of_uid(struct imap_session *s, uint32_t uid)
 }
 
 /*
+ * The same for UIDs asked in ascending order: *hint (0 at first) is
+ * where the last one was, and the next is looked for from there by
+ * doubling steps, so a run of n UIDs costs O(n) rather than O(n log n).
+ */
+size_t
+imap_seq_of_uid_next(struct imap_session *s, uint32_t uid, size_t *hint)
+{
+	const uint32_t	*v = s->uids.v;
+	size_t		 n = s->uids.n, lo = *hint, hi, step = 1, mid;
+
+	if (lo >= n || v[lo] > uid)
+		lo = 0;
+	/* v[lo] <= uid, or lo == 0: find hi with v[hi] >= uid. */
+	hi = lo;
+	while (hi < n && v[hi] < uid) {
+		lo = hi;
+		hi += step;
+		step *= 2;
+	}
+	if (hi > n)
+		hi = n;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (v[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*hint = lo;
+	return lo < n && v[lo] == uid ? lo + 1 : 0;
+}
+
+/*
  * The known UIDs a set names, ascending.  Sequence numbers beyond the
  * map are an error (RFC 9051 6.4.8); UIDs the map lacks are ignored.
  */
@@ -842,7 +875,7 @@ struct select_ctx {
 	char			*keywords;
 	struct imap_uidlist	 uids;
 	int			 got;
-	uint32_t		 unseen;	/* UINT32_MAX: none */
+	uint32_t		 unseen;	/* first unseen UID, 0: none */
 };
 
 static void
@@ -941,7 +974,8 @@ imap_mbox_selected(struct imap_session *s, struct imsg *imsg)
 	    msg_get_u32(&m, &c->uidnext) == -1 ||
 	    msg_get_u64(&m, &c->highestmodseq) == -1 ||
 	    msg_get_u32(&m, &c->messages) == -1 ||
-	    msg_get_string(&m, &kw) == -1 || msg_end(&m) == -1)
+	    msg_get_string(&m, &kw) == -1 ||
+	    msg_get_u32(&m, &c->unseen) == -1 || msg_end(&m) == -1)
 		imapd_malformed(imsg);
 	if ((c->keywords = strdup(kw)) == NULL)
 		fatal("%s", __func__);
@@ -979,7 +1013,7 @@ select_end(struct imap_session *s)
 {
 	struct select_ctx	*c = s->ctx;
 	struct imap_buf		 b = IMAP_BUF_INIT;
-	struct msg_out		 m;
+	size_t			 seq;
 	int			 ro;
 
 	if (!c->got)
@@ -1025,64 +1059,9 @@ select_end(struct imap_session *s)
 	if (s->done == NULL)
 		fatal("%s", __func__);
 	/* RFC 3501 6.3.1: an IMAP4rev1 client learns the first unseen. */
-	if (!(s->flags & SF_REV2) && s->uids.n > 0) {
-		msg_create(&m, IMSG_STORE_MSG_SEARCH, s->id, -1);
-		msg_add_u64(&m, s->mbox);
-		msg_add_u8(&m, 0);
-		msg_add_string(&m, "");
-		msg_add_u8(&m, SK_AND);
-		msg_add_u32(&m, 2);
-		msg_add_u8(&m, SK_UIDS);
-		msg_add_u32(&m, 1);
-		msg_add_u32(&m, 1);
-		msg_add_u32(&m, s->uids.v[s->uids.n - 1]);
-		msg_add_u8(&m, SK_NOT);
-		msg_add_u8(&m, SK_KEYWORD);
-		msg_add_string(&m, "\\Seen");
-		if (imap_send_storaged(s, &m) != -1) {
-			c->unseen = UINT32_MAX;
-			imap_wait(s, WAIT_SEARCH);
-			return;
-		}
-	}
-	select_finish(s);
-}
-
-/* The first unseen message's UID, from the search select_end() made. */
-void
-imap_select_unseen_uids(struct imap_session *s, struct imsg *imsg)
-{
-	struct select_ctx	*c = s->ctx;
-	struct msg_in		 m;
-	uint32_t		 n, i, uid;
-
-	msg_read(&m, imsg);
-	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
-		imapd_malformed(imsg);
-	for (i = 0; i < n; i++) {
-		if (msg_get_u32(&m, &uid) == -1)
-			imapd_malformed(imsg);
-		if (uid < c->unseen && imap_seq_of_uid(s, uid))
-			c->unseen = uid;
-	}
-	if (msg_end(&m) == -1)
-		imapd_malformed(imsg);
-}
-
-void
-imap_select_unseen_end(struct imap_session *s, struct imsg *imsg)
-{
-	struct select_ctx	*c = s->ctx;
-	struct msg_in		 m;
-	uint64_t		 hms;
-
-	msg_read(&m, imsg);
-	if (msg_get_u64(&m, &hms) == -1 || msg_end(&m) == -1)
-		imapd_malformed(imsg);
-	s->wait = WAIT_NONE;
-	if (c->unseen != UINT32_MAX)
-		imap_reply(s, "* OK [UNSEEN %zu] First unseen",
-		    imap_seq_of_uid(s, c->unseen));
+	if (!(s->flags & SF_REV2) && c->unseen != 0 &&
+	    (seq = imap_seq_of_uid(s, c->unseen)) != 0)
+		imap_reply(s, "* OK [UNSEEN %zu] First unseen", seq);
 	select_finish(s);
 }
 

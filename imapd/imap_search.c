@@ -21,6 +21,7 @@ struct search_ctx {
 	struct imap_search	 search;
 	struct imap_uidlist	 uids;		/* in the order given */
 	struct imap_buf		 thread;
+	size_t			 hint;		/* imap_seq_of_uid_next() */
 	int			 kind;		/* 0 SEARCH, 1 SORT, 2 THREAD */
 };
 
@@ -33,14 +34,6 @@ search_ctx_free(void *p)
 	imap_uidlist_free(&c->uids);
 	imap_buf_free(&c->thread);
 	free(c);
-}
-
-/* SELECT's own search for the first unseen message. */
-static int
-imap_selecting(struct imap_session *s)
-{
-	return s->has_cmd && (strcmp(s->cmd.verb, "SELECT") == 0 ||
-	    strcmp(s->cmd.verb, "EXAMINE") == 0);
 }
 
 /* Writes one node and its children; -1 with *err set. */
@@ -203,17 +196,13 @@ imap_search_uids(struct imap_session *s, struct imsg *imsg)
 
 	if (s->wait != WAIT_SEARCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
-	if (imap_selecting(s)) {
-		imap_select_unseen_uids(s, imsg);
-		return;
-	}
 	msg_read(&m, imsg);
 	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
 		imapd_malformed(imsg);
 	for (i = 0; i < n; i++) {
 		if (msg_get_u32(&m, &uid) == -1)
 			imapd_malformed(imsg);
-		if (imap_seq_of_uid(s, uid) &&
+		if (imap_seq_of_uid_next(s, uid, &c->hint) &&
 		    imap_uidlist_add(&c->uids, uid) == -1)
 			fatal("%s", __func__);
 	}
@@ -253,6 +242,26 @@ search_save(struct imap_session *s, struct search_ctx *c)
 		(void)imap_uidlist_add(&s->saved, c->uids.v[i]);
 }
 
+/* " n" for each number: a search can answer thousands. */
+static void
+numbers_add(struct imap_buf *b, const uint32_t *v, size_t n)
+{
+	char		 buf[16];
+	size_t		 i, k;
+	uint32_t	 x;
+
+	for (i = 0; i < n; i++) {
+		k = sizeof(buf);
+		x = v[i];
+		do {
+			buf[--k] = '0' + x % 10;
+			x /= 10;
+		} while (x > 0);
+		buf[--k] = ' ';
+		imap_buf_add(b, buf + k, sizeof(buf) - k);
+	}
+}
+
 void
 imap_search_end(struct imap_session *s, struct imsg *imsg)
 {
@@ -267,11 +276,6 @@ imap_search_end(struct imap_session *s, struct imsg *imsg)
 
 	if (s->wait != WAIT_SEARCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
-	/* Not a search_ctx then: SELECT's own. */
-	if (imap_selecting(s)) {
-		imap_select_unseen_end(s, imsg);
-		return;
-	}
 	q = &c->search;
 	v = c->uids.v;
 	n = c->uids.n;
@@ -284,12 +288,11 @@ imap_search_end(struct imap_session *s, struct imsg *imsg)
 	if (q->ret & ESEARCH_SAVE)
 		search_save(s, c);
 	if (!s->cmd.uid)
-		for (i = 0; i < n; i++)
-			v[i] = imap_seq_of_uid(s, v[i]);
+		for (i = 0, c->hint = 0; i < n; i++)
+			v[i] = imap_seq_of_uid_next(s, v[i], &c->hint);
 	if (c->kind == 1) {
 		imap_buf_adds(&b, "* SORT");
-		for (i = 0; i < n; i++)
-			imap_buf_printf(&b, " %u", v[i]);
+		numbers_add(&b, v, n);
 		if (q->modseq && n > 0)
 			imap_buf_printf(&b, " (MODSEQ %llu)",
 			    (unsigned long long)hms);
@@ -314,8 +317,7 @@ imap_search_end(struct imap_session *s, struct imsg *imsg)
 			    (unsigned long long)hms);
 	} else {
 		imap_buf_adds(&b, "* SEARCH");
-		for (i = 0; i < n; i++)
-			imap_buf_printf(&b, " %u", v[i]);
+		numbers_add(&b, v, n);
 		if (q->modseq && n > 0)
 			imap_buf_printf(&b, " (MODSEQ %llu)",
 			    (unsigned long long)hms);

@@ -217,8 +217,6 @@ void	imap_mbox_item(struct imap_session *, struct imsg *);
 void	imap_mbox_end(struct imap_session *, struct imsg *);
 void	imap_mbox_selected(struct imap_session *, struct imsg *);
 void	imap_mbox_uids(struct imap_session *, struct imsg *);
-void	imap_select_unseen_uids(struct imap_session *, struct imsg *);
-void	imap_select_unseen_end(struct imap_session *, struct imsg *);
 void	imap_sync_flags(struct imap_session *, struct imsg *);
 void	imap_sync_vanished(struct imap_session *, struct imsg *);
 void	imap_sync_end(struct imap_session *, struct imsg *);
@@ -227,6 +225,7 @@ char	*imap_mailbox_in(struct imap_session *, const char *);
 void	imap_mailbox_out(struct imap_session *, struct imap_buf *,
 	    const char *);
 size_t	imap_seq_of_uid(struct imap_session *, uint32_t);
+size_t	imap_seq_of_uid_next(struct imap_session *, uint32_t, size_t *);
 int	imap_set_uids(struct imap_session *, const struct imap_seqset *, int,
 	    struct imap_uidlist *);
 void	imap_uidlist_free(struct imap_uidlist *);

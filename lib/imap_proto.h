@@ -29,7 +29,8 @@
  * MBOX_SUBSCRIBE: s name, u8 on -> MBOX_RESULT
  * MBOX_SELECT: s name, u8 readonly -> MBOX_SELECTED: u64 id,
  *	u32 uidvalidity, u32 uidnext, u64 highestmodseq, u32 messages,
- *	s keywords in use; MBOX_UIDS: u32 n, n x u32 uid ...; MBOX_END.
+ *	s keywords in use, u32 first unseen uid (0: none); MBOX_UIDS:
+ *	u32 n, n x u32 uid ...; MBOX_END.
  *	Or MBOX_RESULT with ok 0.
  * MBOX_UNSELECT: - (no answer)
  * MBOX_SYNC: u64 mailbox, u64 since -> SYNC_FLAGS: u32 uid, u64 modseq,

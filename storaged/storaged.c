@@ -47,7 +47,6 @@ static void
 storaged_shutdown(void)
 {
 	store_stmt_close();
-	store_sync_close();
 	store_clean_stop();
 }
 

@@ -38,6 +38,7 @@ extern sqlite3	*store_db;
 void		 store_db_prepare(void);
 void		 store_db_open(void);
 void		 store_db_close(void);
+int		 store_db_run(const char *);
 int		 store_db_begin(void);
 int		 store_db_commit(void);
 void		 store_db_rollback(void);
@@ -95,9 +96,11 @@ int	 store_blob_file(const void *, size_t, const char *, const char *,
 	    const char **);
 int	 store_blob_sync(void);
 
-/* storaged/store_stmt.c: statements kept prepared, by SQL literal */
+/* storaged/store_stmt.c: statements kept prepared, by literal or text */
 sqlite3_stmt	*store_stmt(const char *);
 void		 store_stmt_done(sqlite3_stmt *);
+sqlite3_stmt	*store_stmt_text(const char *);
+void		 store_stmt_text_done(sqlite3_stmt *);
 void		 store_stmt_close(void);
 
 /* storaged/store_sync.c: flushes off the event loop */
@@ -116,7 +119,7 @@ struct store_job {
 };
 
 void	 store_sync_init(void);
-void	 store_sync_close(void);
+void	 store_ckpt_close(void);
 void	 store_job_submit(struct store_job *);
 void	 store_job_submit_first(struct store_job *);
 void	 store_db_sync(int, void (*)(void *), void *);
@@ -370,9 +373,20 @@ struct store_search {
 	int				 messages;	/* uses m. */
 };
 
+/*
+ * mailbox_messages.flags: the message's system keywords as bits, kept
+ * by the triggers of migration 3 (store_db.c), which spell them out.
+ */
+#define STORE_FLAG_SEEN		0x01
+#define STORE_FLAG_ANSWERED	0x02
+#define STORE_FLAG_FLAGGED	0x04
+#define STORE_FLAG_DELETED	0x08
+#define STORE_FLAG_DRAFT	0x10
+
 int	 store_keyword_from_imap(const char *, char *, size_t);
 void	 store_keyword_to_imap(const char *, struct store_buf *);
 int	 store_keyword_is_system(const char *);
+int	 store_keyword_flag(const char *);
 void	 store_keywords_free(struct store_keywords *);
 int	 store_keywords_has(const struct store_keywords *, const char *);
 int	 store_keywords_add(struct store_keywords *, const char *);

@@ -1,9 +1,10 @@
 /*
  * The database: opening it, the numbered migrations that make its
  * schema, and the few helpers every area uses.  store_db is used from
- * the main thread only; the one other connection is the indexer
+ * the main thread only; the other connections are the indexer
  * thread's, to the full-text index (store_fts.c), which store_db
- * attaches read-only.
+ * attaches read-only, and the one that checkpoints the WAL from a
+ * sync thread (store_sync.c).
  */
 #include <sys/stat.h>
 
@@ -228,6 +229,132 @@ static const char *const store_migrations[] = {
 	"  name TEXT NOT NULL,"
 	"  PRIMARY KEY (account_id, name)"
 	");",
+	/*
+	 * 3: what SELECT, SEARCH, STATUS and EXPUNGE ask of a mailbox,
+	 * kept where an index answers it.  Triggers keep both, so every
+	 * writer of keywords and placements keeps them right: a
+	 * placement's flags are its message's system keywords as bits
+	 * (STORE_FLAG_* in storaged.h), and mailbox_keywords counts, per
+	 * mailbox and other keyword, the placements whose message has it
+	 * (SELECT's FLAGS).  A keyword row and a placement's message are
+	 * never updated in place, only inserted and deleted.
+	 */
+	"ALTER TABLE mailbox_messages"
+	"  ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE mailbox_messages SET flags = (SELECT coalesce(sum("
+	"  CASE lower(k.keyword) WHEN '$seen' THEN 1 WHEN '$answered' THEN 2"
+	"  WHEN '$flagged' THEN 4 WHEN '$deleted' THEN 8 WHEN '$draft' THEN 16"
+	"  ELSE 0 END), 0) FROM keywords k"
+	"  WHERE k.message_id = mailbox_messages.message_id);"
+	/* Partial: a query must say "flags & 1 = 0" to have them used. */
+	"CREATE INDEX mailbox_messages_unseen"
+	"  ON mailbox_messages(mailbox_id, uid, flags) WHERE flags & 1 = 0;"
+	"CREATE INDEX mailbox_messages_deleted"
+	"  ON mailbox_messages(mailbox_id, uid, flags) WHERE flags & 8 != 0;"
+	"CREATE TABLE mailbox_keywords ("
+	"  mailbox_id INTEGER NOT NULL"
+	"    REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	"  keyword TEXT NOT NULL COLLATE NOCASE,"
+	"  n INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox_id, keyword)"
+	") WITHOUT ROWID;"
+	"INSERT INTO mailbox_keywords (mailbox_id, keyword, n)"
+	"  SELECT mm.mailbox_id, min(k.keyword), count(*)"
+	"  FROM mailbox_messages mm JOIN keywords k"
+	"  ON k.message_id = mm.message_id WHERE lower(k.keyword) NOT IN"
+	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft')"
+	"  GROUP BY mm.mailbox_id, k.keyword;"
+	"CREATE TRIGGER keywords_flag_insert AFTER INSERT ON keywords"
+	"  WHEN lower(NEW.keyword) IN"
+	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft') BEGIN"
+	"  UPDATE mailbox_messages SET flags = flags |"
+	"    CASE lower(NEW.keyword) WHEN '$seen' THEN 1"
+	"    WHEN '$answered' THEN 2"
+	"    WHEN '$flagged' THEN 4 WHEN '$deleted' THEN 8 ELSE 16 END"
+	"    WHERE message_id = NEW.message_id;"
+	"END;"
+	"CREATE TRIGGER keywords_flag_delete AFTER DELETE ON keywords"
+	"  WHEN lower(OLD.keyword) IN"
+	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft') BEGIN"
+	"  UPDATE mailbox_messages SET flags = flags &"
+	"    ~CASE lower(OLD.keyword) WHEN '$seen' THEN 1"
+	"    WHEN '$answered' THEN 2"
+	"    WHEN '$flagged' THEN 4 WHEN '$deleted' THEN 8 ELSE 16 END"
+	"    WHERE message_id = OLD.message_id;"
+	"END;"
+	"CREATE TRIGGER keywords_inuse_insert AFTER INSERT ON keywords"
+	"  WHEN lower(NEW.keyword) NOT IN"
+	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft') BEGIN"
+	"  INSERT INTO mailbox_keywords (mailbox_id, keyword, n)"
+	"    SELECT mailbox_id, NEW.keyword, 1 FROM mailbox_messages"
+	"    WHERE message_id = NEW.message_id"
+	"    ON CONFLICT (mailbox_id, keyword) DO UPDATE SET n = n + 1;"
+	"END;"
+	"CREATE TRIGGER keywords_inuse_delete AFTER DELETE ON keywords"
+	"  WHEN lower(OLD.keyword) NOT IN"
+	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft') BEGIN"
+	"  UPDATE mailbox_keywords SET n = n - 1 WHERE mailbox_id IN"
+	"    (SELECT mailbox_id FROM mailbox_messages"
+	"    WHERE message_id = OLD.message_id) AND keyword = OLD.keyword;"
+	"  DELETE FROM mailbox_keywords WHERE mailbox_id IN"
+	"    (SELECT mailbox_id FROM mailbox_messages"
+	"    WHERE message_id = OLD.message_id) AND keyword = OLD.keyword"
+	"    AND n <= 0;"
+	"END;"
+	"CREATE TRIGGER keywords_update BEFORE UPDATE OF message_id, keyword"
+	"  ON keywords BEGIN"
+	"  SELECT RAISE(ABORT,"
+	"    'a keyword is inserted or deleted, not updated');"
+	"END;"
+	"CREATE TRIGGER mailbox_messages_insert"
+	"  AFTER INSERT ON mailbox_messages"
+	"  WHEN EXISTS (SELECT 1 FROM keywords"
+	"  WHERE message_id = NEW.message_id) BEGIN"
+	"  UPDATE mailbox_messages SET flags = (SELECT coalesce(sum("
+	"    CASE lower(k.keyword) WHEN '$seen' THEN 1"
+	"    WHEN '$answered' THEN 2"
+	"    WHEN '$flagged' THEN 4 WHEN '$deleted' THEN 8 WHEN '$draft'"
+	"    THEN 16 ELSE 0 END), 0) FROM keywords k"
+	"    WHERE k.message_id = NEW.message_id)"
+	"    WHERE mailbox_id = NEW.mailbox_id AND uid = NEW.uid;"
+	"  INSERT INTO mailbox_keywords (mailbox_id, keyword, n)"
+	"    SELECT NEW.mailbox_id, keyword, 1 FROM keywords"
+	"    WHERE message_id = NEW.message_id AND lower(keyword) NOT IN"
+	"    ('$seen', '$answered', '$flagged', '$deleted', '$draft')"
+	"    ON CONFLICT (mailbox_id, keyword) DO UPDATE SET n = n + 1;"
+	"END;"
+	"CREATE TRIGGER mailbox_messages_delete"
+	"  AFTER DELETE ON mailbox_messages"
+	"  WHEN EXISTS (SELECT 1 FROM keywords"
+	"  WHERE message_id = OLD.message_id AND lower(keyword) NOT IN"
+	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft')) BEGIN"
+	"  UPDATE mailbox_keywords SET n = n - 1"
+	"    WHERE mailbox_id = OLD.mailbox_id AND keyword IN"
+	"    (SELECT keyword FROM keywords WHERE message_id = OLD.message_id);"
+	"  DELETE FROM mailbox_keywords"
+	"    WHERE mailbox_id = OLD.mailbox_id AND n <= 0;"
+	"END;"
+	"CREATE TRIGGER mailbox_messages_move"
+	"  AFTER UPDATE OF mailbox_id ON mailbox_messages"
+	"  WHEN OLD.mailbox_id != NEW.mailbox_id AND EXISTS (SELECT 1"
+	"  FROM keywords WHERE message_id = NEW.message_id AND"
+	"  lower(keyword) NOT IN"
+	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft')) BEGIN"
+	"  UPDATE mailbox_keywords SET n = n - 1"
+	"    WHERE mailbox_id = OLD.mailbox_id AND keyword IN"
+	"    (SELECT keyword FROM keywords WHERE message_id = OLD.message_id);"
+	"  DELETE FROM mailbox_keywords"
+	"    WHERE mailbox_id = OLD.mailbox_id AND n <= 0;"
+	"  INSERT INTO mailbox_keywords (mailbox_id, keyword, n)"
+	"    SELECT NEW.mailbox_id, keyword, 1 FROM keywords"
+	"    WHERE message_id = NEW.message_id AND lower(keyword) NOT IN"
+	"    ('$seen', '$answered', '$flagged', '$deleted', '$draft')"
+	"    ON CONFLICT (mailbox_id, keyword) DO UPDATE SET n = n + 1;"
+	"END;"
+	"CREATE TRIGGER mailbox_messages_message"
+	"  BEFORE UPDATE OF message_id ON mailbox_messages BEGIN"
+	"  SELECT RAISE(ABORT, 'a placement keeps its message');"
+	"END;",
 };
 
 #define STORE_SCHEMA_VERSION						\
@@ -381,6 +508,8 @@ store_db_open(void)
 		fatalx("%s: busy_timeout: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
 	store_db_exec("PRAGMA foreign_keys = ON");
+	/* A REPLACE's deletes fire migration 3's triggers too. */
+	store_db_exec("PRAGMA recursive_triggers = ON");
 	store_db_exec("PRAGMA synchronous = FULL");
 	store_db_exec("PRAGMA temp_store = MEMORY");
 	store_db_exec("PRAGMA cache_size = -65536");
@@ -413,17 +542,34 @@ store_db_close(void)
 {
 	if (store_db == NULL)
 		return;
+	store_ckpt_close();
 	if (sqlite3_close(store_db) != SQLITE_OK)
 		log_warnx("%s: close: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
 	store_db = NULL;
 }
 
+/*
+ * One statement without rows, from a literal, kept prepared: the
+ * transactions of every IMAP write parsed their BEGIN and COMMIT anew.
+ */
+int
+store_db_run(const char *sql)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = store_stmt(sql)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	store_stmt_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int
 store_db_begin(void)
 {
-	if (sqlite3_exec(store_db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
+	if (store_db_run("BEGIN IMMEDIATE") == -1) {
 		log_warnx("%s: begin: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
 		return -1;
@@ -434,8 +580,7 @@ store_db_begin(void)
 int
 store_db_commit(void)
 {
-	if (sqlite3_exec(store_db, "COMMIT", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
+	if (store_db_run("COMMIT") == -1) {
 		log_warnx("%s: commit: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
 		store_db_rollback();
@@ -450,7 +595,7 @@ void
 store_db_rollback(void)
 {
 	if (!sqlite3_get_autocommit(store_db))
-		sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
+		(void)store_db_run("ROLLBACK");
 }
 
 /* A prepared statement, or NULL with the reason logged. */

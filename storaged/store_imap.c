@@ -478,12 +478,9 @@ store_imap_list(struct proc_peer *peer, struct imsg *imsg)
 	    "(SELECT count(*) FROM mailbox_messages mm "
 	    "WHERE mm.mailbox_id = b.id), "
 	    "(SELECT count(*) FROM mailbox_messages mm "
-	    "WHERE mm.mailbox_id = b.id AND NOT EXISTS (SELECT 1 FROM "
-	    "keywords k WHERE k.message_id = mm.message_id AND "
-	    "k.keyword = '$seen')), "
-	    "(SELECT count(*) FROM mailbox_messages mm JOIN keywords k "
-	    "ON k.message_id = mm.message_id AND k.keyword = '$deleted' "
-	    "WHERE mm.mailbox_id = b.id), "
+	    "WHERE mm.mailbox_id = b.id AND mm.flags & 1 = 0), "
+	    "(SELECT count(*) FROM mailbox_messages mm "
+	    "WHERE mm.mailbox_id = b.id AND mm.flags & 8 != 0), "
 	    "b.uidnext, b.uidvalidity, "
 	    "(SELECT coalesce(sum(m.size), 0) FROM mailbox_messages mm "
 	    "JOIN messages m ON m.id = mm.message_id "
@@ -1034,7 +1031,10 @@ store_imap_subscribe(struct proc_peer *peer, struct imsg *imsg)
 	mbox_result(imsg, 0, "[SERVERBUG] Storage error");
 }
 
-/* The non-system keywords of a mailbox's messages, as IMAP flags. */
+/*
+ * The non-system keywords of a mailbox's messages, as IMAP flags: the
+ * counts migration 3's triggers keep, never a scan of the messages.
+ */
 static void
 select_keywords(int64_t mailbox, char *out, size_t outlen)
 {
@@ -1045,9 +1045,8 @@ select_keywords(int64_t mailbox, char *out, size_t outlen)
 
 	memset(&b, 0, sizeof(b));
 	out[0] = '\0';
-	if ((st = store_stmt("SELECT DISTINCT k.keyword FROM "
-	    "mailbox_messages mm JOIN keywords k ON k.message_id = "
-	    "mm.message_id WHERE mm.mailbox_id = ?")) == NULL)
+	if ((st = store_stmt("SELECT keyword FROM mailbox_keywords "
+	    "WHERE mailbox_id = ? AND n > 0")) == NULL)
 		return;
 	if (sqlite3_bind_int64(st, 1, mailbox) == SQLITE_OK)
 		while (sqlite3_step(st) == SQLITE_ROW) {
@@ -1085,9 +1084,49 @@ send_uids(uint32_t type, uint32_t peerid, const uint32_t *uids, size_t n)
 		log_warn("%s to imapd", imsg_type_name(type));
 }
 
+/* A mailbox's UIDs, ascending, in *uids (to free); -1 on an error. */
+static int
+select_uids(int64_t mailbox, uint32_t **uids, size_t *n)
+{
+	sqlite3_stmt	*st;
+	uint32_t	*v = NULL, *nv;
+	size_t		 cap = 0;
+	int		 rc;
+
+	*n = 0;
+	if ((st = store_stmt("SELECT uid FROM mailbox_messages "
+	    "WHERE mailbox_id = ? ORDER BY uid")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK) {
+		store_stmt_done(st);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	store_stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("%s: select: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+		free(v);
+		return -1;
+	}
+	*uids = v;
+	return 0;
+}
+
 /*
  * MBOX_SELECT: s name, u8 readonly -> MBOX_SELECTED, MBOX_UIDS ...,
- * MBOX_END, or MBOX_RESULT with ok 0.
+ * MBOX_END, or MBOX_RESULT with ok 0.  The count of messages is that
+ * of the UIDs, read first.
  */
 void
 store_imap_select(struct proc_peer *peer, struct imsg *imsg)
@@ -1099,11 +1138,10 @@ store_imap_select(struct proc_peer *peer, struct imsg *imsg)
 	const char		*in;
 	char			 name[STORE_MBOX_NAME_MAX + 1];
 	char			 keywords[IMAP_KEYWORDS_TEXT];
-	uint32_t		 uids[IMAP_UIDS_PER_MSG];
+	uint32_t		*uids = NULL;
 	int64_t			 id;
-	size_t			 n = 0;
+	size_t			 n, i, k;
 	uint8_t			 readonly;
-	int			 rc;
 
 	b = binding_get(imsg);
 	msg_read(&m, imsg);
@@ -1121,8 +1159,12 @@ store_imap_select(struct proc_peer *peer, struct imsg *imsg)
 		mbox_result(imsg, 0, "[NONEXISTENT] No such mailbox");
 		return;
 	}
+	if (select_uids(id, &uids, &n) == -1)
+		goto fail;
+	/* The first unseen from the partial index mailbox_messages_unseen. */
 	if ((st = store_stmt("SELECT uidvalidity, uidnext, highestmodseq, "
-	    "(SELECT count(*) FROM mailbox_messages WHERE mailbox_id = ?1) "
+	    "(SELECT coalesce(min(uid), 0) FROM mailbox_messages "
+	    "WHERE mailbox_id = ?1 AND flags & 1 = 0) "
 	    "FROM mailboxes WHERE id = ?1")) == NULL)
 		goto fail;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
@@ -1136,32 +1178,17 @@ store_imap_select(struct proc_peer *peer, struct imsg *imsg)
 	msg_add_u32(&out, sqlite3_column_int64(st, 0));
 	msg_add_u32(&out, sqlite3_column_int64(st, 1));
 	msg_add_u64(&out, sqlite3_column_int64(st, 2));
-	msg_add_u32(&out, sqlite3_column_int64(st, 3));
+	msg_add_u32(&out, n);
 	msg_add_string(&out, keywords);
+	msg_add_u32(&out, sqlite3_column_int64(st, 3));
 	store_stmt_done(st);
-	if ((st = store_stmt("SELECT uid FROM mailbox_messages "
-	    "WHERE mailbox_id = ? ORDER BY uid")) == NULL)
-		goto fail;
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
-		store_stmt_done(st);
-		goto fail;
-	}
 	if (proc_send(PROC_IMAPD, &out) == -1)
 		log_warn("%s: selected to imapd", __func__);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		uids[n++] = sqlite3_column_int64(st, 0);
-		if (n == IMAP_UIDS_PER_MSG) {
-			send_uids(IMSG_STORE_MBOX_UIDS, imsg->hdr.peerid,
-			    uids, n);
-			n = 0;
-		}
+	for (i = 0; i < n; i += k) {
+		k = n - i < IMAP_UIDS_PER_MSG ? n - i : IMAP_UIDS_PER_MSG;
+		send_uids(IMSG_STORE_MBOX_UIDS, imsg->hdr.peerid, uids + i, k);
 	}
-	store_stmt_done(st);
-	if (rc != SQLITE_DONE)
-		log_warnx("%s: select: %s", STORE_DB_PATH,
-		    sqlite3_errmsg(store_db));
-	if (n > 0)
-		send_uids(IMSG_STORE_MBOX_UIDS, imsg->hdr.peerid, uids, n);
+	free(uids);
 	b->selected = id;
 	b->readonly = readonly != 0;
 	msg_create(&out, IMSG_STORE_MBOX_END, imsg->hdr.peerid, -1);
@@ -1169,6 +1196,7 @@ store_imap_select(struct proc_peer *peer, struct imsg *imsg)
 		log_warn("%s: end to imapd", __func__);
 	return;
  fail:
+	free(uids);
 	mbox_result(imsg, 0, "[SERVERBUG] Storage error");
 }
 

@@ -99,8 +99,7 @@ rows_load(struct msg_rows *rows, int64_t mailbox,
 	if ((st = store_stmt(deleted ?
 	    "SELECT mm.uid, mm.modseq, mm.message_id, NULL "
 	    "FROM mailbox_messages mm WHERE mm.mailbox_id = ?1 AND "
-	    "mm.uid BETWEEN ?2 AND ?3 AND EXISTS (SELECT 1 FROM keywords k "
-	    "WHERE k.message_id = mm.message_id AND k.keyword = '$deleted') "
+	    "mm.uid BETWEEN ?2 AND ?3 AND mm.flags & 8 != 0 "
 	    "ORDER BY mm.uid" :
 	    "SELECT mm.uid, mm.modseq, mm.message_id, (SELECT "
 	    "group_concat(k.keyword, ' ') FROM keywords k "

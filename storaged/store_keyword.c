@@ -17,12 +17,13 @@
 static const struct {
 	const char	*imap;
 	const char	*keyword;
+	int		 flag;
 } keyword_system[] = {
-	{ "\\Seen",	"$seen" },
-	{ "\\Answered",	"$answered" },
-	{ "\\Flagged",	"$flagged" },
-	{ "\\Draft",	"$draft" },
-	{ "\\Deleted",	"$deleted" },
+	{ "\\Seen",	"$seen",	STORE_FLAG_SEEN },
+	{ "\\Answered",	"$answered",	STORE_FLAG_ANSWERED },
+	{ "\\Flagged",	"$flagged",	STORE_FLAG_FLAGGED },
+	{ "\\Draft",	"$draft",	STORE_FLAG_DRAFT },
+	{ "\\Deleted",	"$deleted",	STORE_FLAG_DELETED },
 };
 
 #define KEYWORD_NSYSTEM	(sizeof(keyword_system) / sizeof(keyword_system[0]))
@@ -91,6 +92,18 @@ store_keyword_is_system(const char *keyword)
 	for (i = 0; i < KEYWORD_NSYSTEM; i++)
 		if (strcasecmp(keyword, keyword_system[i].keyword) == 0)
 			return 1;
+	return 0;
+}
+
+/* A system keyword's bit in mailbox_messages.flags, 0 for any other. */
+int
+store_keyword_flag(const char *keyword)
+{
+	size_t	 i;
+
+	for (i = 0; i < KEYWORD_NSYSTEM; i++)
+		if (strcasecmp(keyword, keyword_system[i].keyword) == 0)
+			return keyword_system[i].flag;
 	return 0;
 }
 

@@ -338,9 +338,10 @@ store_parts_copy(int64_t from, int64_t to)
 }
 
 /*
- * The blobs the parts of the message rows selected by sql (one int64
- * parameter) name, appended to *hashes: they are unreferenced once
- * those rows are gone.  -1 if memory ran out or on a storage error.
+ * The blobs the parts of the message rows selected by sql (a literal,
+ * kept prepared, with one int64 parameter) name, appended to *hashes:
+ * they are unreferenced once those rows are gone.  -1 if memory ran
+ * out or on a storage error.
  */
 int
 store_parts_blobs(const char *sql, int64_t id, char ***hashes, size_t *n,
@@ -350,10 +351,10 @@ store_parts_blobs(const char *sql, int64_t id, char ***hashes, size_t *n,
 	char		**nh;
 	int		 rc;
 
-	if ((st = store_db_stmt(sql)) == NULL)
+	if ((st = store_stmt(sql)) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		store_stmt_done(st);
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -369,7 +370,7 @@ store_parts_blobs(const char *sql, int64_t id, char ***hashes, size_t *n,
 			break;
 		(*n)++;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (rc != SQLITE_DONE) {
 		log_warnx("%s: message parts: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));

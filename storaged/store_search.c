@@ -572,6 +572,34 @@ search_header(struct store_search *s, const char *field, const char *v)
 	store_buf_str(&s->sql, "))");
 }
 
+/*
+ * A flag set (or, negated, not set).  The system flags are bits of the
+ * placement; "flags & 1 = 0" is spelt as mailbox_messages_unseen's
+ * condition so that UNSEEN reads that index.
+ */
+static void
+search_keyword(struct store_search *s, const char *flag, int negated)
+{
+	char	 kw[STORE_KEYWORD_LEN + 1];
+	int	 bit;
+
+	if (store_keyword_from_imap(flag, kw, sizeof(kw)) != 1) {
+		/* Never recent, and no message has a non-flag. */
+		store_buf_str(&s->sql, negated ? "1" : "0");
+		return;
+	}
+	if ((bit = store_keyword_flag(kw)) != 0) {
+		store_buf_printf(&s->sql, "mm.flags & %d %s 0", bit,
+		    negated ? "=" : "!=");
+		return;
+	}
+	store_buf_str(&s->sql, negated ? "NOT EXISTS" : "EXISTS");
+	store_buf_str(&s->sql, " (SELECT 1 FROM keywords k "
+	    "WHERE k.message_id = mm.message_id AND k.keyword = ");
+	param_text(s, strdup(kw));
+	store_buf_str(&s->sql, ")");
+}
+
 static int64_t
 clamp(uint64_t v)
 {
@@ -615,7 +643,6 @@ static int
 search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 {
 	const char		*a, *b;
-	char			 kw[STORE_KEYWORD_LEN + 1];
 	uint64_t		 u64;
 	int64_t			 i64;
 	uint32_t		 u32, i;
@@ -669,6 +696,14 @@ search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 		}
 		if (i % 2 == 0)
 			return search_node(m, s, depth + i, parent);
+		if (m->left > 0 && m->p[0] == SK_KEYWORD) {
+			m->p++;
+			m->left--;
+			if (msg_get_string(m, &a) == -1)
+				return -1;
+			search_keyword(s, a, 1);
+			break;
+		}
 		store_buf_str(&s->sql, "NOT (");
 		if (search_node(m, s, depth + i, SK_NOT) == -1)
 			return -1;
@@ -681,15 +716,7 @@ search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 	case SK_KEYWORD:
 		if (msg_get_string(m, &a) == -1)
 			return -1;
-		if (store_keyword_from_imap(a, kw, sizeof(kw)) != 1) {
-			/* Never recent, and no message has a non-flag. */
-			store_buf_str(&s->sql, "0");
-			break;
-		}
-		store_buf_str(&s->sql, "EXISTS (SELECT 1 FROM keywords k "
-		    "WHERE k.message_id = mm.message_id AND k.keyword = ");
-		param_text(s, strdup(kw));
-		store_buf_str(&s->sql, ")");
+		search_keyword(s, a, 0);
 		break;
 	case SK_HEADER:
 		if (msg_get_string(m, &a) == -1 ||
@@ -924,11 +951,11 @@ store_imap_search(struct proc_peer *peer, struct imsg *imsg)
 		}
 	} else
 		store_buf_str(&sql, "mm.uid");
-	if (sql.err || (st = store_db_stmt(sql.p)) == NULL)
+	if (sql.err || (st = store_stmt_text(sql.p)) == NULL)
 		goto end;
 	if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
 	    store_search_bind(st, 2, &s) == -1) {
-		sqlite3_finalize(st);
+		store_stmt_text_done(st);
 		goto end;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -949,7 +976,7 @@ store_imap_search(struct proc_peer *peer, struct imsg *imsg)
 	if (rc != SQLITE_DONE)
 		log_warnx("%s: search: %s", STORE_DB_PATH,
 		    sqlite3_errmsg(store_db));
-	sqlite3_finalize(st);
+	store_stmt_text_done(st);
 	if (n > 0) {
 		msg_create(&out, IMSG_STORE_SEARCH_UIDS, imsg->hdr.peerid, -1);
 		msg_add_u32(&out, n);

@@ -5,7 +5,8 @@
  * password pool does (store_auth.c).  Several flushes at once cost the
  * disk little more than one, and the event loop meanwhile answers
  * lookups and commits.  Only the main thread touches store_db (the
- * indexer thread of store_fts.c has a connection of its own).
+ * indexer thread of store_fts.c has a connection of its own, and the
+ * checkpoints below one more).
  *
  * store_db_sync() makes every commit made so far durable and then
  * calls back; requests that come while a flush is out share the next
@@ -23,13 +24,6 @@
  * and no flush has covered yet are kept under STORE_LAZY_ROWS_MAX: a
  * commit that goes past it is flushed at once, on the event loop, so
  * more are never seen.
- *
- * Checkpoints (the WAL's pages copied back into the database file and
- * that file fsynced) would run inside whichever commit crossed
- * SQLite's threshold, stalling the event loop for the copy and the
- * fsync; here one runs in a thread instead, on a connection of its
- * own (PASSIVE: never waiting for the main thread, whose commits go on
- * meanwhile), once the WAL holds STORE_CKPT_FRAMES pages.
  */
 #include <sys/queue.h>
 
@@ -83,10 +77,6 @@ static int64_t			 db_rows_flushing;
 static int64_t			 db_rows_begin;	/* at its BEGIN */
 static int			 db_lazy_open;
 
-#define STORE_CKPT_FRAMES	2000	/* WAL pages that start a checkpoint */
-static struct store_job		 db_ckpt_job;
-static sqlite3			*db_ckpt;	/* the checkpoint's own */
-static int			 db_ckpt_busy;
 
 static void *
 sync_thread(void *arg)
@@ -208,45 +198,6 @@ db_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 	close(fd);
 }
 
-/* In a thread: the WAL's pages into the database, which is fsynced. */
-static void
-db_ckpt_run(struct store_job *job, unsigned char *buf, size_t buflen)
-{
-	int	 rc;
-
-	(void)buf;
-	(void)buflen;
-	rc = sqlite3_wal_checkpoint_v2(db_ckpt, NULL,
-	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-		job->what = sqlite3_errmsg(db_ckpt);
-		job->err = rc;
-	}
-}
-
-static void
-db_ckpt_done(struct store_job *job)
-{
-	db_ckpt_busy = 0;
-	/* The pages stay in the WAL; the next one tries again. */
-	if (job->what != NULL)
-		log_warnx("%s: checkpoint: %s", STORE_DB_PATH, job->what);
-}
-
-/* After every commit of the main connection: frames in the WAL. */
-static int
-db_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	(void)arg;
-	(void)db;
-	(void)name;
-	if (frames >= STORE_CKPT_FRAMES && !db_ckpt_busy) {
-		db_ckpt_busy = 1;
-		store_job_submit(&db_ckpt_job);
-	}
-	return SQLITE_OK;
-}
-
 /*
  * The two flushes run side by side: an entry that reached the disk
  * without its blob's name is removed at start-up
@@ -364,7 +315,7 @@ store_db_sync(int dirsync, void (*done)(void *), void *arg)
 static int
 sync_exec(const char *sql)
 {
-	if (sqlite3_exec(store_db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+	if (store_db_run(sql) == -1) {
 		log_warnx("%s: %s: %s", STORE_DB_PATH, sql,
 		    sqlite3_errmsg(store_db));
 		return -1;
@@ -427,7 +378,116 @@ store_db_rollback_lazy(void)
 		fatalx("%s: commits would not be durable", STORE_DB_PATH);
 }
 
-/* Before the sandbox: the pipe and the threads. */
+/*
+ * WAL checkpoints, off the event loop too.  SQLite's own ran in the
+ * commit that took the WAL past 1000 pages, in the main thread: a
+ * third of its time under STORE and EXPUNGE.  A connection of their
+ * own (ckpt_db, opened before the sandbox) copies the WAL back into
+ * the database from a sync thread, one checkpoint at a time, without
+ * stopping the main thread's commits; the WAL starts again from its
+ * beginning at the first transaction after one that caught up.  Should
+ * it grow past STORE_CKPT_FRAMES_MAX all the same (commits landing
+ * during every checkpoint), the main thread checkpoints in its commit
+ * as SQLite did, whole as no commit can land then.
+ */
+#define STORE_CKPT_FRAMES	1000
+#define STORE_CKPT_FRAMES_MAX	8000
+
+static sqlite3		*ckpt_db;
+static pthread_mutex_t	 ckpt_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct store_job	 ckpt_job;
+static int		 ckpt_busy;
+static int		 ckpt_frames;	/* the WAL's at the last one */
+
+/* In a thread. */
+static void
+ckpt_run(struct store_job *job, unsigned char *buf, size_t buflen)
+{
+	int	 rc;
+
+	(void)buf;
+	(void)buflen;
+	pthread_mutex_lock(&ckpt_lock);
+	if (ckpt_db != NULL && (rc = sqlite3_wal_checkpoint_v2(ckpt_db,
+	    NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL)) != SQLITE_OK &&
+	    rc != SQLITE_BUSY) {
+		job->what = "checkpoint";
+		job->err = rc;
+	}
+	pthread_mutex_unlock(&ckpt_lock);
+}
+
+static void
+ckpt_done(struct store_job *job)
+{
+	/* A failed write to the database itself: stop, as for a flush. */
+	if (job->what != NULL)
+		fatalx("%s: %s: %s", STORE_DB_PATH, job->what,
+		    sqlite3_errstr(job->err));
+	ckpt_busy = 0;
+}
+
+/* After each commit of the main connection (sqlite3_wal_hook()). */
+static int
+ckpt_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	(void)arg;
+	if (strcmp(name, "main") != 0 || frames < STORE_CKPT_FRAMES)
+		return SQLITE_OK;
+	/* The WAL started again. */
+	if (frames < ckpt_frames)
+		ckpt_frames = 0;
+	/* SQLITE_BUSY while the thread's runs: the next commit retries. */
+	if (frames >= STORE_CKPT_FRAMES_MAX)
+		(void)sqlite3_wal_checkpoint_v2(db, "main",
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	else if (!ckpt_busy && frames - ckpt_frames >= STORE_CKPT_FRAMES) {
+		/* Each flushes the disk: no more often than SQLite's. */
+		ckpt_busy = 1;
+		ckpt_frames = frames;
+		store_job_submit(&ckpt_job);
+	}
+	return SQLITE_OK;
+}
+
+static void
+ckpt_init(void)
+{
+	int	 rc;
+
+	rc = sqlite3_open_v2(STORE_DB_PATH, &ckpt_db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc != SQLITE_OK)
+		fatalx("%s: checkpoint connection: %s", STORE_DB_PATH,
+		    ckpt_db ? sqlite3_errmsg(ckpt_db) : sqlite3_errstr(rc));
+	if (sqlite3_busy_timeout(ckpt_db, STORE_BUSY_TIMEOUT_MS) !=
+	    SQLITE_OK ||
+	    sqlite3_exec(ckpt_db, "PRAGMA synchronous = FULL", NULL, NULL,
+	    NULL) != SQLITE_OK ||
+	    /* Its files opened now, before the sandbox. */
+	    sqlite3_wal_checkpoint_v2(ckpt_db, NULL,
+	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_OK)
+		fatalx("%s: checkpoint connection: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(ckpt_db));
+	ckpt_job.run = ckpt_run;
+	ckpt_job.done = ckpt_done;
+	/* In place of SQLite's own checkpoints (sqlite3_wal_autocheckpoint). */
+	sqlite3_wal_hook(store_db, ckpt_hook, NULL);
+}
+
+/* Before store_db is closed: its close then finds it the last. */
+void
+store_ckpt_close(void)
+{
+	pthread_mutex_lock(&ckpt_lock);
+	if (ckpt_db != NULL && sqlite3_close(ckpt_db) != SQLITE_OK)
+		log_warnx("%s: close: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(ckpt_db));
+	ckpt_db = NULL;
+	pthread_mutex_unlock(&ckpt_lock);
+}
+
+/* Before the sandbox: the pipe, the threads, the checkpoints. */
 void
 store_sync_init(void)
 {
@@ -439,19 +499,6 @@ store_sync_init(void)
 	db_sync_job.done = db_sync_done;
 	db_sync_dir.run = db_sync_dir_run;
 	db_sync_dir.done = db_sync_done;
-	db_ckpt_job.run = db_ckpt_run;
-	db_ckpt_job.done = db_ckpt_done;
-	if (sqlite3_open_v2(STORE_DB_PATH, &db_ckpt, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK)
-		fatalx("%s: checkpoint connection: %s", STORE_DB_PATH,
-		    db_ckpt ? sqlite3_errmsg(db_ckpt) : "out of memory");
-	/* A first read, or it does not know the file is in WAL mode. */
-	if (sqlite3_exec(db_ckpt, "PRAGMA schema_version", NULL, NULL,
-	    NULL) != SQLITE_OK)
-		fatalx("%s: checkpoint connection: %s", STORE_DB_PATH,
-		    sqlite3_errmsg(db_ckpt));
-	/* Replaces SQLite's own checkpoints at commit (wal_autocheckpoint). */
-	sqlite3_wal_hook(store_db, db_wal_hook, NULL);
 	if (pipe2(sync_done_pipe, O_CLOEXEC) == -1)
 		fatal("pipe2");
 	if ((flags = fcntl(sync_done_pipe[0], F_GETFL)) == -1 ||
@@ -478,14 +525,5 @@ store_sync_init(void)
 	while (sync_started < STORE_SYNC_THREADS)
 		pthread_cond_wait(&sync_wakeup, &sync_lock);
 	pthread_mutex_unlock(&sync_lock);
-}
-
-/* At shutdown, before store_db_close(): unless a checkpoint is out. */
-void
-store_sync_close(void)
-{
-	if (db_ckpt != NULL && !db_ckpt_busy) {
-		sqlite3_close(db_ckpt);
-		db_ckpt = NULL;
-	}
+	ckpt_init();
 }

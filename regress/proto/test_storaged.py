@@ -18,7 +18,7 @@ import pytest
 
 from conftest import POSTERNCTL, START_TIMEOUT, STORAGE_USER
 
-SCHEMA_VERSION = 2      # what this posternd knows; bump with a migration
+SCHEMA_VERSION = 3      # what this posternd knows; bump with a migration
 PASSWORD = "Obsidian-Walrus-9137-nowhere"
 OTHER_PASSWORD = "Copper-Lantern-5521-nowhere"
 DEFAULT_MAILBOXES = {
