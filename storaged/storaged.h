@@ -130,6 +130,7 @@ void	 store_db_rollback_lazy(void);
  */
 #define STORE_FTS_PATH		"/postern-fts.db"
 #define STORE_FTS_BATCH		64	/* messages in one transaction */
+#define STORE_FTS_LAG_MS	50	/* a batch's wait for more */
 #define STORE_FTS_HEADER_MAX	(256 * 1024)	/* header text indexed */
 #define STORE_FTS_TEXT_MAX	(1024 * 1024)	/* body text indexed */
 
