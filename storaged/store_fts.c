@@ -10,10 +10,11 @@
  * which message rows were made or removed (store_fts_touch()), once
  * the transaction that did it has committed; for each the indexer
  * looks at the row itself (through postern.db, attached read-only to
- * its connection): a row that exists is indexed from its blob unless
- * the index has it already, from the same blob; a row that is gone
- * takes its index row with it.  A job is thus right whenever it runs,
- * twice or late, and at start-up the indexer compares the two files
+ * its connection): a row that exists is indexed from its blob (and
+ * its prefix, the header lines added at delivery) unless the index
+ * has it already, from the same blob; a row that is gone takes its
+ * index row with it.  A job is thus right whenever it runs, twice or
+ * late, and at start-up the indexer compares the two files
  * and does the same for every difference, so that a lost index file
  * or jobs lost in a crash only delay what SEARCH finds.  A job is a
  * message id, eight bytes: the queue grows as it must and nothing is
@@ -436,7 +437,8 @@ fts_index(int64_t id, const char *blob, const char *prefix,
 	if (mime != NULL)
 		fts_part_header(&b, mime->root, raw, len);
 	else
-		fts_header_fields(&b, raw, len);
+		fts_header_fields(&b, raw, len < MIME_MAX_HEADER ? len :
+		    MIME_MAX_HEADER);
 	if ((header = store_buf_finish(&b)) == NULL)
 		goto done;
 	if (mime != NULL) {
