@@ -145,6 +145,8 @@ void	 store_clean_stop(void);
  */
 #define STORE_FTS_PATH		"/postern-fts.db"
 #define STORE_FTS_BATCH		64	/* messages in one transaction */
+#define STORE_FTS_LAG_MS	50	/* a batch's wait for more */
+#define STORE_FTS_HEADER_MAX	(256 * 1024)	/* header text indexed */
 #define STORE_FTS_TEXT_MAX	(1024 * 1024)	/* body text indexed */
 
 void	 store_fts_init(void);

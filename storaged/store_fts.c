@@ -10,20 +10,29 @@
  * which message rows were made or removed (store_fts_touch()), once
  * the transaction that did it has committed; for each the indexer
  * looks at the row itself (through postern.db, attached read-only to
- * its connection): a row that exists is indexed from its blob unless
- * the index has it already, from the same blob; a row that is gone
- * takes its index row with it.  A job is thus right whenever it runs,
- * twice or late, and at start-up the indexer compares the two files
+ * its connection): a row that exists is indexed from its blob (and
+ * its prefix, the header lines added at delivery) unless the index
+ * has it already, from the same blob; a row that is gone takes its
+ * index row with it.  A job is thus right whenever it runs, twice or
+ * late, and at start-up the indexer compares the two files
  * and does the same for every difference, so that a lost index file
  * or jobs lost in a crash only delay what SEARCH finds.  A job is a
  * message id, eight bytes: the queue grows as it must and nothing is
  * ever dropped, and the indexer holds one message at a time.
+ *
+ * A transaction costs the index more than the messages in it (FTS5
+ * writes a segment at every commit, and merges them), so the indexer
+ * lets jobs gather for up to STORE_FTS_LAG_MS before it takes them,
+ * and takes each batch in rowid order, which FTS5 flushes as one
+ * segment.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event.h>
@@ -32,7 +41,14 @@
 #include "mime.h"
 #include "storaged.h"
 
-#define FTS_SCHEMA_VERSION	1
+/*
+ * 1: subject, addresses, body.  2: the whole header section, so that
+ * TEXT finds any field.  An index of another version is made anew.
+ */
+#define FTS_SCHEMA_VERSION	2
+#define FTS_AUTOMERGE		8	/* segments of a level merged */
+#define FTS_CACHE_KB		16384	/* the indexer's page cache */
+#define FTS_CHECKPOINT_PAGES	4000	/* WAL pages before a checkpoint */
 
 static const char fts_schema[] =
 	/* The blob each message was indexed from. */
@@ -40,18 +56,46 @@ static const char fts_schema[] =
 	"  id INTEGER PRIMARY KEY,"
 	"  blob TEXT NOT NULL"
 	");"
-	/* rowid is messages.id. */
+	/*
+	 * rowid is messages.id.  Nothing ranks, so no column sizes; the
+	 * positions stay (detail=full): SEARCH's substrings are phrases
+	 * of trigrams.
+	 */
 	"CREATE VIRTUAL TABLE messages_fts USING fts5("
-	"  subject, addresses, body, tokenize = 'trigram'"
+	"  header, addresses, body, tokenize = 'trigram', columnsize = 0"
 	");"
-	"PRAGMA user_version = 1;";
+	"PRAGMA user_version = 2;";
+
+/* The indexer's statements, made once. */
+enum fts_stmt {
+	FTS_ST_LOOKUP,
+	FTS_ST_INSERT,
+	FTS_ST_INSERT_DOC,
+	FTS_ST_DELETE,
+	FTS_ST_DELETE_DOC,
+	FTS_ST_COUNT
+};
+
+static const char *const fts_stmt_sql[FTS_ST_COUNT] = {
+	[FTS_ST_LOOKUP] = "SELECT m.blob, m.prefix, d.blob FROM (SELECT ?1 "
+	    "AS id) k LEFT JOIN store.messages m ON m.id = k.id LEFT JOIN "
+	    "docs d ON d.id = k.id",
+	[FTS_ST_INSERT] = "INSERT INTO messages_fts (rowid, header, "
+	    "addresses, body) VALUES (?, ?, ?, ?)",
+	[FTS_ST_INSERT_DOC] = "INSERT OR REPLACE INTO docs (id, blob) "
+	    "VALUES (?, ?)",
+	[FTS_ST_DELETE] = "DELETE FROM messages_fts WHERE rowid = ?",
+	[FTS_ST_DELETE_DOC] = "DELETE FROM docs WHERE id = ?",
+};
 
 static sqlite3		*fts_db;	/* the indexer's */
+static sqlite3_stmt	*fts_stmts[FTS_ST_COUNT];
 static pthread_mutex_t	 fts_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	 fts_wakeup = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t	 fts_wakeup;	/* on CLOCK_MONOTONIC */
 static int64_t		*fts_queue;	/* ids for the indexer */
 static size_t		 fts_qhead;	/* the next one to take */
 static size_t		 fts_nqueue, fts_capqueue;
+static struct timespec	 fts_queued_at;	/* when the queue last filled */
 static unsigned int	 fts_reconcile;	/* requests to compare the files */
 static int		 fts_started;
 
@@ -76,6 +120,18 @@ fts_exec(const char *sql)
 }
 
 static int
+fts_exec_int(const char *fmt, int value)
+{
+	char	 sql[128];
+	int	 n;
+
+	n = snprintf(sql, sizeof(sql), fmt, value);
+	if (n < 0 || (size_t)n >= sizeof(sql))
+		fatalx("%s: %s", __func__, fmt);
+	return fts_exec(sql);
+}
+
+static int
 fts_version(void)
 {
 	sqlite3_stmt	*st;
@@ -95,7 +151,7 @@ static int
 fts_open(void)
 {
 	sqlite3_stmt	*st;
-	int		 rc, v;
+	int		 i, rc, v;
 
 	rc = sqlite3_open_v2(STORE_FTS_PATH, &fts_db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW |
@@ -123,11 +179,29 @@ fts_open(void)
 	sqlite3_finalize(st);
 	if (!rc)
 		goto fail;
-	/* Derived data: a commit lost in a crash is redone at start. */
-	if (fts_exec("PRAGMA synchronous = NORMAL") == -1)
+	/*
+	 * Derived data: a commit lost in a crash is redone at start.  A
+	 * cache and a WAL that hold a merge's pages spare rereading and
+	 * rewriting them, and the pages a merge frees are not zeroed
+	 * (their text was a message's, like a removed blob's).
+	 */
+	if (fts_exec("PRAGMA synchronous = NORMAL") == -1 ||
+	    fts_exec("PRAGMA secure_delete = FAST") == -1 ||
+	    fts_exec_int("PRAGMA cache_size = -%d", FTS_CACHE_KB) == -1 ||
+	    fts_exec_int("PRAGMA wal_autocheckpoint = %d",
+	    FTS_CHECKPOINT_PAGES) == -1)
 		goto fail;
 	if (v == 0 && (fts_exec("BEGIN IMMEDIATE") == -1 ||
 	    fts_exec(fts_schema) == -1 || fts_exec("COMMIT") == -1))
+		goto fail;
+	/*
+	 * FTS5 merges a level's segments once it has FTS_AUTOMERGE of
+	 * them, a bit at each commit: eight rather than the default four
+	 * rewrites each posting less often, and with batched commits a
+	 * query still reads about as many segments as before.
+	 */
+	if (fts_exec_int("INSERT INTO messages_fts (messages_fts, rank) "
+	    "VALUES ('automerge', %d)", FTS_AUTOMERGE) == -1)
 		goto fail;
 	if (fts_exec("ATTACH 'file:" STORE_DB_PATH "?mode=ro' AS store") ==
 	    -1)
@@ -136,8 +210,20 @@ fts_open(void)
 	if (fts_exec("SELECT count(*) FROM docs WHERE id = 0;"
 	    "SELECT count(*) FROM store.messages WHERE id = 0") == -1)
 		goto fail;
+	for (i = 0; i < FTS_ST_COUNT; i++)
+		if (sqlite3_prepare_v3(fts_db, fts_stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &fts_stmts[i], NULL) !=
+		    SQLITE_OK) {
+			log_warnx("%s: %s", STORE_FTS_PATH,
+			    sqlite3_errmsg(fts_db));
+			goto fail;
+		}
 	return 0;
  fail:
+	for (i = 0; i < FTS_ST_COUNT; i++) {
+		sqlite3_finalize(fts_stmts[i]);
+		fts_stmts[i] = NULL;
+	}
 	sqlite3_close(fts_db);
 	fts_db = NULL;
 	return -1;
@@ -186,6 +272,104 @@ fts_part_text(struct store_buf *b, const struct mime_part *p,
 	free(t);
 }
 
+/* Adds len bytes of s to b, short of max in all, in whole characters. */
+static void
+fts_add_bounded(struct store_buf *b, const char *s, size_t len, size_t max)
+{
+	if (b->len >= max)
+		return;
+	if (len > max - b->len) {
+		len = max - b->len;
+		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+			len--;
+	}
+	store_buf_add(b, s, len);
+}
+
+/*
+ * The fields of a header block, one a line, unfolded and with their
+ * encoded-words decoded, in UTF-8.  The block ends at its empty line.
+ */
+static void
+fts_header_fields(struct store_buf *b, const char *h, size_t len)
+{
+	size_t	 i = 0, start, end;
+	char	*v, *d;
+
+	while (i < len && b->len < STORE_FTS_HEADER_MAX && !b->err) {
+		if (h[i] == '\r' || h[i] == '\n')
+			break;
+		start = i;
+		/* The field runs to a line not starting with WSP. */
+		for (end = i; end < len; end++)
+			if (h[end] == '\n' && (end + 1 >= len ||
+			    (h[end + 1] != ' ' && h[end + 1] != '\t')))
+				break;
+		i = end + 1;
+		if ((v = mime_unfold(h + start, end - start)) == NULL) {
+			b->err = 1;
+			break;
+		}
+		d = mime_decode_words(v);
+		free(v);
+		if (d == NULL) {
+			b->err = 1;
+			break;
+		}
+		fts_add_bounded(b, d, strlen(d), STORE_FTS_HEADER_MAX);
+		fts_add_bounded(b, "\n", 1, STORE_FTS_HEADER_MAX);
+		free(d);
+	}
+}
+
+/*
+ * Parameter values that the part's fields (from mark on in b) do not
+ * show as they read decoded: RFC 2231's encoded and continued ones.
+ */
+static void
+fts_params(struct store_buf *b, size_t mark, const struct mime_param *pa,
+    size_t n)
+{
+	size_t	 i, vlen;
+
+	for (i = 0; i < n && !b->err; i++) {
+		if (pa[i].value == NULL || (vlen = strlen(pa[i].value)) == 0)
+			continue;
+		if (b->p != NULL && memmem(b->p + mark, b->len - mark,
+		    pa[i].value, vlen) != NULL)
+			continue;
+		fts_add_bounded(b, pa[i].name, strlen(pa[i].name),
+		    STORE_FTS_HEADER_MAX);
+		fts_add_bounded(b, "=", 1, STORE_FTS_HEADER_MAX);
+		fts_add_bounded(b, pa[i].value, vlen, STORE_FTS_HEADER_MAX);
+		fts_add_bounded(b, "\n", 1, STORE_FTS_HEADER_MAX);
+	}
+}
+
+/*
+ * The header section of part p and of every part and message inside
+ * it: what SEARCH TEXT finds besides the body (RFC 9051 6.4.4 counts
+ * MIME header fields in).
+ */
+static void
+fts_part_header(struct store_buf *b, const struct mime_part *p,
+    const char *raw, size_t rawlen)
+{
+	size_t	 i, mark = b->len;
+
+	if (p->header_start < p->body_start && p->body_start <= rawlen)
+		fts_header_fields(b, raw + p->header_start,
+		    p->body_start - p->header_start);
+	/* Without a Content-Type, the parameters are the defaults. */
+	if (!(p->flags & MIME_F_CT_DEFAULT))
+		fts_params(b, mark, p->params, p->nparams);
+	fts_params(b, mark, p->disp_params, p->ndisp_params);
+	if (p->message != NULL)
+		fts_part_header(b, p->message, raw, rawlen);
+	for (i = 0; i < p->nchildren; i++)
+		fts_part_header(b, p->children[i], raw, rawlen);
+}
+
 static int
 fts_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
@@ -193,49 +377,46 @@ fts_bind_text(sqlite3_stmt *st, int i, const char *s)
 	    SQLITE_STATIC) == SQLITE_OK ? 0 : -1;
 }
 
+/* Runs one of fts_stmts to its end and readies it for the next use. */
 static int
-fts_step(sqlite3_stmt *st)
+fts_done(sqlite3_stmt *st)
 {
 	int	 rc;
 
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
-		return -1;
-	}
-	return 0;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 static int
-fts_stmt_id(const char *sql, int64_t id)
+fts_stmt_id(enum fts_stmt which, int64_t id)
 {
-	sqlite3_stmt	*st;
+	sqlite3_stmt	*st = fts_stmts[which];
 
-	if (sqlite3_prepare_v2(fts_db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
-		return -1;
-	}
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
-		sqlite3_finalize(st);
+		sqlite3_clear_bindings(st);
 		return -1;
 	}
-	return fts_step(st);
+	return fts_done(st);
 }
 
 /*
  * Inside the indexer's transaction: the index row of message id from
- * its blob.  A blob that cannot be read is left for the next start; one
- * that does not parse is indexed empty.
+ * its prefix and blob.  A blob that cannot be read is left for the
+ * next start; one that does not parse has its header block indexed.
  */
 static int
-fts_index(int64_t id, const char *blob)
+fts_index(int64_t id, const char *blob, const char *prefix,
+    size_t prefixlen)
 {
 	struct mime_message	*mime = NULL;
 	struct mime_envelope	*env;
 	struct store_buf	 b;
 	sqlite3_stmt		*st;
-	char			*raw = NULL, *addresses = NULL, *text = NULL;
+	char			*raw = NULL, *header = NULL, *addresses = NULL;
+	char			*text = NULL;
 	size_t			 len;
 	int			 r, rc = -1;
 
@@ -251,6 +432,15 @@ fts_index(int64_t id, const char *blob)
 			goto done;
 		mime = NULL;
 	}
+	memset(&b, 0, sizeof(b));
+	fts_header_fields(&b, prefix, prefixlen);
+	if (mime != NULL)
+		fts_part_header(&b, mime->root, raw, len);
+	else
+		fts_header_fields(&b, raw, len < MIME_MAX_HEADER ? len :
+		    MIME_MAX_HEADER);
+	if ((header = store_buf_finish(&b)) == NULL)
+		goto done;
 	if (mime != NULL) {
 		env = &mime->envelope;
 		memset(&b, 0, sizeof(b));
@@ -267,36 +457,27 @@ fts_index(int64_t id, const char *blob)
 		if ((text = store_buf_finish(&b)) == NULL)
 			goto done;
 	}
-	if (sqlite3_prepare_v2(fts_db, "INSERT INTO messages_fts (rowid, "
-	    "subject, addresses, body) VALUES (?, ?, ?, ?)", -1, &st,
-	    NULL) != SQLITE_OK) {
-		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
-		goto done;
-	}
+	st = fts_stmts[FTS_ST_INSERT];
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
-	    fts_bind_text(st, 2, mime != NULL ?
-	    mime->envelope.subject_utf8 : NULL) == -1 ||
+	    fts_bind_text(st, 2, header) == -1 ||
 	    fts_bind_text(st, 3, addresses) == -1 ||
 	    fts_bind_text(st, 4, text) == -1) {
-		sqlite3_finalize(st);
+		sqlite3_clear_bindings(st);
 		goto done;
 	}
-	if (fts_step(st) == -1)
+	if (fts_done(st) == -1)
 		goto done;
-	if (sqlite3_prepare_v2(fts_db, "INSERT OR REPLACE INTO docs (id, blob) "
-	    "VALUES (?, ?)", -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
-		goto done;
-	}
+	st = fts_stmts[FTS_ST_INSERT_DOC];
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
 	    fts_bind_text(st, 2, blob) == -1) {
-		sqlite3_finalize(st);
+		sqlite3_clear_bindings(st);
 		goto done;
 	}
-	rc = fts_step(st);
+	rc = fts_done(st);
  done:
 	mime_free(mime);
 	free(raw);
+	free(header);
 	free(addresses);
 	free(text);
 	return rc;
@@ -306,47 +487,75 @@ fts_index(int64_t id, const char *blob)
 static int
 fts_sync_one(int64_t id)
 {
-	sqlite3_stmt	*st;
+	sqlite3_stmt	*st = fts_stmts[FTS_ST_LOOKUP];
 	char		 blob[STORE_HASH_HEX + 1], have[STORE_HASH_HEX + 1];
+	char		*prefix = NULL;
 	const char	*s;
-	int		 rc;
+	size_t		 prefixlen = 0;
+	int		 rc, same;
 
 	blob[0] = have[0] = '\0';
-	if (sqlite3_prepare_v2(fts_db, "SELECT (SELECT blob FROM "
-	    "store.messages WHERE id = ?1), (SELECT blob FROM docs "
-	    "WHERE id = ?1)", -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
-		return -1;
-	}
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
-	    (rc = sqlite3_step(st)) != SQLITE_ROW) {
+	    sqlite3_step(st) != SQLITE_ROW) {
 		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
 		return -1;
 	}
 	if ((s = (const char *)sqlite3_column_text(st, 0)) != NULL)
 		strlcpy(blob, s, sizeof(blob));
-	if ((s = (const char *)sqlite3_column_text(st, 1)) != NULL)
+	if ((s = (const char *)sqlite3_column_text(st, 2)) != NULL)
 		strlcpy(have, s, sizeof(have));
-	sqlite3_finalize(st);
-
-	if (blob[0] != '\0' && strcmp(blob, have) == 0)
-		return 0;
-	if (have[0] != '\0' && (fts_stmt_id("DELETE FROM messages_fts "
-	    "WHERE rowid = ?", id) == -1 ||
-	    fts_stmt_id("DELETE FROM docs WHERE id = ?", id) == -1))
+	same = blob[0] != '\0' && strcmp(blob, have) == 0;
+	if (!same && blob[0] != '\0' &&
+	    (s = sqlite3_column_blob(st, 1)) != NULL &&
+	    (prefixlen = sqlite3_column_bytes(st, 1)) > 0 &&
+	    (prefix = malloc(prefixlen)) != NULL)
+		memcpy(prefix, s, prefixlen);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (prefixlen > 0 && prefix == NULL) {
+		log_warn("%s", __func__);
 		return -1;
-	if (blob[0] == '\0')
+	}
+
+	if (same)
 		return 0;
-	return fts_index(id, blob);
+	rc = 0;
+	if (have[0] != '\0' && (fts_stmt_id(FTS_ST_DELETE, id) == -1 ||
+	    fts_stmt_id(FTS_ST_DELETE_DOC, id) == -1)) {
+		free(prefix);
+		return -1;
+	}
+	if (blob[0] != '\0')
+		rc = fts_index(id, blob, prefix, prefixlen);
+	free(prefix);
+	return rc;
 }
 
-/* One transaction for a batch; on failure its ids wait for the next start. */
-static void
-fts_apply(const int64_t *ids, size_t n)
+static int
+fts_id_cmp(const void *a, const void *b)
 {
-	size_t	 i;
+	int64_t	 x = *(const int64_t *)a, y = *(const int64_t *)b;
 
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * One transaction for a batch, in rowid order and each id once: FTS5
+ * flushes what it holds whenever a rowid is not above the last.  On
+ * failure the batch's ids wait for the next start.
+ */
+static void
+fts_apply(int64_t *ids, size_t n)
+{
+	size_t	 i, j;
+
+	qsort(ids, n, sizeof(*ids), fts_id_cmp);
+	for (i = j = 0; i < n; i++)
+		if (j == 0 || ids[i] != ids[j - 1])
+			ids[j++] = ids[i];
+	n = j;
 	if (fts_exec("BEGIN IMMEDIATE") == -1)
 		return;
 	for (i = 0; i < n; i++)
@@ -393,6 +602,27 @@ fts_differences(const char *sql, int64_t *after, int64_t *ids)
 	return n;
 }
 
+/*
+ * With fts_lock held and jobs queued: waits until STORE_FTS_LAG_MS
+ * after the first of them came, or until a batch is full, so that one
+ * transaction takes what comes meanwhile.
+ */
+static void
+fts_gather(void)
+{
+	struct timespec	 until;
+
+	until = fts_queued_at;
+	until.tv_nsec += (long)STORE_FTS_LAG_MS * 1000000;
+	until.tv_sec += until.tv_nsec / 1000000000;
+	until.tv_nsec %= 1000000000;
+	while (fts_nqueue > fts_qhead &&
+	    fts_nqueue - fts_qhead < STORE_FTS_BATCH && fts_reconcile == 0)
+		if (pthread_cond_timedwait(&fts_wakeup, &fts_lock, &until) ==
+		    ETIMEDOUT)
+			break;
+}
+
 static void *
 fts_thread(void *arg)
 {
@@ -411,6 +641,9 @@ fts_thread(void *arg)
 		pthread_mutex_lock(&fts_lock);
 		while (fts_nqueue == fts_qhead && fts_reconcile == 0)
 			pthread_cond_wait(&fts_wakeup, &fts_lock);
+		/* A comparison under way takes each job at once. */
+		if (phase == -1)
+			fts_gather();
 		if (phase == -1 && fts_reconcile != 0) {
 			gen = fts_reconcile;
 			phase = 0;
@@ -472,6 +705,7 @@ fts_flush(int fd, short event, void *arg)
 	struct timeval	 tv = { 0, 1000 };
 	int64_t		*nq;
 	size_t		 cap;
+	int		 wake;
 
 	(void)fd;
 	(void)event;
@@ -499,14 +733,23 @@ fts_flush(int fd, short event, void *arg)
 		fts_queue = nq;
 		fts_capqueue = cap;
 	}
+	/* The indexer waits for the first job, then for a full batch. */
+	wake = fts_sweep_wanted;
 	if (fts_ntouched > 0) {
+		if (fts_nqueue == fts_qhead) {
+			clock_gettime(CLOCK_MONOTONIC, &fts_queued_at);
+			wake = 1;
+		}
 		memcpy(fts_queue + fts_nqueue, fts_touched,
 		    fts_ntouched * sizeof(*fts_touched));
 		fts_nqueue += fts_ntouched;
+		if (fts_nqueue - fts_qhead >= STORE_FTS_BATCH)
+			wake = 1;
 	}
 	if (fts_sweep_wanted && ++fts_reconcile == 0)
 		fts_reconcile = 1;
-	pthread_cond_signal(&fts_wakeup);
+	if (wake)
+		pthread_cond_signal(&fts_wakeup);
 	pthread_mutex_unlock(&fts_lock);
 	fts_ntouched = 0;
 	fts_sweep_wanted = 0;
@@ -559,9 +802,10 @@ store_fts_sweep(void)
 void
 store_fts_init(void)
 {
-	pthread_t	 tid;
-	sigset_t	 all, old;
-	int		 rc;
+	pthread_condattr_t	 ca;
+	pthread_t		 tid;
+	sigset_t		 all, old;
+	int			 rc;
 
 	if (fts_open() == -1) {
 		log_warnx("%s: making the index anew", STORE_FTS_PATH);
@@ -575,6 +819,11 @@ store_fts_init(void)
 	}
 	fts_reconcile = 1;
 	evtimer_set(&fts_flush_ev, fts_flush, NULL);
+	if ((rc = pthread_condattr_init(&ca)) != 0 ||
+	    (rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
+	    (rc = pthread_cond_init(&fts_wakeup, &ca)) != 0)
+		fatalx("pthread_cond_init: %s", strerror(rc));
+	pthread_condattr_destroy(&ca);
 
 	sigfillset(&all);
 	if ((rc = pthread_sigmask(SIG_BLOCK, &all, &old)) != 0)

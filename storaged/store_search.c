@@ -521,11 +521,15 @@ trigram_ok(const char *v)
 	return n >= 3;
 }
 
-/* The index's rows holding v in column (NULL: any column). */
+/*
+ * The index's rows holding v in column (NULL: any column).  TEXT is
+ * every column: header holds every field of the message and of its
+ * parts, addresses their addresses as HEADER compares them.
+ */
 static void
 search_fts(struct store_search *s, const char *column, const char *v)
 {
-	static const char *const all[] = { "subject", "addresses", "body" };
+	static const char *const all[] = { "header", "addresses", "body" };
 	size_t	 i;
 
 	if (trigram_ok(v)) {

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER, \
-    imap_client, imap_deliver, imap_parse
+    imap_client, imap_deliver, imap_login, imap_parse
 
 D = "12:00:00 +0000"
 
@@ -630,3 +630,193 @@ def test_search_decodes(box):
     assert utf8_search(c, "BODY", "\u00e9e") == [2]
     assert utf8_search(c, "BODY", "cr\u00e8me aus") == []
     c.close()
+
+
+# --- TEXT is the header section too (RFC 9051 6.4.4) ---------------------
+
+# Each message holds its marker only in one header field: TEXT finds it,
+# BODY does not, HEADER finds it in its field.
+HEADER_ONLY = [
+    # (marker, HEADER field holding it, header lines, body)
+    ("quokkatag42", "X-Tracking-Tag",
+     "X-Tracking-Tag: quokkatag42\r\n", "a plain body\r\n"),
+    ("wombat.7781@mid", "Message-ID",
+     "Message-ID: <wombat.7781@mid.example>\r\n", "a plain body\r\n"),
+    # Folded: the marker spans the fold, and matches unfolded.
+    ("<earlier@refs.example> <numbat", "References",
+     "References: <earlier@refs.example>\r\n"
+     " <numbat-5@refs.example>\r\n", "a plain body\r\n"),
+    ("Bilby fans", "List-Id",
+     "List-Id: Bilby fans <bilby.lists.example>\r\n", "a plain body\r\n"),
+]
+
+ATTACHED = (
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n"
+    "--b0\r\nContent-Type: text/plain\r\n\r\nsee the attachment\r\n"
+    "--b0\r\nContent-Type: application/pdf; name=\"platypus-plan.pdf\"\r\n"
+    "Content-Disposition: attachment;\r\n"
+    " filename=\"platypus-plan.pdf\"\r\n"
+    "X-Part-Note: dingo-part-note\r\n"
+    "Content-Transfer-Encoding: base64\r\n\r\n"
+    "JVBERi0xLjQK\r\n"
+    "--b0\r\nContent-Type: text/plain\r\n"
+    "Content-Disposition: attachment;\r\n"
+    " filename*0*=utf-8''%C3%A9chidna%20;\r\n"
+    " filename*1=\"rates.txt\"\r\n\r\n"
+    "a text attachment\r\n"
+    "--b0--\r\n")
+
+
+def header_messages():
+    msgs = []
+    for i, (_, _, fields, body) in enumerate(HEADER_ONLY):
+        msgs.append("From: h%d@h.example\r\nSubject: header %d\r\n%s\r\n%s"
+                    % (i, i, fields, body))
+    msgs.append("From: a@h.example\r\nSubject: attached\r\n" + ATTACHED)
+    msgs.append("From: e@h.example\r\nSubject: encoded\r\n"
+                "X-Note: =?utf-8?q?caf=C3=A9_kookaburra?=\r\n\r\n"
+                "nothing\r\n")
+    # The control: every marker, but in the body only.
+    msgs.append("From: c@h.example\r\nSubject: control\r\n\r\n"
+                "markers in the body: emu-body-only\r\n")
+    return [m.encode("utf-8") for m in msgs]
+
+
+def imaplib_search(m, *criteria, charset=None, literal=None):
+    if literal is not None:
+        m.literal = literal
+    typ, data = m.search(charset, *criteria)
+    assert typ == "OK", (criteria, data)
+    return sorted(int(x) for x in data[0].split())
+
+
+def imaplib_search_soon(m, want, *criteria, timeout=5.0):
+    deadline = time.time() + timeout
+    while True:
+        got = imaplib_search(m, *criteria)
+        if got == want or time.time() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def header_box(imap):
+    m = imap_login(imap)
+    assert m.create("HeaderText")[0] == "OK"
+    for msg in header_messages():
+        typ, data = m.append("HeaderText", None, None, msg)
+        assert typ == "OK", data
+    assert m.select("HeaderText")[0] == "OK"
+    # The index takes the messages in order: the last one says all are in.
+    n = len(header_messages())
+    assert imaplib_search_soon(m, [n], "BODY", "emu-body-only") == [n]
+    yield m
+    m.logout()
+
+
+@pytest.mark.parametrize("i", range(len(HEADER_ONLY)),
+                         ids=[h[1] for h in HEADER_ONLY])
+def test_text_finds_header_fields(header_box, i):
+    m = header_box
+    marker, field = HEADER_ONLY[i][0], HEADER_ONLY[i][1]
+    q = '"%s"' % marker
+    assert imaplib_search(m, "TEXT", q) == [i + 1]
+    assert imaplib_search(m, "BODY", q) == []
+    if field != "References":
+        assert imaplib_search(m, "HEADER", field, q) == [i + 1]
+    assert imaplib_search(m, "HEADER", "X-Absent", q) == []
+
+
+def test_text_finds_mime_part_headers(header_box):
+    """The header fields of the parts count (MIME header fields), their
+    RFC 2231 parameters decoded; BODY is the text of the body alone."""
+    m = header_box
+    att = len(HEADER_ONLY) + 1
+    for q in ("platypus-plan.pdf", "dingo-part-note", "application/pdf"):
+        assert imaplib_search(m, "TEXT", q) == [att], q
+        assert imaplib_search(m, "BODY", q) == [], q
+    assert imaplib_search(m, "TEXT", charset="UTF-8",
+                          literal="\u00e9chidna rates.txt".encode()) == [att]
+    assert imaplib_search(m, "BODY", charset="UTF-8",
+                          literal="\u00e9chidna".encode()) == []
+    assert imaplib_search(m, "BODY", '"see the attachment"') == [att]
+    # Encoded-words are matched decoded.
+    enc = att + 1
+    assert imaplib_search(m, "TEXT", charset="UTF-8",
+                          literal="caf\u00e9 KOOKABURRA".encode()) == [enc]
+    assert imaplib_search(m, "BODY", "kookaburra") == []
+    assert imaplib_search(m, "HEADER", "X-Note", "kookaburra") == [enc]
+
+
+def test_text_header_and_body(header_box):
+    m = header_box
+    n = len(header_messages())
+    assert imaplib_search(m, "TEXT", "emu-body-only") == [n]
+    assert imaplib_search(m, "TEXT", "h.example") == list(range(1, n + 1))
+    assert imaplib_search(m, "TEXT", "quokkatag42", "TEXT", "plain") == [1]
+    assert imaplib_search(m, "NOT", "TEXT", "quokkatag42") == \
+        list(range(2, n + 1))
+    # The header as it is, field names and all.
+    assert imaplib_search(m, "TEXT", '"List-Id: bilby"') == [4]
+    # Fewer characters than a trigram: the index's columns by LIKE.
+    assert imaplib_search(m, "TEXT", "X-N") == [n - 1]
+
+
+def test_text_finds_delivery_trace(postern_factory):
+    """The Return-Path and Delivered-To lines storaged adds at delivery
+    are part of the header SEARCH sees."""
+    p = postern_factory(listeners=IMAP_LISTENERS)
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    imap_deliver(p, ["From: a@a.example\r\nSubject: traced\r\n\r\n"
+                     "body\r\n"], mail_from="bounce-7c1e@env.example")
+    m = imap_login(p)
+    assert m.select("INBOX")[0] == "OK"
+    assert imaplib_search_soon(m, [1], "TEXT", "bounce-7c1e") == [1]
+    assert imaplib_search(m, "BODY", "bounce-7c1e") == []
+    assert imaplib_search(m, "HEADER", "Return-Path", "bounce-7c1e") == [1]
+    m.logout()
+
+
+def test_index_of_older_version_is_rebuilt(postern_factory):
+    """An index file from before the header was indexed (version 1:
+    subject, addresses, body) is made anew at start-up, so TEXT finds
+    header fields in messages the old index had."""
+    p = postern_factory(listeners=IMAP_LISTENERS)
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    imap_deliver(p, ["From: a@a.example\r\nSubject: old %d\r\n"
+                     "X-Legacy: kiwi-legacy-%d\r\n\r\nlegacy body\r\n"
+                     % (i, i) for i in (1, 2)])
+    m = imap_login(p)
+    assert m.select("INBOX")[0] == "OK"
+    assert imaplib_search_soon(m, [1, 2], "TEXT", "kiwi-legacy") == [1, 2]
+    m.logout()
+    p.stop()
+    # What the previous version left: its columns, every message
+    # recorded as indexed, nothing about the header in it.
+    path = os.path.join(p.statedir, "postern-fts.db")
+    st = os.stat(os.path.join(p.statedir, "postern.db"))
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TABLE messages_fts;"
+        "CREATE VIRTUAL TABLE messages_fts USING fts5(subject, addresses,"
+        "  body, tokenize = 'trigram');"
+        "INSERT INTO messages_fts (rowid, subject, addresses, body)"
+        "  SELECT id, 'old', '', 'legacy body' FROM docs;"
+        "PRAGMA user_version = 1;")
+    assert conn.execute("SELECT count(*) FROM docs").fetchone()[0] == 2
+    conn.close()
+    for name in os.listdir(p.statedir):
+        if name.startswith("postern-fts.db"):
+            os.chown(os.path.join(p.statedir, name), st.st_uid, st.st_gid)
+    since = len(p.logtext())
+    p.restart()
+    m = imap_login(p)
+    assert m.select("INBOX")[0] == "OK"
+    assert imaplib_search_soon(m, [1, 2], "TEXT", "kiwi-legacy") == [1, 2]
+    assert imaplib_search(m, "TEXT", "kiwi-legacy-2") == [2]
+    assert imaplib_search(m, "BODY", "kiwi-legacy") == []
+    m.logout()
+    log = p.logtext()[since:]
+    assert "schema version 1, not 2" in log
+    assert "2 messages indexed" in log
