@@ -370,6 +370,12 @@ store_db_prepare(void)
 	unsigned char	 seed[16];
 	int		 rc;
 
+	/*
+	 * No memory statistics: they take a mutex that every allocation
+	 * of the event loop, the indexer and the checkpoints would share.
+	 */
+	if ((rc = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0)) != SQLITE_OK)
+		fatalx("sqlite3_config: %s", sqlite3_errstr(rc));
 	if ((rc = sqlite3_initialize()) != SQLITE_OK)
 		fatalx("sqlite3_initialize: %s", sqlite3_errstr(rc));
 	sqlite3_randomness(sizeof(seed), seed);
