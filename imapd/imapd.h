@@ -176,6 +176,7 @@ RB_PROTOTYPE(imap_sessions, imap_session, entry, imap_session_cmp)
 /* imapd.c */
 struct authlimit	*imapd_authlimit(void);
 __attribute__((__noreturn__)) void imapd_malformed(struct imsg *);
+uint32_t imapd_uids_read(struct imsg *, uint32_t *);
 
 /* imap_session.c */
 void	imap_session_accept(struct role_listener *, int,
