@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <event.h>
 #include <fcntl.h>
-#include <sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,9 +471,7 @@ static void
 spool_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 {
 	struct spool	*s = job->arg;
-	SHA2_CTX	 ctx;
 	char		 name[SPOOL_NAME_LEN + 1];
-	ssize_t		 n;
 	int		 fd;
 
 	spool_name(s->id, name, sizeof(name));
@@ -484,22 +481,7 @@ spool_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 		job->err = errno;
 		return;
 	}
-	SHA256Init(&ctx);
-	s->size = 0;
-	while ((n = read(fd, buf, buflen)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			job->what = "read";
-			job->err = errno;
-			close(fd);
-			return;
-		}
-		SHA256Update(&ctx, buf, n);
-		s->size += n;
-	}
-	close(fd);
-	SHA256End(&ctx, s->hash);
+	store_job_hash_fd(job, fd, buf, buflen, s->hash, &s->size);
 }
 
 /* In the main thread: one file is hashed; the last moves on. */
