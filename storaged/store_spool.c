@@ -563,18 +563,11 @@ commit_record(struct spool *s)
 	return 0;
 }
 
-/* One of the savepoint statements, kept prepared. */
+/* One of the savepoint statements, kept prepared, its failure logged. */
 static int
 commit_exec(const char *sql)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
-
-	if ((st = store_stmt(sql)) == NULL)
-		return -1;
-	rc = sqlite3_step(st);
-	store_stmt_done(st);
-	if (rc != SQLITE_DONE) {
+	if (store_db_run(sql) == -1) {
 		log_warnx("%s: %s: %s", STORE_DB_PATH, sql,
 		    sqlite3_errmsg(store_db));
 		return -1;
