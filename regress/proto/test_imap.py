@@ -15,7 +15,8 @@ import pytest
 
 from conftest import (IMAP_PASSWORD, IMAP_USER, TIME_SCALE,
                       IMAPClient,
-                      imap_client, imap_deliver, imap_login, imap_quote)
+                      imap_append, imap_client, imap_deliver, imap_login,
+                      imap_quote)
 
 FMT = "%d-%b-%Y %H:%M:%S %z"
 SPECIAL = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Junk": "\\Junk",
@@ -29,22 +30,6 @@ def msg(subject, body="body\r\n", extra=""):
                extra, body))
 
 
-def append(c, mailbox, text, flags="", date=None):
-    """APPEND with a synchronizing literal; returns the tagged line."""
-    data = text.encode() if isinstance(text, str) else text
-    tag = c.tag()
-    head = "%s APPEND %s" % (tag, imap_quote(mailbox))
-    if flags is not None and flags != "":
-        head += " (%s)" % flags
-    if date:
-        head += ' "%s"' % date
-    c.send("%s {%d}\r\n" % (head, len(data)))
-    cont = c.line()
-    assert cont.startswith("+"), cont
-    c.send(data + b"\r\n")
-    return c.until(tag)[-1]
-
-
 def appenduid(tagged):
     m = re.search(r"\[APPENDUID (\d+) (\d+)\]", tagged)
     assert m, tagged
@@ -55,7 +40,7 @@ def fill(c, mailbox, n, prefix="m"):
     """n messages APPENDed to mailbox; returns their UIDs."""
     uids = []
     for i in range(n):
-        t = append(c, mailbox, msg("%s %d" % (prefix, i)))
+        t = imap_append(c, mailbox, msg("%s %d" % (prefix, i)))
         assert " OK " in t, t
         uids.append(appenduid(t)[1])
     return uids
@@ -480,7 +465,7 @@ def test_select_responses(c):
     c.ok("CREATE SelTest")
     fill(c, "SelTest", 3, "sel")
     # A keyword in use, which FLAGS must list.
-    t = append(c, "SelTest", msg("kw"), flags="\\Seen $Label1")
+    t = imap_append(c, "SelTest", msg("kw"), flags="\\Seen $Label1")
     uv, uid = appenduid(t)
     tag = c.tag()
     c.send("%s SELECT SelTest\r\n" % tag)
@@ -839,7 +824,7 @@ def test_status(c):
     uids = []
     for i, m in enumerate(msgs):
         flags = ["\\Seen", "\\Deleted", "\\Seen \\Deleted"][i]
-        t = append(c, "St", m, flags=flags)
+        t = imap_append(c, "St", m, flags=flags)
         uv, uid = appenduid(t)
         uids.append(uid)
     st = status(c, "St", "MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE "
@@ -872,8 +857,8 @@ def test_status(c):
 def test_append_flags_and_date(c):
     c.ok("CREATE Ap")
     body = msg("dated")
-    t = append(c, "Ap", body, flags="\\Seen \\Flagged $Important",
-               date="05-Mar-2021 14:07:09 -0500")
+    t = imap_append(c, "Ap", body, flags="\\Seen \\Flagged $Important",
+                    date="05-Mar-2021 14:07:09 -0500")
     uv, uid = appenduid(t)
     assert uv == status(c, "Ap", "UIDVALIDITY")["UIDVALIDITY"]
     c.ok("EXAMINE Ap")
@@ -890,11 +875,11 @@ def test_append_flags_and_date(c):
     assert out[0].encode("latin-1").split(b"}\r\n", 1)[1][:-1] == \
         body.encode()
     # Without a date: about now.
-    t = append(c, "Ap", msg("undated"))
+    t = imap_append(c, "Ap", msg("undated"))
     uv, uid2 = appenduid(t)
     assert uid2 > uid
     # No such mailbox.
-    t = append(c, "NoSuchBox", msg("nowhere"))
+    t = imap_append(c, "NoSuchBox", msg("nowhere"))
     assert " NO " in t and "[TRYCREATE]" in t, t
     # \Recent may not be set by APPEND (RFC 3501), nor any \unknown flag.
     tag = c.tag()
@@ -976,7 +961,7 @@ def test_accounts_are_apart(imap):
     assert t.split()[1] == "NO", t
     res, _ = list_lines(b, '"" "*"')
     assert "Private" not in res
-    t = append(b, "Private", msg("intruder"))
+    t = imap_append(b, "Private", msg("intruder"))
     assert " NO " in t, t
     assert status(a, "Private", "MESSAGES")["MESSAGES"] == 1
     a.close()

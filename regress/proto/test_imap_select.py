@@ -15,7 +15,8 @@ import time
 import pytest
 
 from conftest import (IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER,
-                      STORAGE_USER, imap_client, imap_quote)
+                      STORAGE_USER, imap_append, imap_client,
+                      imap_quote)
 
 SYSTEM = {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT"}
 
@@ -27,17 +28,8 @@ def msg(subject):
 
 
 def append(c, mailbox, text, flags=""):
-    data = text.encode()
-    tag = c.tag()
-    head = "%s APPEND %s" % (tag, imap_quote(mailbox))
-    if flags:
-        head += " (%s)" % flags
-    c.send("%s {%d}\r\n" % (head, len(data)))
-    cont = c.line()
-    assert cont.startswith("+"), cont
-    c.send(data + b"\r\n")
-    tagged = c.until(tag)[-1]
-    assert tagged.startswith(tag + " OK"), tagged
+    tagged = imap_append(c, mailbox, text, flags)
+    assert tagged.split(" ", 2)[1] == "OK", tagged
 
 
 def fill(c, mailbox, flags_list):
