@@ -124,6 +124,7 @@ void	 store_job_submit(struct store_job *);
 void	 store_job_submit_first(struct store_job *);
 void	 store_job_blob_dir_run(struct store_job *, unsigned char *,
 	    size_t);
+int	 store_job_datasync(struct store_job *, int, const char *);
 void	 store_job_hash_fd(struct store_job *, int, unsigned char *,
 	    size_t, char *, int64_t *);
 void	 store_db_sync(int, void (*)(void *), void *);

@@ -223,17 +223,8 @@ append_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 	struct append_job	*aj = job->arg;
 	int			 fd;
 
-	if ((fd = open(aj->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		job->what = "open";
-		job->err = errno;
+	if ((fd = store_job_datasync(job, AT_FDCWD, aj->path)) == -1)
 		return;
-	}
-	if (fdatasync(fd) == -1) {
-		job->what = "fdatasync";
-		job->err = errno;
-		close(fd);
-		return;
-	}
 	store_job_hash_fd(job, fd, buf, buflen, aj->hash, NULL);
 }
 

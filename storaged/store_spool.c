@@ -660,17 +660,8 @@ spool_flush_run(struct store_job *job, unsigned char *buf, size_t buflen)
 
 	(void)buf;
 	(void)buflen;
-	if ((fd = openat(store_blob_dir(), s->hash, O_RDONLY | O_CLOEXEC |
-	    O_NOFOLLOW)) == -1) {
-		job->what = "open";
-		job->err = errno;
-		return;
-	}
-	if (fdatasync(fd) == -1) {
-		job->what = "fdatasync";
-		job->err = errno;
-	}
-	close(fd);
+	if ((fd = store_job_datasync(job, store_blob_dir(), s->hash)) != -1)
+		close(fd);
 }
 
 static void

@@ -181,6 +181,30 @@ store_job_blob_dir_run(struct store_job *job, unsigned char *buf,
 }
 
 /*
+ * In a sync thread: path, under dirfd, opened and fdatasynced; its fd,
+ * or -1 with job->what ("open" or "fdatasync") and job->err set.
+ */
+int
+store_job_datasync(struct store_job *job, int dirfd, const char *path)
+{
+	int	 fd;
+
+	if ((fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1) {
+		job->what = "open";
+		job->err = errno;
+		return -1;
+	}
+	if (fdatasync(fd) == -1) {
+		job->what = "fdatasync";
+		job->err = errno;
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
  * In a sync thread: fd read to its end through buf into a SHA-256, in
  * hex in hash (STORE_HASH_HEX + 1), its length in *size if not NULL;
  * fd closed.  On a read error job->what and job->err say so.
