@@ -707,6 +707,15 @@ def imap_quote(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def imap_code(untagged, name):
+    """The value of an untagged OK response code, e.g. UIDNEXT."""
+    for ln in untagged:
+        m = re.match(r"\* OK \[%s ?([^\]]*)\]" % name, ln)
+        if m:
+            return m.group(1)
+    return None
+
+
 def imap_append(c, mailbox, text, flags="", date=None):
     """APPEND on an IMAPClient with a synchronizing literal; returns the
     tagged line."""

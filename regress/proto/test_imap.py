@@ -15,8 +15,8 @@ import pytest
 
 from conftest import (IMAP_PASSWORD, IMAP_USER, TIME_SCALE,
                       IMAPClient,
-                      imap_append, imap_client, imap_deliver, imap_login,
-                      imap_quote)
+                      imap_append, imap_client, imap_code, imap_deliver,
+                      imap_login, imap_quote)
 
 FMT = "%d-%b-%Y %H:%M:%S %z"
 SPECIAL = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Junk": "\\Junk",
@@ -44,15 +44,6 @@ def fill(c, mailbox, n, prefix="m"):
         assert " OK " in t, t
         uids.append(appenduid(t)[1])
     return uids
-
-
-def code(untagged, name):
-    """The value of an untagged OK response code, e.g. UIDNEXT."""
-    for ln in untagged:
-        m = re.match(r"\* OK \[%s ?([^\]]*)\]" % name, ln)
-        if m:
-            return m.group(1)
-    return None
 
 
 def count_of(untagged, what):
@@ -479,14 +470,14 @@ def test_select_responses(c):
             "\\DRAFT"} <= fl, flags
     assert "$LABEL1" in fl, flags
     assert count_of(out, "EXISTS") == 4
-    assert int(code(out, "UIDVALIDITY")) == uv
-    assert int(code(out, "UIDNEXT")) == uid + 1
-    perm = code(out, "PERMANENTFLAGS")
+    assert int(imap_code(out, "UIDVALIDITY")) == uv
+    assert int(imap_code(out, "UIDNEXT")) == uid + 1
+    perm = imap_code(out, "PERMANENTFLAGS")
     assert perm is not None, out
     pf = set(perm.strip("()").upper().split())
     assert {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT",
             "\\*"} <= pf, perm
-    hms = code(out, "HIGHESTMODSEQ")
+    hms = imap_code(out, "HIGHESTMODSEQ")
     assert hms is not None and int(hms) > 0, out
     # EXAMINE: read-only, same numbers.
     tag = c.tag()
@@ -494,7 +485,7 @@ def test_select_responses(c):
     lines = c.until(tag)
     assert lines[-1].startswith(tag + " OK [READ-ONLY]"), lines[-1]
     assert count_of(lines, "EXISTS") == 4
-    assert int(code(lines, "UIDVALIDITY")) == uv
+    assert int(imap_code(lines, "UIDVALIDITY")) == uv
     # Selecting again while selected: the first is closed
     # (RFC 9051 6.3.2: an untagged OK [CLOSED] before the new one).
     tag = c.tag()
@@ -515,10 +506,10 @@ def test_select_rev1_recent_unseen(c):
     c.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
     out = c.ok("SELECT SelUnseen")
     assert count_of(out, "RECENT") == 0, out
-    assert code(out, "UNSEEN") == "2", out
+    assert imap_code(out, "UNSEEN") == "2", out
     c.ok("STORE 1:* +FLAGS.SILENT (\\Seen)")
     out = c.ok("SELECT SelUnseen")
-    assert code(out, "UNSEEN") is None, out
+    assert imap_code(out, "UNSEEN") is None, out
 
 
 def test_select_rev2_no_recent(imap):
@@ -534,7 +525,7 @@ def test_select_rev2_no_recent(imap):
 
 def test_select_condstore_and_errors(c):
     out = c.ok("SELECT INBOX (CONDSTORE)")
-    assert code(out, "HIGHESTMODSEQ") is not None
+    assert imap_code(out, "HIGHESTMODSEQ") is not None
     t, _ = c.cmd("SELECT NoSuchMailbox")
     assert t.split()[1] == "NO" and "[NONEXISTENT]" in t, t
     # A failed SELECT leaves no mailbox selected.

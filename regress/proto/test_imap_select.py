@@ -16,7 +16,7 @@ import pytest
 
 from conftest import (IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER,
                       STORAGE_USER, imap_append, imap_client,
-                      imap_quote)
+                      imap_code, imap_quote)
 
 SYSTEM = {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT"}
 
@@ -38,14 +38,6 @@ def fill(c, mailbox, flags_list):
         append(c, mailbox, msg("%s %d" % (mailbox, i)), flags)
 
 
-def code(untagged, name):
-    for ln in untagged:
-        m = re.match(r"\* OK \[%s ?([^\]]*)\]" % name, ln)
-        if m:
-            return m.group(1)
-    return None
-
-
 def selected(c, mailbox, verb="SELECT"):
     """(FLAGS, PERMANENTFLAGS less \\*, UNSEEN or None) of a SELECT."""
     out = c.ok("%s %s" % (verb, imap_quote(mailbox)))
@@ -53,10 +45,10 @@ def selected(c, mailbox, verb="SELECT"):
     assert len(flags) == 1, out
     fl = flags[0][len("* FLAGS ("):-1].upper().split()
     assert len(fl) == len(set(fl)), flags
-    perm = code(out, "PERMANENTFLAGS")
+    perm = imap_code(out, "PERMANENTFLAGS")
     assert perm is not None, out
     pf = set(perm.strip("()").upper().split()) - {"\\*"}
-    unseen = code(out, "UNSEEN")
+    unseen = imap_code(out, "UNSEEN")
     return set(fl), pf, None if unseen is None else int(unseen)
 
 
@@ -183,7 +175,7 @@ def test_no_unseen_code_for_rev2(imap):
     fill(c, "Unseen3", ["", "\\Seen"])
     c.ok("ENABLE IMAP4rev2")
     out = c.ok("SELECT Unseen3")
-    assert code(out, "UNSEEN") is None, out
+    assert imap_code(out, "UNSEEN") is None, out
     c.close()
 
 
