@@ -1147,25 +1147,19 @@ void
 imap_store_modified(struct imap_session *s, struct imsg *imsg)
 {
 	struct store_ctx	*c = s->ctx;
-	struct msg_in		 m;
-	uint32_t		 n, i, uid;
+	uint32_t		 uids[IMAP_UIDS_PER_MSG];
+	uint32_t		 n, i;
 
 	if (s->wait != WAIT_STORE)
 		fatalx("%s: session %u did not ask", __func__, s->id);
-	msg_read(&m, imsg);
-	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
-		imapd_malformed(imsg);
-	for (i = 0; i < n; i++) {
-		if (msg_get_u32(&m, &uid) == -1)
-			imapd_malformed(imsg);
-		/* FETCH's \Seen asks for no condition: nothing to tell. */
-		if (strcmp(s->cmd.verb, "STORE") == 0 &&
-		    imap_seq_of_uid(s, uid) &&
-		    imap_uidlist_add(&c->modified, uid) == -1)
+	n = imapd_uids_read(imsg, uids);
+	/* FETCH's \Seen asks for no condition: nothing to tell. */
+	if (strcmp(s->cmd.verb, "STORE") != 0)
+		return;
+	for (i = 0; i < n; i++)
+		if (imap_seq_of_uid(s, uids[i]) &&
+		    imap_uidlist_add(&c->modified, uids[i]) == -1)
 			fatal("%s", __func__);
-	}
-	if (msg_end(&m) == -1)
-		imapd_malformed(imsg);
 }
 
 void
@@ -1311,22 +1305,15 @@ void
 imap_copy_uids(struct imap_session *s, struct imsg *imsg)
 {
 	struct copy_ctx	*c = s->ctx;
-	struct msg_in	 m;
-	uint32_t	 n, i, uid;
+	uint32_t	 uids[IMAP_UIDS_PER_MSG];
+	uint32_t	 n, i;
 
 	if (s->wait != WAIT_COPY)
 		fatalx("%s: session %u did not ask", __func__, s->id);
-	msg_read(&m, imsg);
-	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
-		imapd_malformed(imsg);
-	for (i = 0; i < n; i++) {
-		if (msg_get_u32(&m, &uid) == -1)
-			imapd_malformed(imsg);
-		if (imap_uidlist_add(&c->copied, uid) == -1)
+	n = imapd_uids_read(imsg, uids);
+	for (i = 0; i < n; i++)
+		if (imap_uidlist_add(&c->copied, uids[i]) == -1)
 			fatal("%s", __func__);
-	}
-	if (msg_end(&m) == -1)
-		imapd_malformed(imsg);
 }
 
 void

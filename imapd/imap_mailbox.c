@@ -986,24 +986,18 @@ void
 imap_mbox_uids(struct imap_session *s, struct imsg *imsg)
 {
 	struct select_ctx	*c = s->ctx;
-	struct msg_in		 m;
-	uint32_t		 n, uid, i;
+	uint32_t		 uids[IMAP_UIDS_PER_MSG];
+	uint32_t		 n, i;
 
 	if (s->wait != WAIT_SELECT || !c->got)
 		fatalx("%s: session %u did not ask", __func__, s->id);
-	msg_read(&m, imsg);
-	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
-		imapd_malformed(imsg);
+	n = imapd_uids_read(imsg, uids);
 	for (i = 0; i < n; i++) {
-		if (msg_get_u32(&m, &uid) == -1)
+		if (c->uids.n > 0 && uids[i] <= c->uids.v[c->uids.n - 1])
 			imapd_malformed(imsg);
-		if (c->uids.n > 0 && uid <= c->uids.v[c->uids.n - 1])
-			imapd_malformed(imsg);
-		if (imap_uidlist_add(&c->uids, uid) == -1)
+		if (imap_uidlist_add(&c->uids, uids[i]) == -1)
 			fatal("%s", __func__);
 	}
-	if (msg_end(&m) == -1)
-		imapd_malformed(imsg);
 }
 
 static void	select_finish(struct imap_session *);
@@ -1281,17 +1275,14 @@ imap_sync_vanished(struct imap_session *s, struct imsg *imsg)
 {
 	struct imap_uidlist	 gone = { NULL, 0, 0 };
 	struct select_ctx	*c;
-	struct msg_in		 m;
+	uint32_t		 uids[IMAP_UIDS_PER_MSG];
 	uint32_t		 n, i, uid;
 
 	if (s->wait != WAIT_SYNC)
 		fatalx("%s: session %u did not ask", __func__, s->id);
-	msg_read(&m, imsg);
-	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
-		imapd_malformed(imsg);
+	n = imapd_uids_read(imsg, uids);
 	for (i = 0; i < n; i++) {
-		if (msg_get_u32(&m, &uid) == -1)
-			imapd_malformed(imsg);
+		uid = uids[i];
 		if (s->sync_expunge == 3) {
 			if (imap_uidlist_add(&gone, uid) == -1)
 				fatal("%s", __func__);
@@ -1324,8 +1315,6 @@ imap_sync_vanished(struct imap_session *s, struct imsg *imsg)
 			uidlist_sort(&s->pending);
 		}
 	}
-	if (msg_end(&m) == -1)
-		imapd_malformed(imsg);
 	if (s->sync_expunge == 3)
 		imap_fetch_vanished(s, gone.v, gone.n);
 	else

@@ -191,23 +191,16 @@ void
 imap_search_uids(struct imap_session *s, struct imsg *imsg)
 {
 	struct search_ctx	*c = s->ctx;
-	struct msg_in		 m;
-	uint32_t		 n, i, uid;
+	uint32_t		 uids[IMAP_UIDS_PER_MSG];
+	uint32_t		 n, i;
 
 	if (s->wait != WAIT_SEARCH)
 		fatalx("%s: session %u did not ask", __func__, s->id);
-	msg_read(&m, imsg);
-	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
-		imapd_malformed(imsg);
-	for (i = 0; i < n; i++) {
-		if (msg_get_u32(&m, &uid) == -1)
-			imapd_malformed(imsg);
-		if (imap_seq_of_uid_next(s, uid, &c->hint) &&
-		    imap_uidlist_add(&c->uids, uid) == -1)
+	n = imapd_uids_read(imsg, uids);
+	for (i = 0; i < n; i++)
+		if (imap_seq_of_uid_next(s, uids[i], &c->hint) &&
+		    imap_uidlist_add(&c->uids, uids[i]) == -1)
 			fatal("%s", __func__);
-	}
-	if (msg_end(&m) == -1)
-		imapd_malformed(imsg);
 }
 
 static int

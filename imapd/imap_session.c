@@ -544,27 +544,19 @@ imap_auth_send(struct imap_session *s, const char *user,
 	imap_auth_done(s, 0, "");
 }
 
-static void
-imap_auth_held_free(struct imap_session *s)
-{
-	if (s->auth_held != NULL)
-		freezero(s->auth_held, sizeof(*s->auth_held));
-	s->auth_held = NULL;
-}
-
 /* Out of line: on a timer, as authlimit's callback may not act. */
 static void
 imap_auth_slot_ready(int fd, short event, void *arg)
 {
 	struct imap_session	*s = arg;
-	struct imap_auth_held	*h = s->auth_held;
+	struct authlimit_held	*h = s->auth_held;
 
 	if (s->auth_wait.state == AUTHLIMIT_GRANTED) {
 		s->auth_wait.state = AUTHLIMIT_IDLE;
 		imap_auth_send(s, h->user, h->password, h->bad);
-		imap_auth_held_free(s);
+		authlimit_held_free(&s->auth_held);
 	} else {
-		imap_auth_held_free(s);
+		authlimit_held_free(&s->auth_held);
 		imap_auth_refuse(s);
 		imap_done(s);
 	}
@@ -591,15 +583,13 @@ imap_auth_abort(struct imap_session *s)
 	if (s->wait == WAIT_AUTH_SLOT)
 		authlimit_cancel(imapd_authlimit(), s->addr, &s->auth_wait,
 		    imap_now());
-	imap_auth_held_free(s);
+	authlimit_held_free(&s->auth_held);
 }
 
 static void
 imap_auth_check(struct imap_session *s, const char *user,
     const char *password, int bad)
 {
-	struct imap_auth_held	*h;
-
 	imap_log_user(s->auth_user, sizeof(s->auth_user), user);
 	s->input = IN_LINE;
 	if (strlen(user) > ADDRESS_MAX || *user == '\0')
@@ -612,7 +602,8 @@ imap_auth_check(struct imap_session *s, const char *user,
 		imap_done(s);
 		return;
 	case AUTHLIMIT_WAIT:
-		if ((h = calloc(1, sizeof(*h))) == NULL) {
+		if ((s->auth_held = authlimit_hold(user, password,
+		    bad)) == NULL) {
 			authlimit_cancel(imapd_authlimit(), s->addr,
 			    &s->auth_wait, imap_now());
 			log_warn("session %u: %s", s->id, __func__);
@@ -620,10 +611,6 @@ imap_auth_check(struct imap_session *s, const char *user,
 			imap_done(s);
 			return;
 		}
-		h->bad = bad || strlcpy(h->password, password,
-		    sizeof(h->password)) >= sizeof(h->password);
-		(void)strlcpy(h->user, bad ? "" : user, sizeof(h->user));
-		s->auth_held = h;
 		imap_wait(s, WAIT_AUTH_SLOT);
 		return;
 	}

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "authlimit.h"
+#include "imap_proto.h"
 #include "imapd.h"
 #include "listen.h"
 #include "log.h"
@@ -65,6 +66,28 @@ void
 imapd_malformed(struct imsg *imsg)
 {
 	fatalx("malformed %s from storaged", imsg_type_name(imsg->hdr.type));
+}
+
+/*
+ * The UIDs of one MBOX_UIDS, SEARCH_UIDS, COPY_UIDS, STORE_MODIFIED or
+ * SYNC_VANISHED (u32 n, n x u32 uid) into uids, IMAP_UIDS_PER_MSG long;
+ * returns n.  A malformed one is fatal.
+ */
+uint32_t
+imapd_uids_read(struct imsg *imsg, uint32_t *uids)
+{
+	struct msg_in	 m;
+	uint32_t	 n, i;
+
+	msg_read(&m, imsg);
+	if (msg_get_u32(&m, &n) == -1 || n > IMAP_UIDS_PER_MSG)
+		imapd_malformed(imsg);
+	for (i = 0; i < n; i++)
+		if (msg_get_u32(&m, &uids[i]) == -1)
+			imapd_malformed(imsg);
+	if (msg_end(&m) == -1)
+		imapd_malformed(imsg);
+	return n;
 }
 
 static void

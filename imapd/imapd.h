@@ -116,13 +116,6 @@ struct imap_uidlist {
 	size_t			 cap;
 };
 
-/* An attempt held while it waits in line for a slot. */
-struct imap_auth_held {
-	char			 user[ADDRESS_MAX + 1];
-	char			 password[IMAP_SASL_MAX + 1];
-	int			 bad;
-};
-
 struct imap_session {
 	RB_ENTRY(imap_session)	 entry;
 	uint32_t		 id;
@@ -141,7 +134,7 @@ struct imap_session {
 	char			 auth_user[65];
 	struct event		 ev_auth;
 	struct authlimit_wait	 auth_wait;
-	struct imap_auth_held	*auth_held;
+	struct authlimit_held	*auth_held;
 
 	/* The command being gathered, then the one under way. */
 	char			*buf;
@@ -176,6 +169,7 @@ RB_PROTOTYPE(imap_sessions, imap_session, entry, imap_session_cmp)
 /* imapd.c */
 struct authlimit	*imapd_authlimit(void);
 __attribute__((__noreturn__)) void imapd_malformed(struct imsg *);
+uint32_t imapd_uids_read(struct imsg *, uint32_t *);
 
 /* imap_session.c */
 void	imap_session_accept(struct role_listener *, int,

@@ -337,3 +337,30 @@ authlimit_delay_ms(void)
 	return AUTHLIMIT_DELAY_MIN_MS +
 	    arc4random_uniform(AUTHLIMIT_DELAY_SPAN_MS + 1);
 }
+
+/*
+ * A copy of an attempt that must wait for its slot, user and password
+ * left empty if bad; a password too long to hold makes it bad.  NULL
+ * if out of memory.
+ */
+struct authlimit_held *
+authlimit_hold(const char *user, const char *password, int bad)
+{
+	struct authlimit_held	*h;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	h->bad = bad || strlcpy(h->password, password,
+	    sizeof(h->password)) >= sizeof(h->password);
+	(void)strlcpy(h->user, bad ? "" : user, sizeof(h->user));
+	return h;
+}
+
+/* The copy zeroed and freed, *hp NULL after. */
+void
+authlimit_held_free(struct authlimit_held **hp)
+{
+	if (*hp != NULL)
+		freezero(*hp, sizeof(**hp));
+	*hp = NULL;
+}

@@ -21,10 +21,13 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "postern.h"
+
 #define AUTHLIMIT_ADDR_MAX	64	/* an IPv6 address as text, and more */
 #define AUTHLIMIT_ENTRIES_MAX	65536	/* addresses tracked at once */
 #define AUTHLIMIT_DELAY_MIN_MS	1000	/* before a failure is answered */
 #define AUTHLIMIT_DELAY_SPAN_MS	1000	/* plus up to this, at random */
+#define AUTHLIMIT_SECRET_MAX	2048	/* held in line; >= the SASL blobs */
 
 struct authlimit;
 struct authlimit_entry;
@@ -55,6 +58,13 @@ struct authlimit_wait {
 	void				*arg;
 };
 
+/* An attempt held while it waits in line for a slot. */
+struct authlimit_held {
+	char				 user[ADDRESS_MAX + 1];
+	char				 password[AUTHLIMIT_SECRET_MAX + 1];
+	int				 bad;
+};
+
 struct authlimit *authlimit_new(unsigned int, time_t);
 void		 authlimit_free(struct authlimit *);
 void		 authlimit_set(struct authlimit *, unsigned int, time_t);
@@ -75,5 +85,7 @@ unsigned int	 authlimit_waiting(struct authlimit *, const char *,
 		    time_t);
 size_t		 authlimit_count(struct authlimit *);
 unsigned int	 authlimit_delay_ms(void);
+struct authlimit_held *authlimit_hold(const char *, const char *, int);
+void		 authlimit_held_free(struct authlimit_held **);
 
 #endif /* AUTHLIMIT_H */

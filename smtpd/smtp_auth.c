@@ -125,29 +125,21 @@ smtp_auth_send(struct smtp_session *s, const char *user,
 	smtp_auth_done(s, 0, "");
 }
 
-static void
-smtp_auth_held_free(struct smtp_session *s)
-{
-	if (s->auth_held != NULL)
-		freezero(s->auth_held, sizeof(*s->auth_held));
-	s->auth_held = NULL;
-}
-
 /* Out of line: on a timer, as authlimit's callback may not act. */
 static void
 smtp_auth_slot_ready(int fd, short event, void *arg)
 {
 	struct smtp_session	*s = arg;
-	struct smtp_auth_held	*h = s->auth_held;
+	struct authlimit_held	*h = s->auth_held;
 
 	if (s->auth_wait.state == AUTHLIMIT_GRANTED) {
 		s->auth_wait.state = AUTHLIMIT_IDLE;
 		smtp_auth_send(s, h->user, h->password, h->bad);
-		smtp_auth_held_free(s);
+		authlimit_held_free(&s->auth_held);
 		smtp_continue(s);
 		return;
 	}
-	smtp_auth_held_free(s);
+	authlimit_held_free(&s->auth_held);
 	smtp_auth_refuse(s);
 	smtp_unwait(s);
 	smtp_continue(s);
@@ -174,15 +166,13 @@ smtp_auth_abort(struct smtp_session *s)
 	if (s->wait == WAIT_AUTH_SLOT)
 		authlimit_cancel(smtpd_authlimit(), s->addr, &s->auth_wait,
 		    smtp_now());
-	smtp_auth_held_free(s);
+	authlimit_held_free(&s->auth_held);
 }
 
 static void
 smtp_auth_check(struct smtp_session *s, const char *user,
     const char *password, int bad)
 {
-	struct smtp_auth_held	*h;
-
 	smtp_log_user(s->auth_log, sizeof(s->auth_log), user);
 	s->state = SMTP_CMD;
 	if (strlen(user) > ADDRESS_MAX)
@@ -194,7 +184,8 @@ smtp_auth_check(struct smtp_session *s, const char *user,
 		smtp_auth_refuse(s);
 		return;
 	case AUTHLIMIT_WAIT:
-		if ((h = calloc(1, sizeof(*h))) == NULL) {
+		if ((s->auth_held = authlimit_hold(user, password,
+		    bad)) == NULL) {
 			authlimit_cancel(smtpd_authlimit(), s->addr,
 			    &s->auth_wait, smtp_now());
 			log_warn("session %u: %s", s->id, __func__);
@@ -202,10 +193,6 @@ smtp_auth_check(struct smtp_session *s, const char *user,
 			    "failure");
 			return;
 		}
-		h->bad = bad || strlcpy(h->password, password,
-		    sizeof(h->password)) >= sizeof(h->password);
-		(void)strlcpy(h->user, bad ? "" : user, sizeof(h->user));
-		s->auth_held = h;
 		smtp_wait(s, WAIT_AUTH_SLOT);
 		return;
 	}

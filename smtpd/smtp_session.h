@@ -72,13 +72,6 @@ struct smtp_rcpt {
 	char			 orcpt[SMTP_ORCPT_MAX + 1];
 };
 
-/* An attempt held while it waits in line for a slot. */
-struct smtp_auth_held {
-	char			 user[ADDRESS_MAX + 1];
-	char			 password[SMTP_AUTH_DECODED_MAX + 1];
-	int			 bad;
-};
-
 struct smtp_session {
 	RB_ENTRY(smtp_session)	 entry;
 	uint32_t		 id;
@@ -98,7 +91,7 @@ struct smtp_session {
 	char			 auth_log[SMTP_LOG_USER_MAX + 1];
 	struct event		 ev_auth;	/* the failure delay */
 	struct authlimit_wait	 auth_wait;
-	struct smtp_auth_held	*auth_held;
+	struct authlimit_held	*auth_held;
 	struct event		 ev_data;	/* data-timeout */
 
 	/* The transaction. */

@@ -122,6 +122,11 @@ void	 store_sync_init(void);
 void	 store_ckpt_close(void);
 void	 store_job_submit(struct store_job *);
 void	 store_job_submit_first(struct store_job *);
+void	 store_job_blob_dir_run(struct store_job *, unsigned char *,
+	    size_t);
+int	 store_job_datasync(struct store_job *, int, const char *);
+void	 store_job_hash_fd(struct store_job *, int, unsigned char *,
+	    size_t, char *, int64_t *);
 void	 store_db_sync(int, void (*)(void *), void *);
 int	 store_db_begin_lazy(void);
 int	 store_db_commit_lazy(void);

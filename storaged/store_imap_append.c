@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,47 +221,11 @@ static void
 append_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 {
 	struct append_job	*aj = job->arg;
-	SHA2_CTX		 ctx;
-	ssize_t			 n;
 	int			 fd;
 
-	if ((fd = open(aj->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		job->what = "open";
-		job->err = errno;
+	if ((fd = store_job_datasync(job, AT_FDCWD, aj->path)) == -1)
 		return;
-	}
-	if (fdatasync(fd) == -1) {
-		job->what = "fdatasync";
-		job->err = errno;
-		close(fd);
-		return;
-	}
-	SHA256Init(&ctx);
-	while ((n = read(fd, buf, buflen)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			job->what = "read";
-			job->err = errno;
-			close(fd);
-			return;
-		}
-		SHA256Update(&ctx, buf, n);
-	}
-	close(fd);
-	SHA256End(&ctx, aj->hash);
-}
-
-/* In a sync thread: the name made in /blobs. */
-static void
-append_dir_run(struct store_job *job, unsigned char *buf, size_t buflen)
-{
-	(void)buf;
-	(void)buflen;
-	if (fsync(store_blob_dir()) == -1) {
-		job->what = "fsync " STORE_BLOB_DIR;
-		job->err = errno;
-	}
+	store_job_hash_fd(job, fd, buf, buflen, aj->hash, NULL);
 }
 
 /* In a sync thread: the attachments stored apart written. */
@@ -366,7 +329,7 @@ append_synced(struct store_job *job)
 		return;
 	}
 	aj->path[0] = '\0';
-	job->run = append_dir_run;
+	job->run = store_job_blob_dir_run;
 	job->done = append_store;
 	store_job_submit_first(job);
 }

@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <event.h>
 #include <fcntl.h>
-#include <sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,9 +471,7 @@ static void
 spool_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 {
 	struct spool	*s = job->arg;
-	SHA2_CTX	 ctx;
 	char		 name[SPOOL_NAME_LEN + 1];
-	ssize_t		 n;
 	int		 fd;
 
 	spool_name(s->id, name, sizeof(name));
@@ -484,22 +481,7 @@ spool_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 		job->err = errno;
 		return;
 	}
-	SHA256Init(&ctx);
-	s->size = 0;
-	while ((n = read(fd, buf, buflen)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			job->what = "read";
-			job->err = errno;
-			close(fd);
-			return;
-		}
-		SHA256Update(&ctx, buf, n);
-		s->size += n;
-	}
-	close(fd);
-	SHA256End(&ctx, s->hash);
+	store_job_hash_fd(job, fd, buf, buflen, s->hash, &s->size);
 }
 
 /* In the main thread: one file is hashed; the last moves on. */
@@ -581,18 +563,11 @@ commit_record(struct spool *s)
 	return 0;
 }
 
-/* One of the savepoint statements, kept prepared. */
+/* One of the savepoint statements, kept prepared, its failure logged. */
 static int
 commit_exec(const char *sql)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
-
-	if ((st = store_stmt(sql)) == NULL)
-		return -1;
-	rc = sqlite3_step(st);
-	store_stmt_done(st);
-	if (rc != SQLITE_DONE) {
+	if (store_db_run(sql) == -1) {
 		log_warnx("%s: %s: %s", STORE_DB_PATH, sql,
 		    sqlite3_errmsg(store_db));
 		return -1;
@@ -685,17 +660,8 @@ spool_flush_run(struct store_job *job, unsigned char *buf, size_t buflen)
 
 	(void)buf;
 	(void)buflen;
-	if ((fd = openat(store_blob_dir(), s->hash, O_RDONLY | O_CLOEXEC |
-	    O_NOFOLLOW)) == -1) {
-		job->what = "open";
-		job->err = errno;
-		return;
-	}
-	if (fdatasync(fd) == -1) {
-		job->what = "fdatasync";
-		job->err = errno;
-	}
-	close(fd);
+	if ((fd = store_job_datasync(job, store_blob_dir(), s->hash)) != -1)
+		close(fd);
 }
 
 static void

@@ -31,6 +31,7 @@
 #include <event.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sha2.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,9 +167,10 @@ store_job_submit_first(struct store_job *job)
 	pthread_mutex_unlock(&sync_lock);
 }
 
-/* In a thread: the names made in /blobs. */
-static void
-db_sync_dir_run(struct store_job *job, unsigned char *buf, size_t buflen)
+/* In a sync thread: the names made in /blobs. */
+void
+store_job_blob_dir_run(struct store_job *job, unsigned char *buf,
+    size_t buflen)
 {
 	(void)buf;
 	(void)buflen;
@@ -176,6 +178,62 @@ db_sync_dir_run(struct store_job *job, unsigned char *buf, size_t buflen)
 		job->what = "fsync " STORE_BLOB_DIR;
 		job->err = errno;
 	}
+}
+
+/*
+ * In a sync thread: path, under dirfd, opened and fdatasynced; its fd,
+ * or -1 with job->what ("open" or "fdatasync") and job->err set.
+ */
+int
+store_job_datasync(struct store_job *job, int dirfd, const char *path)
+{
+	int	 fd;
+
+	if ((fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1) {
+		job->what = "open";
+		job->err = errno;
+		return -1;
+	}
+	if (fdatasync(fd) == -1) {
+		job->what = "fdatasync";
+		job->err = errno;
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * In a sync thread: fd read to its end through buf into a SHA-256, in
+ * hex in hash (STORE_HASH_HEX + 1), its length in *size if not NULL;
+ * fd closed.  On a read error job->what and job->err say so.
+ */
+void
+store_job_hash_fd(struct store_job *job, int fd, unsigned char *buf,
+    size_t buflen, char *hash, int64_t *size)
+{
+	SHA2_CTX	 ctx;
+	ssize_t		 n;
+
+	SHA256Init(&ctx);
+	if (size != NULL)
+		*size = 0;
+	while ((n = read(fd, buf, buflen)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			job->what = "read";
+			job->err = errno;
+			close(fd);
+			return;
+		}
+		SHA256Update(&ctx, buf, n);
+		if (size != NULL)
+			*size += n;
+	}
+	close(fd);
+	SHA256End(&ctx, hash);
 }
 
 /* In a thread: the WAL. */
@@ -497,7 +555,7 @@ store_sync_init(void)
 
 	db_sync_job.run = db_sync_run;
 	db_sync_job.done = db_sync_done;
-	db_sync_dir.run = db_sync_dir_run;
+	db_sync_dir.run = store_job_blob_dir_run;
 	db_sync_dir.done = db_sync_done;
 	if (pipe2(sync_done_pipe, O_CLOEXEC) == -1)
 		fatal("pipe2");

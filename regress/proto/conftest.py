@@ -707,6 +707,32 @@ def imap_quote(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def imap_code(untagged, name):
+    """The value of an untagged OK response code, e.g. UIDNEXT."""
+    for ln in untagged:
+        m = re.match(r"\* OK \[%s ?([^\]]*)\]" % name, ln)
+        if m:
+            return m.group(1)
+    return None
+
+
+def imap_append(c, mailbox, text, flags="", date=None):
+    """APPEND on an IMAPClient with a synchronizing literal; returns the
+    tagged line."""
+    data = text.encode() if isinstance(text, str) else text
+    tag = c.tag()
+    head = "%s APPEND %s" % (tag, imap_quote(mailbox))
+    if flags is not None and flags != "":
+        head += " (%s)" % flags
+    if date:
+        head += ' "%s"' % date
+    c.send("%s {%d}\r\n" % (head, len(data)))
+    cont = c.line()
+    assert cont.startswith("+"), cont
+    c.send(data + b"\r\n")
+    return c.until(tag)[-1]
+
+
 def imap_client(p, user=IMAP_USER, password=IMAP_PASSWORD, select=None,
                 kind="imaps"):
     """An IMAPClient over TLS (imaps, or imap with STARTTLS), logged in,

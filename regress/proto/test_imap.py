@@ -15,7 +15,8 @@ import pytest
 
 from conftest import (IMAP_PASSWORD, IMAP_USER, TIME_SCALE,
                       IMAPClient,
-                      imap_client, imap_deliver, imap_login, imap_quote)
+                      imap_append, imap_client, imap_code, imap_deliver,
+                      imap_login, imap_quote)
 
 FMT = "%d-%b-%Y %H:%M:%S %z"
 SPECIAL = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Junk": "\\Junk",
@@ -29,22 +30,6 @@ def msg(subject, body="body\r\n", extra=""):
                extra, body))
 
 
-def append(c, mailbox, text, flags="", date=None):
-    """APPEND with a synchronizing literal; returns the tagged line."""
-    data = text.encode() if isinstance(text, str) else text
-    tag = c.tag()
-    head = "%s APPEND %s" % (tag, imap_quote(mailbox))
-    if flags is not None and flags != "":
-        head += " (%s)" % flags
-    if date:
-        head += ' "%s"' % date
-    c.send("%s {%d}\r\n" % (head, len(data)))
-    cont = c.line()
-    assert cont.startswith("+"), cont
-    c.send(data + b"\r\n")
-    return c.until(tag)[-1]
-
-
 def appenduid(tagged):
     m = re.search(r"\[APPENDUID (\d+) (\d+)\]", tagged)
     assert m, tagged
@@ -55,19 +40,10 @@ def fill(c, mailbox, n, prefix="m"):
     """n messages APPENDed to mailbox; returns their UIDs."""
     uids = []
     for i in range(n):
-        t = append(c, mailbox, msg("%s %d" % (prefix, i)))
+        t = imap_append(c, mailbox, msg("%s %d" % (prefix, i)))
         assert " OK " in t, t
         uids.append(appenduid(t)[1])
     return uids
-
-
-def code(untagged, name):
-    """The value of an untagged OK response code, e.g. UIDNEXT."""
-    for ln in untagged:
-        m = re.match(r"\* OK \[%s ?([^\]]*)\]" % name, ln)
-        if m:
-            return m.group(1)
-    return None
 
 
 def count_of(untagged, what):
@@ -480,7 +456,7 @@ def test_select_responses(c):
     c.ok("CREATE SelTest")
     fill(c, "SelTest", 3, "sel")
     # A keyword in use, which FLAGS must list.
-    t = append(c, "SelTest", msg("kw"), flags="\\Seen $Label1")
+    t = imap_append(c, "SelTest", msg("kw"), flags="\\Seen $Label1")
     uv, uid = appenduid(t)
     tag = c.tag()
     c.send("%s SELECT SelTest\r\n" % tag)
@@ -494,14 +470,14 @@ def test_select_responses(c):
             "\\DRAFT"} <= fl, flags
     assert "$LABEL1" in fl, flags
     assert count_of(out, "EXISTS") == 4
-    assert int(code(out, "UIDVALIDITY")) == uv
-    assert int(code(out, "UIDNEXT")) == uid + 1
-    perm = code(out, "PERMANENTFLAGS")
+    assert int(imap_code(out, "UIDVALIDITY")) == uv
+    assert int(imap_code(out, "UIDNEXT")) == uid + 1
+    perm = imap_code(out, "PERMANENTFLAGS")
     assert perm is not None, out
     pf = set(perm.strip("()").upper().split())
     assert {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT",
             "\\*"} <= pf, perm
-    hms = code(out, "HIGHESTMODSEQ")
+    hms = imap_code(out, "HIGHESTMODSEQ")
     assert hms is not None and int(hms) > 0, out
     # EXAMINE: read-only, same numbers.
     tag = c.tag()
@@ -509,7 +485,7 @@ def test_select_responses(c):
     lines = c.until(tag)
     assert lines[-1].startswith(tag + " OK [READ-ONLY]"), lines[-1]
     assert count_of(lines, "EXISTS") == 4
-    assert int(code(lines, "UIDVALIDITY")) == uv
+    assert int(imap_code(lines, "UIDVALIDITY")) == uv
     # Selecting again while selected: the first is closed
     # (RFC 9051 6.3.2: an untagged OK [CLOSED] before the new one).
     tag = c.tag()
@@ -530,10 +506,10 @@ def test_select_rev1_recent_unseen(c):
     c.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
     out = c.ok("SELECT SelUnseen")
     assert count_of(out, "RECENT") == 0, out
-    assert code(out, "UNSEEN") == "2", out
+    assert imap_code(out, "UNSEEN") == "2", out
     c.ok("STORE 1:* +FLAGS.SILENT (\\Seen)")
     out = c.ok("SELECT SelUnseen")
-    assert code(out, "UNSEEN") is None, out
+    assert imap_code(out, "UNSEEN") is None, out
 
 
 def test_select_rev2_no_recent(imap):
@@ -549,7 +525,7 @@ def test_select_rev2_no_recent(imap):
 
 def test_select_condstore_and_errors(c):
     out = c.ok("SELECT INBOX (CONDSTORE)")
-    assert code(out, "HIGHESTMODSEQ") is not None
+    assert imap_code(out, "HIGHESTMODSEQ") is not None
     t, _ = c.cmd("SELECT NoSuchMailbox")
     assert t.split()[1] == "NO" and "[NONEXISTENT]" in t, t
     # A failed SELECT leaves no mailbox selected.
@@ -839,7 +815,7 @@ def test_status(c):
     uids = []
     for i, m in enumerate(msgs):
         flags = ["\\Seen", "\\Deleted", "\\Seen \\Deleted"][i]
-        t = append(c, "St", m, flags=flags)
+        t = imap_append(c, "St", m, flags=flags)
         uv, uid = appenduid(t)
         uids.append(uid)
     st = status(c, "St", "MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE "
@@ -872,8 +848,8 @@ def test_status(c):
 def test_append_flags_and_date(c):
     c.ok("CREATE Ap")
     body = msg("dated")
-    t = append(c, "Ap", body, flags="\\Seen \\Flagged $Important",
-               date="05-Mar-2021 14:07:09 -0500")
+    t = imap_append(c, "Ap", body, flags="\\Seen \\Flagged $Important",
+                    date="05-Mar-2021 14:07:09 -0500")
     uv, uid = appenduid(t)
     assert uv == status(c, "Ap", "UIDVALIDITY")["UIDVALIDITY"]
     c.ok("EXAMINE Ap")
@@ -890,11 +866,11 @@ def test_append_flags_and_date(c):
     assert out[0].encode("latin-1").split(b"}\r\n", 1)[1][:-1] == \
         body.encode()
     # Without a date: about now.
-    t = append(c, "Ap", msg("undated"))
+    t = imap_append(c, "Ap", msg("undated"))
     uv, uid2 = appenduid(t)
     assert uid2 > uid
     # No such mailbox.
-    t = append(c, "NoSuchBox", msg("nowhere"))
+    t = imap_append(c, "NoSuchBox", msg("nowhere"))
     assert " NO " in t and "[TRYCREATE]" in t, t
     # \Recent may not be set by APPEND (RFC 3501), nor any \unknown flag.
     tag = c.tag()
@@ -976,7 +952,7 @@ def test_accounts_are_apart(imap):
     assert t.split()[1] == "NO", t
     res, _ = list_lines(b, '"" "*"')
     assert "Private" not in res
-    t = append(b, "Private", msg("intruder"))
+    t = imap_append(b, "Private", msg("intruder"))
     assert " NO " in t, t
     assert status(a, "Private", "MESSAGES")["MESSAGES"] == 1
     a.close()

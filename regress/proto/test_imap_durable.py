@@ -53,9 +53,11 @@ def append(p, mailbox, subject):
     return int(found.group(1))
 
 
-def activity(p):
-    """Deliveries, an APPEND and a flag change: lazy commits all, each
-    seen by a session right after."""
+def active(postern_factory):
+    """A daemon with the test account after deliveries, an APPEND and a
+    flag change: lazy commits all, each seen by a session right after."""
+    p = postern_factory(listeners=IMAP_LISTENERS)
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
     imap_deliver(p, [msg("delivered %d" % i) for i in range(3)])
     append(p, "Archive", "appended")
     m = imap_login(p)
@@ -63,12 +65,11 @@ def activity(p):
     typ, data = m.uid("STORE", "1:*", "+FLAGS", "(\\Flagged)")
     assert typ == "OK", data
     m.logout()
+    return p
 
 
 def test_kill_moves_uidnext_and_modseq_forward(postern_factory):
-    p = postern_factory(listeners=IMAP_LISTENERS)
-    p.add_account(IMAP_USER, IMAP_PASSWORD)
-    activity(p)
+    p = active(postern_factory)
     before = status(p)
     archive = status(p, "Archive")
     seen = uids(p) + uids(p, "Archive")
@@ -108,9 +109,7 @@ def test_kill_moves_uidnext_and_modseq_forward(postern_factory):
 
 
 def test_clean_stop_keeps_counters(postern_factory):
-    p = postern_factory(listeners=IMAP_LISTENERS)
-    p.add_account(IMAP_USER, IMAP_PASSWORD)
-    activity(p)
+    p = active(postern_factory)
     before = status(p)
     p.stop()
     assert os.path.exists(os.path.join(p.statedir, MARKER))
@@ -125,9 +124,7 @@ def test_kill_after_start_without_lazy_commits(postern_factory):
     """A run that only read leaves the marker: a daemon that dies
     soon after each start (a crash loop) does not use UIDs up, while
     one that delivered anything does move them forward."""
-    p = postern_factory(listeners=IMAP_LISTENERS)
-    p.add_account(IMAP_USER, IMAP_PASSWORD)
-    activity(p)
+    p = active(postern_factory)
     p.stop()
     p.restart()
     before = status(p)

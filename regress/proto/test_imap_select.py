@@ -15,7 +15,8 @@ import time
 import pytest
 
 from conftest import (IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER,
-                      STORAGE_USER, imap_client, imap_quote)
+                      STORAGE_USER, imap_append, imap_client,
+                      imap_code, imap_quote)
 
 SYSTEM = {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT"}
 
@@ -27,31 +28,14 @@ def msg(subject):
 
 
 def append(c, mailbox, text, flags=""):
-    data = text.encode()
-    tag = c.tag()
-    head = "%s APPEND %s" % (tag, imap_quote(mailbox))
-    if flags:
-        head += " (%s)" % flags
-    c.send("%s {%d}\r\n" % (head, len(data)))
-    cont = c.line()
-    assert cont.startswith("+"), cont
-    c.send(data + b"\r\n")
-    tagged = c.until(tag)[-1]
-    assert tagged.startswith(tag + " OK"), tagged
+    tagged = imap_append(c, mailbox, text, flags)
+    assert tagged.split(" ", 2)[1] == "OK", tagged
 
 
 def fill(c, mailbox, flags_list):
     """One message per entry of flags_list, appended with those flags."""
     for i, flags in enumerate(flags_list):
         append(c, mailbox, msg("%s %d" % (mailbox, i)), flags)
-
-
-def code(untagged, name):
-    for ln in untagged:
-        m = re.match(r"\* OK \[%s ?([^\]]*)\]" % name, ln)
-        if m:
-            return m.group(1)
-    return None
 
 
 def selected(c, mailbox, verb="SELECT"):
@@ -61,10 +45,10 @@ def selected(c, mailbox, verb="SELECT"):
     assert len(flags) == 1, out
     fl = flags[0][len("* FLAGS ("):-1].upper().split()
     assert len(fl) == len(set(fl)), flags
-    perm = code(out, "PERMANENTFLAGS")
+    perm = imap_code(out, "PERMANENTFLAGS")
     assert perm is not None, out
     pf = set(perm.strip("()").upper().split()) - {"\\*"}
-    unseen = code(out, "UNSEEN")
+    unseen = imap_code(out, "UNSEEN")
     return set(fl), pf, None if unseen is None else int(unseen)
 
 
@@ -191,7 +175,7 @@ def test_no_unseen_code_for_rev2(imap):
     fill(c, "Unseen3", ["", "\\Seen"])
     c.ok("ENABLE IMAP4rev2")
     out = c.ok("SELECT Unseen3")
-    assert code(out, "UNSEEN") is None, out
+    assert imap_code(out, "UNSEEN") is None, out
     c.close()
 
 

@@ -1,9 +1,10 @@
 /*
  * lib/authlimit.c: counting, the window, lockout and its end, attempts
- * under way and the line for a slot, bursts of guesses, and the bound
- * on tracked addresses.
+ * under way and the line for a slot, bursts of guesses, the bound
+ * on tracked addresses, and an attempt held in line.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "authlimit.h"
@@ -207,6 +208,38 @@ test_delay(void)
 	}
 }
 
+/* An attempt held in line: a copy, emptied if bad, zeroed when freed. */
+static void
+test_hold(void)
+{
+	struct authlimit_held	*h;
+	char			*big;
+
+	CHECK((h = authlimit_hold("alice@example.net", "secret", 0)) != NULL);
+	CHECK(strcmp(h->user, "alice@example.net") == 0);
+	CHECK(strcmp(h->password, "secret") == 0 && h->bad == 0);
+	authlimit_held_free(&h);
+	CHECK(h == NULL);
+	authlimit_held_free(&h);
+	CHECK(h == NULL);
+	/* Bad already: nothing of it is kept. */
+	CHECK((h = authlimit_hold("alice@example.net", "secret", 1)) != NULL);
+	CHECK(h->bad && h->user[0] == '\0' && h->password[0] == '\0');
+	authlimit_held_free(&h);
+	/* Too long to hold whole: bad, not cut short. */
+	CHECK((big = malloc(AUTHLIMIT_SECRET_MAX + 2)) != NULL);
+	memset(big, 'p', AUTHLIMIT_SECRET_MAX + 1);
+	big[AUTHLIMIT_SECRET_MAX + 1] = '\0';
+	CHECK((h = authlimit_hold("alice@example.net", big, 0)) != NULL);
+	CHECK(h->bad);
+	authlimit_held_free(&h);
+	big[AUTHLIMIT_SECRET_MAX] = '\0';
+	CHECK((h = authlimit_hold("alice@example.net", big, 0)) != NULL);
+	CHECK(!h->bad && strlen(h->password) == AUTHLIMIT_SECRET_MAX);
+	authlimit_held_free(&h);
+	free(big);
+}
+
 int
 main(void)
 {
@@ -216,5 +249,6 @@ main(void)
 	test_burst();
 	test_bound();
 	test_delay();
+	test_hold();
 	return unit_done();
 }
