@@ -394,6 +394,8 @@ int	 store_keyword_from_imap(const char *, char *, size_t);
 void	 store_keyword_to_imap(const char *, struct store_buf *);
 int	 store_keyword_is_system(const char *);
 int	 store_keyword_flag(const char *);
+void	 store_flags_to_imap(int, char *, size_t);
+int	 store_mailbox_has_keywords(int64_t);
 void	 store_keywords_free(struct store_keywords *);
 int	 store_keywords_has(const struct store_keywords *, const char *);
 int	 store_keywords_add(struct store_keywords *, const char *);

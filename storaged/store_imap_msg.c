@@ -328,7 +328,7 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 	uint64_t		 mailbox, since;
 	uint32_t		 what, i, uid, nbody = 0;
 	size_t			 nfds = 0, spare;
-	int			 fd, rc = SQLITE_DONE, batch, open = 0;
+	int			 fd, rc = SQLITE_DONE, batch, open = 0, custom;
 
 	(void)store_imap_account(peer, imsg);
 	msg_read(&m, imsg);
@@ -342,19 +342,24 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 	if (since > INT64_MAX)
 		since = INT64_MAX;
 	batch = (what & (IMAP_FETCH_MIME | IMAP_FETCH_BODY)) == 0;
+	/* Only system flags in the mailbox: its bits say them all. */
+	if ((custom = store_mailbox_has_keywords(mailbox)) == -1)
+		goto end;
 	/* FLAGS alone (a client's resync) need not read the messages. */
 	if ((what & ~IMAP_FETCH_FLAGS) == 0)
 		st = store_stmt("SELECT mm.uid, mm.modseq, 0, 0, '', '', "
-		    "NULL AND ?4, (SELECT group_concat(k.keyword, ' ') FROM "
-		    "keywords k WHERE k.message_id = mm.message_id) FROM "
+		    "NULL AND ?4 AND ?6, CASE WHEN ?7 THEN (SELECT "
+		    "group_concat(k.keyword, ' ') FROM keywords k WHERE "
+		    "k.message_id = mm.message_id) END, 0, 0, mm.flags FROM "
 		    "mailbox_messages mm WHERE mm.mailbox_id = ?1 AND mm.uid "
 		    "BETWEEN ?2 AND ?3 AND mm.modseq > ?5 ORDER BY mm.uid");
 	else
 		st = store_stmt("SELECT mm.uid, mm.modseq, m.received, "
 		    "m.size, m.prefix, m.blob, CASE WHEN ?4 THEN m.mime END, "
-		    "(SELECT group_concat(k.keyword, ' ') FROM keywords k "
-		    "WHERE k.message_id = m.id), m.id, CASE WHEN ?6 THEN "
-		    "json_extract(m.mime, '$.root.offsets[1]') END "
+		    "CASE WHEN ?7 THEN (SELECT group_concat(k.keyword, ' ') "
+		    "FROM keywords k WHERE k.message_id = m.id) END, m.id, "
+		    "CASE WHEN ?6 THEN json_extract(m.mime, "
+		    "'$.root.offsets[1]') END, mm.flags "
 		    "FROM mailbox_messages "
 		    "mm JOIN messages m ON m.id = mm.message_id WHERE "
 		    "mm.mailbox_id = ?1 AND mm.uid BETWEEN ?2 AND ?3 AND "
@@ -369,8 +374,9 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 		    sqlite3_bind_int(st, 4, (what & IMAP_FETCH_MIME) != 0) !=
 		    SQLITE_OK ||
 		    sqlite3_bind_int64(st, 5, since) != SQLITE_OK ||
-		    ((what & ~IMAP_FETCH_FLAGS) != 0 && sqlite3_bind_int(st,
-		    6, (what & IMAP_FETCH_SHALLOW) != 0) != SQLITE_OK)) {
+		    sqlite3_bind_int(st, 6, (what & IMAP_FETCH_SHALLOW) !=
+		    0) != SQLITE_OK ||
+		    sqlite3_bind_int(st, 7, custom) != SQLITE_OK) {
 			rc = SQLITE_ERROR;
 			break;
 		}
@@ -407,8 +413,13 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 			prefix = (const char *)sqlite3_column_text(st, 4);
 			if (prefix == NULL)
 				prefix = "";
-			store_keywords_list_to_imap((const char *)
-			    sqlite3_column_text(st, 7), flags, sizeof(flags));
+			if (custom)
+				store_keywords_list_to_imap((const char *)
+				    sqlite3_column_text(st, 7), flags,
+				    sizeof(flags));
+			else
+				store_flags_to_imap(sqlite3_column_int(st, 10),
+				    flags, sizeof(flags));
 			/* Without fd or mime, items share a message. */
 			if (open && out.len + FETCH_ITEM_FIXED +
 			    strlen(flags) + strlen(prefix) > sizeof(out.buf)) {

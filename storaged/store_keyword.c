@@ -277,3 +277,57 @@ store_keywords_list_to_imap(const char *list, char *buf, size_t buflen)
 	}
 	free(b.p);
 }
+
+/*
+ * A placement's system flags (STORE_FLAG_* bits) as IMAP flags, in the
+ * order store_keywords_list_to_imap() gives their stored keywords.
+ */
+void
+store_flags_to_imap(int bits, char *buf, size_t buflen)
+{
+	static const struct {
+		int		 bit;
+		const char	*name;
+	} order[] = {
+		{ STORE_FLAG_ANSWERED,	"\\Answered" },
+		{ STORE_FLAG_DELETED,	"\\Deleted" },
+		{ STORE_FLAG_DRAFT,	"\\Draft" },
+		{ STORE_FLAG_FLAGGED,	"\\Flagged" },
+		{ STORE_FLAG_SEEN,	"\\Seen" },
+	};
+	size_t	 i;
+
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (bits & order[i].bit) {
+			if (buf[0] != '\0')
+				(void)strlcat(buf, " ", buflen);
+			(void)strlcat(buf, order[i].name, buflen);
+		}
+}
+
+/*
+ * Whether a placement in mailbox has a keyword other than the system
+ * flags (mailbox_keywords, kept by migration 3's triggers); -1 on an
+ * error, logged.
+ */
+int
+store_mailbox_has_keywords(int64_t mailbox)
+{
+	sqlite3_stmt	*st;
+	int		 rc, has;
+
+	if ((st = store_stmt("SELECT EXISTS (SELECT 1 FROM "
+	    "mailbox_keywords WHERE mailbox_id = ? AND n > 0)")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, mailbox) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		log_warnx("%s: keywords in use: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
+		store_stmt_done(st);
+		return -1;
+	}
+	has = sqlite3_column_int(st, 0);
+	store_stmt_done(st);
+	return has;
+}

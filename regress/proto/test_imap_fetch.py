@@ -761,3 +761,35 @@ def test_many_parts_and_many_messages(imap):
         assert it["BODY[]"] == m, seq
         assert it["BODY[8]"] == m[sp[6][0]:sp[6][1]], seq
     c.close()
+
+
+def test_flags_with_and_without_other_keywords(imap):
+    """FLAGS come from the system flags alone while the mailbox holds no
+    other keyword, and from every keyword once one is set: the same
+    answer either way, following each STORE."""
+    c = imap_client(imap)
+    c.ok("CREATE Kw")
+    for flags in ("(\\Seen \\Flagged)", "(\\Draft \\Answered \\Deleted)",
+                  "()"):
+        body = b"Subject: kw\r\n\r\nx\r\n"
+        c.send(b"a APPEND Kw %s {%d+}\r\n" % (flags.encode(), len(body)) +
+               body + CRLF)
+        assert c.until("a")[-1].startswith("a OK")
+    c.ok("SELECT Kw")
+
+    def flags():
+        c.ok("NOOP")    # the other session's changes, told apart
+        return [sorted(it["FLAGS"])
+                for _, it in imap_fetch(c, "1:* (FLAGS)")]
+
+    system = [["\\Flagged", "\\Seen"],
+              ["\\Answered", "\\Deleted", "\\Draft"], []]
+    assert flags() == system
+    other = imap_client(imap, select="Kw")
+    other.ok("STORE 2:3 +FLAGS ($Custom)")
+    other.close()
+    assert flags() == [system[0], sorted(["$custom"] + system[1]),
+                       ["$custom"]]
+    c.ok("STORE 1:* -FLAGS ($Custom)")
+    assert flags() == system
+    c.close()
