@@ -518,8 +518,9 @@ store_db_open(void)
 	store_db_exec("PRAGMA recursive_triggers = ON");
 	store_db_exec("PRAGMA synchronous = FULL");
 	store_db_exec("PRAGMA temp_store = MEMORY");
-	store_db_exec("PRAGMA cache_size = -65536");
-	store_db_exec("PRAGMA mmap_size = 1073741824");
+	/* The index (attached later) is read through the page cache. */
+	store_db_exec("PRAGMA main.cache_size = -16384");
+	store_db_exec("PRAGMA main.mmap_size = 1073741824");
 
 	version = store_db_version();
 	if (version > STORE_SCHEMA_VERSION) {
