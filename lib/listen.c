@@ -51,33 +51,50 @@ static listen_accept_cb			listen_cb;
 static struct event			listen_ev_pause;
 static int				listen_paused;
 
+/*
+ * accept4(), non-blocking, of a listening socket: the new one, -1 if
+ * there is none to take now, or -2 out of descriptors (logged, with
+ * what the socket is): the caller stops accepting for a while rather
+ * than spin on a socket that stays ready.  Anything else is fatal.
+ */
+int
+listen_take(int fd, struct sockaddr *sa, socklen_t *len, const char *what)
+{
+	int	 s;
+
+	if ((s = accept4(fd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1)
+		return s;
+	switch (errno) {
+	case EINTR:
+	case EAGAIN:
+	case ECONNABORTED:
+		return -1;
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		log_warn("accept on %s", what);
+		return -2;
+	default:
+		fatal("accept on %s", what);
+	}
+}
+
 static void
 listen_accept(int fd, short event, void *arg)
 {
 	struct role_listener	*rl = arg;
 	struct sockaddr_storage	 ss;
 	socklen_t		 len = sizeof(ss);
+	char			 what[128];
 	int			 s, one = 1;
 
-	if ((s = accept4(fd, (struct sockaddr *)&ss, &len,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
-		switch (errno) {
-		case EINTR:
-		case EAGAIN:
-		case ECONNABORTED:
-			return;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM:
-			/* Out of descriptors: stop accepting for a while. */
-			log_warn("accept on %s port %u", rl->l->addr,
-			    rl->l->port);
+	(void)snprintf(what, sizeof(what), "%s port %u", rl->l->addr,
+	    rl->l->port);
+	if ((s = listen_take(fd, (struct sockaddr *)&ss, &len, what)) < 0) {
+		if (s == -2)
 			listen_pause();
-			return;
-		default:
-			fatal("accept on %s port %u", rl->l->addr, rl->l->port);
-		}
+		return;
 	}
 	/*
 	 * Replies often leave in several writes as storaged answers

@@ -38,6 +38,7 @@ typedef void	(*listen_accept_cb)(struct role_listener *, int,
  */
 void	listen_init(struct postern_conf *, enum proc_id, enum listener_kind,
 	    listen_accept_cb);
+int	listen_take(int, struct sockaddr *, socklen_t *, const char *);
 void	listen_pause(void);
 /* Also called when a session ends, since a descriptor is free again. */
 void	listen_resume(void);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ctl_valid.h"
+#include "listen.h"
 #include "log.h"
 #include "parent.h"
 
@@ -510,35 +511,20 @@ control_accept(int fd, short event, void *arg)
 	struct ctl_client	*c;
 	struct timeval		 tv;
 	uid_t			 uid;
-	int			 s, flags;
+	int			 s;
 
 	(void)event;
 	(void)arg;
-	if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC))
-	    == -1) {
-		switch (errno) {
-		case EINTR:
-		case EAGAIN:
-		case ECONNABORTED:
-			return;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM:
+	if ((s = listen_take(fd, NULL, NULL, "the control socket")) < 0) {
+		if (s == -2) {
 			/* Retry later rather than spin on a ready socket. */
-			log_warn("%s: accept", __func__);
 			event_del(&ctl_ev_accept);
 			tv.tv_sec = CONTROL_BACKOFF_SEC;
 			tv.tv_usec = 0;
 			evtimer_add(&ctl_ev_backoff, &tv);
-			return;
-		default:
-			fatal("%s: accept", __func__);
 		}
+		return;
 	}
-	if ((flags = fcntl(s, F_GETFL)) == -1 ||
-	    fcntl(s, F_SETFL, flags | O_NONBLOCK) == -1)
-		fatal("%s: fcntl", __func__);
 	if (ctl_nclients >= CONTROL_MAX_CLIENTS) {
 		log_warnx("control: %d clients already, refusing another",
 		    ctl_nclients);
