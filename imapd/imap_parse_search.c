@@ -456,15 +456,6 @@ imap_parse_search(const struct imap_cmd *cmd, size_t first,
 		}
 		for (j = 0; s->sort[j]; j++)
 			s->sort[j] = toupper((unsigned char)s->sort[j]);
-		i++;
-		/* The charset, then at least one key. */
-		if (i + 1 >= nargs)
-			return -1;
-		if (search_charset(s, &args[i]) == -1) {
-			*errp = BADCHARSET;
-			return -1;
-		}
-		i++;
 	} else if (strcmp(cmd->verb, "THREAD") == 0) {
 		*errp = "Syntax: THREAD algorithm charset keys";
 		if (i >= nargs || args[i].type != TOK_ATOM)
@@ -479,6 +470,9 @@ imap_parse_search(const struct imap_cmd *cmd, size_t first,
 			*errp = "Unknown threading algorithm";
 			return -1;
 		}
+	}
+	if (strcmp(cmd->verb, "SORT") == 0 ||
+	    strcmp(cmd->verb, "THREAD") == 0) {
 		i++;
 		/* The charset, then at least one key. */
 		if (i + 1 >= nargs)
