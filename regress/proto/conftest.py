@@ -716,6 +716,29 @@ def imap_code(untagged, name):
     return None
 
 
+def imap_count(untagged, what):
+    """The number of an untagged "* N WHAT" response (EXISTS, RECENT
+    ...), or None if there is none."""
+    for ln in untagged:
+        m = re.match(r"\* (\d+) %s$" % what, ln)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def imap_expand(s):
+    """The numbers of a sequence set of numbers and ranges ("1,3:5"),
+    in ascending order."""
+    out = []
+    for part in s.split(","):
+        if ":" in part:
+            a, b = (int(x) for x in part.split(":"))
+            out.extend(range(min(a, b), max(a, b) + 1))
+        else:
+            out.append(int(part))
+    return sorted(out)
+
+
 def imap_append(c, mailbox, text, flags="", date=None):
     """APPEND on an IMAPClient with a synchronizing literal; returns the
     tagged line."""

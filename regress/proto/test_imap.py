@@ -15,8 +15,8 @@ import pytest
 
 from conftest import (IMAP_PASSWORD, IMAP_USER, TIME_SCALE,
                       IMAPClient,
-                      imap_append, imap_client, imap_code, imap_deliver,
-                      imap_login, imap_quote)
+                      imap_append, imap_client, imap_code, imap_count,
+                      imap_deliver, imap_login, imap_quote)
 
 FMT = "%d-%b-%Y %H:%M:%S %z"
 SPECIAL = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Junk": "\\Junk",
@@ -44,14 +44,6 @@ def fill(c, mailbox, n, prefix="m"):
         assert " OK " in t, t
         uids.append(appenduid(t)[1])
     return uids
-
-
-def count_of(untagged, what):
-    for ln in untagged:
-        m = re.match(r"\* (\d+) %s$" % what, ln)
-        if m:
-            return int(m.group(1))
-    return None
 
 
 def status(c, mailbox, items):
@@ -469,7 +461,7 @@ def test_select_responses(c):
     assert {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN",
             "\\DRAFT"} <= fl, flags
     assert "$LABEL1" in fl, flags
-    assert count_of(out, "EXISTS") == 4
+    assert imap_count(out, "EXISTS") == 4
     assert int(imap_code(out, "UIDVALIDITY")) == uv
     assert int(imap_code(out, "UIDNEXT")) == uid + 1
     perm = imap_code(out, "PERMANENTFLAGS")
@@ -484,7 +476,7 @@ def test_select_responses(c):
     c.send("%s EXAMINE SelTest\r\n" % tag)
     lines = c.until(tag)
     assert lines[-1].startswith(tag + " OK [READ-ONLY]"), lines[-1]
-    assert count_of(lines, "EXISTS") == 4
+    assert imap_count(lines, "EXISTS") == 4
     assert int(imap_code(lines, "UIDVALIDITY")) == uv
     # Selecting again while selected: the first is closed
     # (RFC 9051 6.3.2: an untagged OK [CLOSED] before the new one).
@@ -505,7 +497,7 @@ def test_select_rev1_recent_unseen(c):
     c.ok("SELECT SelUnseen")
     c.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
     out = c.ok("SELECT SelUnseen")
-    assert count_of(out, "RECENT") == 0, out
+    assert imap_count(out, "RECENT") == 0, out
     assert imap_code(out, "UNSEEN") == "2", out
     c.ok("STORE 1:* +FLAGS.SILENT (\\Seen)")
     out = c.ok("SELECT SelUnseen")
@@ -516,8 +508,8 @@ def test_select_rev2_no_recent(imap):
     c = imap_client(imap)
     c.ok("ENABLE IMAP4rev2")
     out = c.ok("SELECT INBOX")
-    assert count_of(out, "RECENT") is None, out
-    assert count_of(out, "EXISTS") is not None
+    assert imap_count(out, "RECENT") is None, out
+    assert imap_count(out, "EXISTS") is not None
     # IMAP4rev2 lists * LIST for the selected mailbox in SELECT.
     assert any(ln.startswith('* LIST ') and 'INBOX' in ln for ln in out), out
     c.close()
@@ -535,7 +527,7 @@ def test_select_condstore_and_errors(c):
     assert t.split()[1] == "BAD", t
     # INBOX is case-insensitive.
     out = c.ok("EXAMINE inbox")
-    assert count_of(out, "EXISTS") is not None
+    assert imap_count(out, "EXISTS") is not None
 
 
 def test_examine_is_read_only(c):
@@ -1086,7 +1078,7 @@ def test_expunge(c):
     assert after == seq_uids(c)
     assert len(after) == 7
     assert [before[i] for i in (0, 1, 4, 5, 7, 8, 9)] == after
-    assert count_of(out, "EXISTS") is None
+    assert imap_count(out, "EXISTS") is None
     # Nothing to expunge.
     assert not any("EXPUNGE" in ln for ln in c.ok("EXPUNGE"))
 

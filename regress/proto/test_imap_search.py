@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER, \
-    imap_client, imap_deliver, imap_login, imap_parse
+    imap_client, imap_deliver, imap_expand, imap_login, imap_parse
 
 D = "12:00:00 +0000"
 
@@ -255,17 +255,6 @@ def esearch(c, cmd):
     return res
 
 
-def expand(s):
-    out = []
-    for part in s.split(","):
-        if ":" in part:
-            a, b = (int(x) for x in part.split(":"))
-            out.extend(range(min(a, b), max(a, b) + 1))
-        else:
-            out.append(int(part))
-    return sorted(out)
-
-
 def test_esearch(box, c):
     uids = box[1]
     c.ntag = 100
@@ -273,15 +262,15 @@ def test_esearch(box, c):
     assert r["TAG"] == b"t101"
     assert "UID" not in r
     assert (r["MIN"], r["MAX"], r["COUNT"]) == ("1", "5", "2")
-    assert expand(r["ALL"]) == [1, 5]
+    assert imap_expand(r["ALL"]) == [1, 5]
     r = esearch(c, "UID SEARCH RETURN (MIN MAX COUNT ALL) SEEN")
     assert r["UID"] is True
     assert int(r["MIN"]) == uids[0] and int(r["MAX"]) == uids[6]
     assert r["COUNT"] == "3"
-    assert expand(r["ALL"]) == [uids[0], uids[4], uids[6]]
+    assert imap_expand(r["ALL"]) == [uids[0], uids[4], uids[6]]
     # RETURN () is RETURN (ALL).
     r = esearch(c, "SEARCH RETURN () 2:4")
-    assert expand(r["ALL"]) == [2, 3, 4] and "COUNT" not in r
+    assert imap_expand(r["ALL"]) == [2, 3, 4] and "COUNT" not in r
     r = esearch(c, "SEARCH RETURN (COUNT) ALL")
     assert r["COUNT"] == "8" and "ALL" not in r and "MIN" not in r
     # Nothing matches: no MIN, MAX, ALL; COUNT 0.
@@ -356,7 +345,7 @@ def test_rev2_search_answers_esearch(box):
     c.ok("ENABLE IMAP4rev2")
     c.ok("SELECT Search")
     r = esearch(c, "SEARCH FROM alice")
-    assert r is not None and expand(r["ALL"]) == [1, 5], r
+    assert r is not None and imap_expand(r["ALL"]) == [1, 5], r
     c.close()
 
 
