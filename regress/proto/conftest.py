@@ -10,6 +10,7 @@ import imaplib
 import os
 import pwd
 import re
+import shutil
 import signal
 import smtplib
 import socket
@@ -334,6 +335,31 @@ class Postern:
         except ProcessLookupError:
             pass
         self.log.close()
+
+
+def db_files(p, db="postern.db"):
+    """The paths of a database in p's state directory: the file itself
+    and its -wal and -shm files where they are."""
+    return [os.path.join(p.statedir, name)
+            for name in sorted(os.listdir(p.statedir))
+            if name.startswith(db)]
+
+
+def db_copy(p, db="postern.db"):
+    """Copies a database with its WAL into a new temporary directory;
+    returns the path of the copy of the database file."""
+    copy = tempfile.mkdtemp(prefix="postern-db-")
+    for path in db_files(p, db):
+        shutil.copy(path, copy)
+    return os.path.join(copy, db)
+
+
+def db_to_storage_user(p, db="postern.db"):
+    """Gives a database and its WAL files (written by the test as root)
+    back to storaged's user."""
+    pw = pwd.getpwnam(STORAGE_USER)
+    for path in db_files(p, db):
+        os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
 def split_trace(raw):

@@ -6,13 +6,13 @@ import os
 import re
 import shutil
 import sqlite3
-import tempfile
 import time
 
 import pytest
 
 from conftest import IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER, \
-    imap_client, imap_deliver, imap_expand, imap_login, imap_parse
+    db_copy, db_files, imap_client, imap_deliver, imap_expand, imap_login, \
+    imap_parse
 
 D = "12:00:00 +0000"
 
@@ -502,15 +502,12 @@ def search_soon(c, criteria, want, timeout=5.0):
 
 def fts_rows(p):
     """The ids in the index file (a copy of it), with the daemon stopped."""
-    copy = tempfile.mkdtemp(prefix="postern-fts-")
-    for name in os.listdir(p.statedir):
-        if name.startswith("postern-fts.db"):
-            shutil.copy(os.path.join(p.statedir, name), copy)
-    conn = sqlite3.connect(os.path.join(copy, "postern-fts.db"))
+    copy = db_copy(p, "postern-fts.db")
+    conn = sqlite3.connect(copy)
     ids = sorted(r[0] for r in conn.execute(
         "SELECT rowid FROM messages_fts"))
     conn.close()
-    shutil.rmtree(copy)
+    shutil.rmtree(os.path.dirname(copy))
     return ids
 
 
@@ -528,9 +525,8 @@ def test_index_is_rebuilt_and_follows_expunge(postern_factory):
     p.stop()
     assert len(fts_rows(p)) == 3
     # The index is derived data: without its file it is made again.
-    for name in os.listdir(p.statedir):
-        if name.startswith("postern-fts.db"):
-            os.unlink(os.path.join(p.statedir, name))
+    for path in db_files(p, "postern-fts.db"):
+        os.unlink(path)
     p.restart()
     c = imap_client(p, select="INBOX")
     assert search_soon(c, "TEXT zebracorn", [1, 2, 3]) == [1, 2, 3]
@@ -795,9 +791,8 @@ def test_index_of_older_version_is_rebuilt(postern_factory):
         "PRAGMA user_version = 1;")
     assert conn.execute("SELECT count(*) FROM docs").fetchone()[0] == 2
     conn.close()
-    for name in os.listdir(p.statedir):
-        if name.startswith("postern-fts.db"):
-            os.chown(os.path.join(p.statedir, name), st.st_uid, st.st_gid)
+    for path in db_files(p, "postern-fts.db"):
+        os.chown(path, st.st_uid, st.st_gid)
     since = len(p.logtext())
     p.restart()
     m = imap_login(p)
