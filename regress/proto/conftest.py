@@ -696,6 +696,13 @@ class IMAPClient:
         assert tagged.split(" ", 2)[1] == "OK", (text, tagged, untagged)
         return untagged
 
+    def refused(self, text, how):
+        """cmd, asserting a tagged NO or BAD (how); returns the tagged
+        line."""
+        tagged, _ = self.cmd(text)
+        assert tagged.split()[1] == how, tagged
+        return tagged
+
     def login(self, user=IMAP_USER, password=IMAP_PASSWORD):
         return self.ok("LOGIN %s %s" % (imap_quote(user),
                                          imap_quote(password)))
