@@ -393,7 +393,24 @@ def header_value(message, name):
 QUEUED_RE = re.compile(r"^2\.0\.0 .*queued as ([0-9a-f]{16})$")
 
 
-class SMTPClient:
+class Client:
+    """What SMTPClient and IMAPClient share: close() of their socket
+    (self.sock) and a with block that closes it."""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class SMTPClient(Client):
     """A raw SMTP client over a socket, for dialogues smtplib will not
     hold: malformed input, pipelining, exact bytes."""
 
@@ -489,18 +506,6 @@ class SMTPClient:
             return True
         finally:
             self.sock.settimeout(self.timeout)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def send_raw(port, mail_from, rcpts, data, ehlo=True):
@@ -615,7 +620,7 @@ def imap_login(p, user=IMAP_USER, password=IMAP_PASSWORD, kind="imaps",
     return m
 
 
-class IMAPClient:
+class IMAPClient(Client):
     """A raw IMAP client for exact bytes, literals, pipelining and
     untagged responses imaplib drops.  Lines are str decoded as
     latin-1 (so .encode("latin-1") gives the bytes back); a line that
@@ -624,8 +629,8 @@ class IMAPClient:
 
     def __init__(self, port, tls=False, timeout=10.0):
         self.timeout = timeout * TIME_SCALE
-        self.s = socket.create_connection(("127.0.0.1", port),
-                                          timeout=self.timeout)
+        self.sock = socket.create_connection(("127.0.0.1", port),
+                                             timeout=self.timeout)
         if tls:
             self.starttls_wrap()
         self.buf = b""
@@ -633,17 +638,17 @@ class IMAPClient:
         self.greeting = self.line()
 
     def starttls_wrap(self):
-        self.s = tls_context().wrap_socket(self.s,
-                                           server_hostname="localhost")
+        self.sock = tls_context().wrap_socket(self.sock,
+                                              server_hostname="localhost")
         self.buf = b""
 
     def send(self, data):
         if isinstance(data, str):
             data = data.encode("utf-8")
-        self.s.sendall(data)
+        self.sock.sendall(data)
 
     def _fill(self):
-        chunk = self.s.recv(65536)
+        chunk = self.sock.recv(65536)
         if not chunk:
             raise EOFError("connection closed; unread %r" % self.buf[:200])
         self.buf += chunk
@@ -709,9 +714,9 @@ class IMAPClient:
 
     def closed(self, timeout=5.0):
         try:
-            self.s.settimeout(timeout * TIME_SCALE)
+            self.sock.settimeout(timeout * TIME_SCALE)
             while True:
-                if not self.s.recv(65536):
+                if not self.sock.recv(65536):
                     return True
         except (ConnectionError, ssl.SSLError, OSError) as e:
             if isinstance(e, socket.timeout):
@@ -719,21 +724,9 @@ class IMAPClient:
             return True
         finally:
             try:
-                self.s.settimeout(self.timeout)
+                self.sock.settimeout(self.timeout)
             except OSError:
                 pass
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def imap_quote(s):

@@ -564,7 +564,7 @@ def test_create_utf7_and_utf8(c):
     c.ok('CREATE "Entw&APw-rfe"')
     res, _ = list_lines(c, '"" "Entw*"')
     assert list(res) == ["Entw&APw-rfe"], res
-    c2 = IMAPClient(c.s.getpeername()[1], tls=True)
+    c2 = IMAPClient(c.sock.getpeername()[1], tls=True)
     c2.login()
     c2.ok("ENABLE UTF8=ACCEPT")
     out = c2.ok('LIST "" "Entw*"')
@@ -1089,7 +1089,7 @@ class _Port:
 
 
 def imap_port(c):
-    return _Port(c.s.getpeername()[1])
+    return _Port(c.sock.getpeername()[1])
 
 
 # --- COPY and MOVE -----------------------------------------------------

@@ -203,7 +203,7 @@ def test_idle_hears_delivery(imap):
     imap_deliver(imap, [msg("while idle")], to="idle@example.test")
     # Promptly: within two seconds of the message being in the store
     # (it usually is there already).
-    c.s.settimeout(2 * TIME_SCALE)
+    c.sock.settimeout(2 * TIME_SCALE)
     ln = c.line()
     assert ln == "* 1 EXISTS", ln
     c.send("DONE\r\n")
