@@ -362,6 +362,14 @@ def db_to_storage_user(p, db="postern.db"):
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
+def run_together(threads):
+    """Starts the threads, then waits for every one of them to end."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def split_trace(raw):
     """Splits a delivered message into the trace header fields added on
     delivery (Return-Path, Delivered-To, Received at the top) and the

@@ -16,7 +16,7 @@ import pytest
 from conftest import (IMAP_PASSWORD, IMAP_USER, TIME_SCALE,
                       IMAPClient,
                       imap_append, imap_client, imap_code, imap_count,
-                      imap_deliver, imap_login, imap_quote)
+                      imap_deliver, imap_login, imap_quote, run_together)
 
 FMT = "%d-%b-%Y %H:%M:%S %z"
 SPECIAL = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Junk": "\\Junk",
@@ -272,10 +272,7 @@ def test_lockout(module_factory):
         s.close()
 
     threads = [threading.Thread(target=smtp_fail) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(threads)
     assert len(refused) == 2
     c = imap_client(p)
     c.close()
@@ -287,10 +284,7 @@ def test_lockout(module_factory):
         c.close()
 
     threads = [threading.Thread(target=fail) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(threads)
     locked_at = time.time()
     assert all(" NO " in r for r in results), results
     # Locked out now: even the right password is refused, at once.
