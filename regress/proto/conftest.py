@@ -10,6 +10,7 @@ import imaplib
 import os
 import pwd
 import re
+import shutil
 import signal
 import smtplib
 import socket
@@ -336,6 +337,39 @@ class Postern:
         self.log.close()
 
 
+def db_files(p, db="postern.db"):
+    """The paths of a database in p's state directory: the file itself
+    and its -wal and -shm files where they are."""
+    return [os.path.join(p.statedir, name)
+            for name in sorted(os.listdir(p.statedir))
+            if name.startswith(db)]
+
+
+def db_copy(p, db="postern.db"):
+    """Copies a database with its WAL into a new temporary directory;
+    returns the path of the copy of the database file."""
+    copy = tempfile.mkdtemp(prefix="postern-db-")
+    for path in db_files(p, db):
+        shutil.copy(path, copy)
+    return os.path.join(copy, db)
+
+
+def db_to_storage_user(p, db="postern.db"):
+    """Gives a database and its WAL files (written by the test as root)
+    back to storaged's user."""
+    pw = pwd.getpwnam(STORAGE_USER)
+    for path in db_files(p, db):
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def run_together(threads):
+    """Starts the threads, then waits for every one of them to end."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def split_trace(raw):
     """Splits a delivered message into the trace header fields added on
     delivery (Return-Path, Delivered-To, Received at the top) and the
@@ -367,7 +401,24 @@ def header_value(message, name):
 QUEUED_RE = re.compile(r"^2\.0\.0 .*queued as ([0-9a-f]{16})$")
 
 
-class SMTPClient:
+class Client:
+    """What SMTPClient and IMAPClient share: close() of their socket
+    (self.sock) and a with block that closes it."""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class SMTPClient(Client):
     """A raw SMTP client over a socket, for dialogues smtplib will not
     hold: malformed input, pipelining, exact bytes."""
 
@@ -463,18 +514,6 @@ class SMTPClient:
             return True
         finally:
             self.sock.settimeout(self.timeout)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def send_raw(port, mail_from, rcpts, data, ehlo=True):
@@ -589,7 +628,7 @@ def imap_login(p, user=IMAP_USER, password=IMAP_PASSWORD, kind="imaps",
     return m
 
 
-class IMAPClient:
+class IMAPClient(Client):
     """A raw IMAP client for exact bytes, literals, pipelining and
     untagged responses imaplib drops.  Lines are str decoded as
     latin-1 (so .encode("latin-1") gives the bytes back); a line that
@@ -598,8 +637,8 @@ class IMAPClient:
 
     def __init__(self, port, tls=False, timeout=10.0):
         self.timeout = timeout * TIME_SCALE
-        self.s = socket.create_connection(("127.0.0.1", port),
-                                          timeout=self.timeout)
+        self.sock = socket.create_connection(("127.0.0.1", port),
+                                             timeout=self.timeout)
         if tls:
             self.starttls_wrap()
         self.buf = b""
@@ -607,17 +646,17 @@ class IMAPClient:
         self.greeting = self.line()
 
     def starttls_wrap(self):
-        self.s = tls_context().wrap_socket(self.s,
-                                           server_hostname="localhost")
+        self.sock = tls_context().wrap_socket(self.sock,
+                                              server_hostname="localhost")
         self.buf = b""
 
     def send(self, data):
         if isinstance(data, str):
             data = data.encode("utf-8")
-        self.s.sendall(data)
+        self.sock.sendall(data)
 
     def _fill(self):
-        chunk = self.s.recv(65536)
+        chunk = self.sock.recv(65536)
         if not chunk:
             raise EOFError("connection closed; unread %r" % self.buf[:200])
         self.buf += chunk
@@ -670,15 +709,22 @@ class IMAPClient:
         assert tagged.split(" ", 2)[1] == "OK", (text, tagged, untagged)
         return untagged
 
+    def refused(self, text, how):
+        """cmd, asserting a tagged NO or BAD (how); returns the tagged
+        line."""
+        tagged, _ = self.cmd(text)
+        assert tagged.split()[1] == how, tagged
+        return tagged
+
     def login(self, user=IMAP_USER, password=IMAP_PASSWORD):
         return self.ok("LOGIN %s %s" % (imap_quote(user),
                                          imap_quote(password)))
 
     def closed(self, timeout=5.0):
         try:
-            self.s.settimeout(timeout * TIME_SCALE)
+            self.sock.settimeout(timeout * TIME_SCALE)
             while True:
-                if not self.s.recv(65536):
+                if not self.sock.recv(65536):
                     return True
         except (ConnectionError, ssl.SSLError, OSError) as e:
             if isinstance(e, socket.timeout):
@@ -686,21 +732,9 @@ class IMAPClient:
             return True
         finally:
             try:
-                self.s.settimeout(self.timeout)
+                self.sock.settimeout(self.timeout)
             except OSError:
                 pass
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def imap_quote(s):
@@ -714,6 +748,29 @@ def imap_code(untagged, name):
         if m:
             return m.group(1)
     return None
+
+
+def imap_count(untagged, what):
+    """The number of an untagged "* N WHAT" response (EXISTS, RECENT
+    ...), or None if there is none."""
+    for ln in untagged:
+        m = re.match(r"\* (\d+) %s$" % what, ln)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def imap_expand(s):
+    """The numbers of a sequence set of numbers and ranges ("1,3:5"),
+    in ascending order."""
+    out = []
+    for part in s.split(","):
+        if ":" in part:
+            a, b = (int(x) for x in part.split(":"))
+            out.extend(range(min(a, b), max(a, b) + 1))
+        else:
+            out.append(int(part))
+    return sorted(out)
 
 
 def imap_append(c, mailbox, text, flags="", date=None):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import POSTERNCTL, ROLES, ROOT, send_raw
+from conftest import POSTERNCTL, ROLES, ROOT, run_together, send_raw
 
 PASSWORD = "Quartz-Zebra-7351-unlikely"
 NEW_PASSWORD = "Marble-Heron-2468-unlikely"
@@ -654,10 +654,7 @@ def test_many_clients_at_once(postern):
         results[i] = p.ctl("show", "status")
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(threads)
     for r in results:
         assert r.returncode == 0 and len(r.stdout.splitlines()) == 9, r
     idle = [Raw(p.sock) for _ in range(8)]

@@ -20,7 +20,7 @@ import uuid
 import pytest
 
 from conftest import (IMAP_LISTENERS, TIME_SCALE, header_value, imap_login,
-                      split_trace)
+                      run_together, split_trace)
 
 PASSWORD = "Topaz-Lantern-9135-unlikely"
 HOST = "mail.example.test"
@@ -603,10 +603,7 @@ def test_attachment_concurrent_deliveries(pm):
         except Exception as e:
             errors.append(e)
     threads = [threading.Thread(target=one, args=(d,)) for d in datas]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(threads)
     assert not errors, errors
     for mid, data in zip(mids, datas):
         assert split_trace(pm.find_messages("bob@example.test",

@@ -4,13 +4,11 @@ client for the framing cases imaplib cannot make (literals, limits)."""
 import imaplib
 import re
 import smtplib
-import socket
-import ssl
 import time
 
 import pytest
 
-from conftest import free_port, tls_context
+from conftest import IMAPClient, free_port, tls_context
 
 USER = "alice@example.test"
 PASSWORD = "alice-secret-1"
@@ -45,67 +43,13 @@ def imaps(p, user=USER, password=PASSWORD):
     return m
 
 
-class Raw:
-    """A line-level IMAP client; literals in replies are read whole."""
-
-    def __init__(self, port, tls=False):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        if tls:
-            self.s = tls_context().wrap_socket(self.s,
-                                               server_hostname="localhost")
-        self.buf = b""
-        self.greeting = self.line()
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.s.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError(self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        m = re.search(rb"\{(\d+)\}$", line)
-        if m:
-            n = int(m.group(1))
-            while len(self.buf) < n:
-                chunk = self.s.recv(65536)
-                if not chunk:
-                    raise EOFError(self.buf)
-                self.buf += chunk
-            line += b"\r\n" + self.buf[:n]
-            self.buf = self.buf[n:]
-            line += self.line().encode("latin-1")
-        return line.decode("latin-1")
-
-    def until(self, tag):
-        lines = []
-        while True:
-            ln = self.line()
-            lines.append(ln)
-            if ln.startswith(tag + " "):
-                return lines
+class Raw(IMAPClient):
+    """IMAPClient with the tag given to each command; cmd returns every
+    line up to and including the tagged one."""
 
     def cmd(self, tag, text):
         self.send("%s %s\r\n" % (tag, text))
         return self.until(tag)
-
-    def closed(self):
-        try:
-            self.s.settimeout(5)
-            while True:
-                if not self.s.recv(4096):
-                    return True
-        except (ConnectionError, ssl.SSLError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.s.close()
 
 
 def noop_until(r, tag, pred, tries=50):
@@ -130,8 +74,7 @@ def test_capability_and_starttls(imap_server):
     # Bytes after STARTTLS in clear are dropped, never run.
     r.send("a2 STARTTLS\r\na3 LOGIN %s %s\r\n" % (USER, PASSWORD))
     assert r.until("a2")[-1].startswith("a2 OK")
-    r.s = tls_context().wrap_socket(r.s, server_hostname="localhost")
-    r.buf = b""
+    r.starttls_wrap()
     caps = r.cmd("a4", "CAPABILITY")
     assert "AUTH=PLAIN" in caps[0] and "STARTTLS" not in caps[0]
     out = r.cmd("a5", "LOGIN %s %s" % (USER, PASSWORD))

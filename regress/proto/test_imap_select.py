@@ -7,7 +7,6 @@ the keywords themselves (schema migration 3), so the tests also move
 messages every way a placement can come and go: APPEND, COPY, MOVE,
 EXPUNGE, RENAME INBOX, DELETE, and a store migrated from schema 2."""
 import os
-import pwd
 import re
 import sqlite3
 import time
@@ -15,7 +14,7 @@ import time
 import pytest
 
 from conftest import (IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER,
-                      STORAGE_USER, imap_append, imap_client,
+                      db_to_storage_user, imap_append, imap_client,
                       imap_code, imap_quote)
 
 SYSTEM = {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT"}
@@ -258,10 +257,7 @@ def test_migration_3_from_schema_2(postern_factory):
     p.stop()
     db = os.path.join(p.statedir, "postern.db")
     to_schema_2(db)
-    pw = pwd.getpwnam(STORAGE_USER)
-    for f in os.listdir(p.statedir):
-        if f.startswith("postern.db"):
-            os.chown(os.path.join(p.statedir, f), pw.pw_uid, pw.pw_gid)
+    db_to_storage_user(p)
     p.restart()
     assert "storaged: /postern.db: migrated to schema version 3" \
         in p.logtext()

@@ -6,17 +6,16 @@ import hashlib
 import os
 import pwd
 import re
-import shutil
 import smtplib
 import sqlite3
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import POSTERNCTL, START_TIMEOUT, STORAGE_USER
+from conftest import (POSTERNCTL, START_TIMEOUT, STORAGE_USER, db_copy,
+                      db_to_storage_user)
 
 SCHEMA_VERSION = 3      # what this posternd knows; bump with a migration
 PASSWORD = "Obsidian-Walrus-9137-nowhere"
@@ -70,11 +69,7 @@ def restart(p):
 
 def snapshot(p):
     """A connection to a copy of the store (database and its WAL)."""
-    copy = tempfile.mkdtemp(prefix="postern-db-")
-    for name in os.listdir(p.statedir):
-        if name.startswith("postern.db"):
-            shutil.copy(os.path.join(p.statedir, name), copy)
-    return sqlite3.connect(os.path.join(copy, "postern.db"))
+    return sqlite3.connect(db_copy(p))
 
 
 def state_bytes(p):
@@ -456,9 +451,7 @@ def test_start_up_clears_what_a_crash_left(postern_factory):
     """ % ("cd" * 32, "cd" * 32, "ef" * 32, "ef" * 32, int(time.time())))
     conn.commit()
     conn.close()
-    for name in os.listdir(p.statedir):
-        if name.startswith("postern.db"):
-            as_storage_user(os.path.join(p.statedir, name))
+    db_to_storage_user(p)
     restart(p)
     log = p.logtext()
     assert "storaged: /spool: removed 1 unfinished message" in log, log
@@ -564,9 +557,7 @@ def test_queue_load_streams_a_long_queue(postern_factory):
     conn.executescript("\n".join(rows))
     conn.commit()
     conn.close()
-    for name in os.listdir(p.statedir):
-        if name.startswith("postern.db"):
-            as_storage_user(os.path.join(p.statedir, name))
+    db_to_storage_user(p)
     restart(p)
     p.wait_log("queue: %d messages" % n)
     shown = ok(p.ctl("show", "queue"))
