@@ -91,11 +91,14 @@ def drop_to(pw):
 
 
 def build_load(srcdir, name, outdir, libs=()):
-    """Compiles srcdir/NAME.c into outdir/NAME."""
+    """Compiles srcdir/NAME.c with loadlib.c (beside this file) into
+    outdir/NAME."""
     exe = os.path.join(outdir, name)
+    here = os.path.dirname(os.path.abspath(__file__))
     run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-Wextra", "-Werror",
-         "-pthread", "-o", exe, os.path.join(srcdir, name + ".c")]
-        + list(libs))
+         "-pthread", "-I", here, "-o", exe,
+         os.path.join(srcdir, name + ".c"),
+         os.path.join(here, "loadlib.c")] + list(libs))
     return exe
 
 
@@ -146,15 +149,21 @@ def process_tree(pid):
     return out
 
 
-def vmhwm_kb(pid):
+def proc_kb(pid, name, key):
+    """The KB figure of the line key (as "VmHWM:") of /proc/PID/name,
+    or 0 if the process or the line is gone."""
     try:
-        with open("/proc/%d/status" % pid) as f:
+        with open("/proc/%d/%s" % (pid, name)) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def vmhwm_kb(pid):
+    return proc_kb(pid, "status", "VmHWM:")
 
 
 def tree_hwm_kb(pid, name=None):
@@ -212,14 +221,7 @@ def posternd_roles(pids, kb):
 
 def pss_kb(pid):
     """Proportional set size: shared pages split between their users."""
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return proc_kb(pid, "smaps_rollup", "Pss:")
 
 
 class PssSampler(threading.Thread):

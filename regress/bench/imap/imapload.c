@@ -56,6 +56,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadlib.h"
+
 #define IL_MAX_SESSIONS		20000
 #define IL_MAX_SEARCHES		16
 #define IL_IN_MAX		(256 * 1024)	/* input buffer */
@@ -158,15 +160,7 @@ static struct config	 conf;
 static struct counters	 counters = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static double		 start_time, stop_time;
 static pthread_barrier_t start_barrier;
-
-static double
-now(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+const char		*load_name = "imapload";
 
 static void
 usage(void)
@@ -184,35 +178,18 @@ usage(void)
 static long
 number(const char *s, long min, long max, const char *what)
 {
-	char	*end;
-	long	 v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-		fprintf(stderr, "imapload: %s \"%s\": must be a number from "
-		    "%ld to %ld\n", what, s, min, max);
-		exit(2);
-	}
-	return v;
+	return load_number(s, min, max, what, 0);
 }
 
 static void
 note_error(struct conn *c, const char *fmt, ...)
 {
 	va_list	ap;
-	char	msg[240];
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	load_note(&counters.lock, counters.first_error,
+	    sizeof(counters.first_error), 240, conf.verbose, c->id, fmt, ap);
 	va_end(ap);
-	pthread_mutex_lock(&counters.lock);
-	if (counters.first_error[0] == '\0')
-		snprintf(counters.first_error, sizeof(counters.first_error),
-		    "session %d: %s", c->id, msg);
-	pthread_mutex_unlock(&counters.lock);
-	if (conf.verbose)
-		fprintf(stderr, "imapload: session %d: %s\n", c->id, msg);
 }
 
 /* --- the generated messages ------------------------------------------ */
@@ -551,24 +528,6 @@ make_message(char *out, int user, long n, const char *to, char *flags,
 /* --- IMAP ------------------------------------------------------------- */
 
 static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int
 fill(struct conn *c)
 {
 	ssize_t	r;
@@ -775,7 +734,7 @@ command(struct conn *c, const char *fmt, ...)
 	if (n < 0 || (size_t)(n + m) >= sizeof(cmd) - 3)
 		return ST_BROKEN;
 	memcpy(cmd + m + n, "\r\n", 3);
-	if (write_all(c->fd, cmd, m + n + 2) == -1)
+	if (load_write_all(c->fd, cmd, m + n + 2) == -1)
 		return ST_BROKEN;
 	st = finish(c);
 	cmd[m + n] = '\0';
@@ -795,7 +754,7 @@ append(struct conn *c, const char *flags, const char *date, size_t len)
 	n = snprintf(cmd, sizeof(cmd), "%s APPEND INBOX (%s)%s%s%s {%zu}\r\n",
 	    c->tag, flags, date ? " \"" : "", date ? date : "",
 	    date ? "\"" : "", len);
-	if (write_all(c->fd, cmd, n) == -1)
+	if (load_write_all(c->fd, cmd, n) == -1)
 		return ST_BROKEN;
 	for (;;) {
 		if (read_response(c) == -1)
@@ -811,8 +770,8 @@ append(struct conn *c, const char *flags, const char *date, size_t len)
 			return tagged_status(c);
 		}
 	}
-	if (write_all(c->fd, c->msg, len) == -1 ||
-	    write_all(c->fd, "\r\n", 2) == -1)
+	if (load_write_all(c->fd, c->msg, len) == -1 ||
+	    load_write_all(c->fd, "\r\n", 2) == -1)
 		return ST_BROKEN;
 	n = finish(c);
 	if (n != ST_OK && n != ST_BROKEN)
@@ -832,22 +791,12 @@ conn_close(struct conn *c)
 static int
 conn_open(struct conn *c)
 {
-	struct timeval	tv = { IL_TIMEOUT, 0 };
-	int		one = 1;
+	const char	*failed;
 
 	c->len = c->pos = 0;
 	c->exists = 0;
-	if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1) {
-		note_error(c, "socket: %s", strerror(errno));
-		return -1;
-	}
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, (struct sockaddr *)&conf.addr,
-	    sizeof(conf.addr)) == -1) {
-		note_error(c, "connect: %s", strerror(errno));
-		conn_close(c);
+	if ((c->fd = load_connect(&conf.addr, IL_TIMEOUT, &failed)) == -1) {
+		note_error(c, "%s: %s", failed, strerror(errno));
 		return -1;
 	}
 	if (read_response(c) == -1 || strncasecmp(c->line, "* OK", 4) != 0) {
@@ -1039,17 +988,17 @@ mix_run(void *arg)
 	pthread_barrier_wait(&start_barrier);
 	pthread_mutex_lock(&counters.lock);
 	if (start_time == 0) {
-		start_time = now();
+		start_time = load_now();
 		stop_time = start_time + conf.duration;
 	}
 	pthread_mutex_unlock(&counters.lock);
 	while (ok) {
 		op = pick_op(c);
-		t0 = now();
+		t0 = load_now();
 		if (t0 >= stop_time)
 			break;
 		st = run_op(c, op, &appends, &ncmd);
-		t1 = now();
+		t1 = load_now();
 		if (st == ST_BROKEN) {
 			note_error(c, "%s: %s", ops[op].name, strerror(errno));
 			pthread_mutex_lock(&counters.lock);
@@ -1077,18 +1026,11 @@ mix_run(void *arg)
 static double
 percentile(const struct opstats *o, double q)
 {
-	long long	seen = 0, want;
-	int		i;
+	long	i;
 
-	want = (long long)(o->ok * q + 0.5);
-	if (want < 1)
-		want = 1;
-	for (i = 0; i < IL_BUCKETS; i++) {
-		seen += o->lat[i];
-		if (seen >= want)
-			return pow(IL_BUCKET_BASE, i + 0.5) / 1000.0;
-	}
-	return pow(IL_BUCKET_BASE, IL_BUCKETS) / 1000.0;
+	i = load_slot(o->lat, IL_BUCKETS, o->ok, q);
+	return pow(IL_BUCKET_BASE, i < IL_BUCKETS ? i + 0.5 : IL_BUCKETS) /
+	    1000.0;
 }
 
 /* -m name=weight,...: the named operations' weights, the rest 0. */
@@ -1227,10 +1169,10 @@ out:
 static int
 preload(void)
 {
-	double	t0 = now(), secs;
+	double	t0 = load_now(), secs;
 
 	run_threads(preload_run, conf.sessions);
-	secs = now() - t0;
+	secs = load_now() - t0;
 	printf("appended=%lld refused=%lld errors=%lld seconds=%.3f "
 	    "per_sec=%.1f\n", counters.appended, counters.append_no,
 	    counters.errors, secs, counters.appended / secs);
@@ -1265,7 +1207,7 @@ write_maildir(void)
 	size_t		 len;
 	long		 n, written = 0;
 	int		 u, i, fd;
-	double		 t0 = now();
+	double		 t0 = load_now();
 
 	for (u = conf.first_user; u < conf.first_user + conf.users; u++) {
 		user_name(to, sizeof(to), conf.login_fmt, u);
@@ -1300,7 +1242,7 @@ write_maildir(void)
 			written++;
 		}
 	}
-	printf("written=%ld seconds=%.3f\n", written, now() - t0);
+	printf("written=%ld seconds=%.3f\n", written, load_now() - t0);
 	return 0;
 fail:
 	fprintf(stderr, "imapload: %s: %s\n", path, strerror(errno));
@@ -1312,7 +1254,7 @@ warm(void)
 {
 	struct conn	*c = conn_new(0);
 	int		 u, rc = 0;
-	double		 t0 = now();
+	double		 t0 = load_now();
 
 	for (u = conf.first_user; u < conf.first_user + conf.users; u++) {
 		if (conn_login(c, u, 1) == -1) {
@@ -1327,7 +1269,7 @@ warm(void)
 		printf("user=%d messages=%ld\n", u, c->exists);
 		conn_logout(c);
 	}
-	printf("seconds=%.3f\n", now() - t0);
+	printf("seconds=%.3f\n", load_now() - t0);
 	if (counters.first_error[0] != '\0')
 		fprintf(stderr, "imapload: first problem: %s\n",
 		    counters.first_error);
@@ -1409,7 +1351,7 @@ idle(void)
 {
 	pthread_t	*threads;
 	char		 line[64];
-	double		 t0 = now();
+	double		 t0 = load_now();
 	long		 i, alive = 0;
 
 	idle_conns = calloc(conf.count, sizeof(*idle_conns));
@@ -1435,7 +1377,7 @@ idle(void)
 	for (i = 0; i < conf.sessions; i++)
 		pthread_join(threads[i], NULL);
 	printf("idle_ready=%ld failed=%ld seconds=%.3f\n", counters.ready,
-	    counters.failed, now() - t0);
+	    counters.failed, load_now() - t0);
 	if (counters.first_error[0] != '\0')
 		fprintf(stderr, "imapload: first problem: %s\n",
 		    counters.first_error);
@@ -1478,7 +1420,7 @@ search(void)
 	for (i = 0; i < conf.nsearches; i++) {
 		for (r = 0; r < conf.runs; r++) {
 			c->search_hits = 0;
-			t0 = now();
+			t0 = load_now();
 			if (command(c, "SEARCH %s", conf.searches[i]) !=
 			    ST_OK) {
 				fprintf(stderr, "imapload: SEARCH %s: %s\n",
@@ -1486,7 +1428,7 @@ search(void)
 				rc = 1;
 				break;
 			}
-			ms[r] = (now() - t0) * 1000;
+			ms[r] = (load_now() - t0) * 1000;
 			hits = c->search_hits;
 		}
 		if (r < conf.runs)
@@ -1505,16 +1447,9 @@ static int
 probe(void)
 {
 	struct conn	*c = conn_new(0);
-	struct timeval	 tv = { 5, 0 };
 
-	if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+	if ((c->fd = load_probe_connect(&conf.addr)) == -1)
 		return 1;
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(c->fd, (struct sockaddr *)&conf.addr,
-	    sizeof(conf.addr)) == -1) {
-		printf("no answer: %s\n", strerror(errno));
-		return 1;
-	}
 	if (read_response(c) == -1 || strncasecmp(c->line, "* OK", 4) != 0) {
 		printf("no * OK greeting: %s\n", c->linelen ? c->line :
 		    strerror(errno));
@@ -1621,12 +1556,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "imapload: the mix sums to %d%%\n", sum);
 		return 2;
 	}
-	conf.addr.sin_family = AF_INET;
-	conf.addr.sin_port = htons(port);
-	if (inet_pton(AF_INET, host, &conf.addr.sin_addr) != 1) {
-		fprintf(stderr, "imapload: %s: not an IPv4 address\n", host);
-		return 2;
-	}
+	load_addr(&conf.addr, host, port);
 	signal(SIGPIPE, SIG_IGN);
 	switch (conf.mode) {
 	case MODE_PROBE:

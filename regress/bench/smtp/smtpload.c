@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadlib.h"
+
 #define SMTPLOAD_MAX_SESSIONS	1000
 #define SMTPLOAD_MAX_SIZE	(64 * 1024 * 1024)
 #define SMTPLOAD_MIN_SIZE	512
@@ -91,14 +93,13 @@ static char		*filler;	/* body lines shared by every message */
 static size_t		 filler_len;
 static double		 start_time;
 static pthread_barrier_t start_barrier;	/* every session open */
+const char		*load_name = "smtpload";
 
-static double
-now(void)
+/* Sizes and counts may say k or M. */
+static long long
+number(const char *s, long long min, long long max, const char *what)
 {
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	return load_number(s, min, max, what, 1);
 }
 
 static void
@@ -110,66 +111,15 @@ usage(void)
 	exit(2);
 }
 
-static long long
-number(const char *s, long long min, long long max, const char *what)
-{
-	char		*end;
-	long long	 v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s)
-		goto bad;
-	if (*end == 'k' || *end == 'K') {
-		v *= 1024;
-		end++;
-	} else if (*end == 'm' || *end == 'M') {
-		v *= 1024 * 1024;
-		end++;
-	}
-	if (*end != '\0' || v < min || v > max)
-		goto bad;
-	return v;
-bad:
-	fprintf(stderr, "smtpload: %s \"%s\": must be a number from %lld "
-	    "to %lld\n", what, s, min, max);
-	exit(2);
-}
-
 static void
 note_error(struct session *s, const char *fmt, ...)
 {
 	va_list	ap;
-	char	msg[200];
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	load_note(&counters.lock, counters.first_error,
+	    sizeof(counters.first_error), 200, conf.verbose, s->id, fmt, ap);
 	va_end(ap);
-	pthread_mutex_lock(&counters.lock);
-	if (counters.first_error[0] == '\0')
-		snprintf(counters.first_error, sizeof(counters.first_error),
-		    "session %d: %s", s->id, msg);
-	pthread_mutex_unlock(&counters.lock);
-	if (conf.verbose)
-		fprintf(stderr, "smtpload: session %d: %s\n", s->id, msg);
-}
-
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= n;
-	}
-	return 0;
 }
 
 /* Reads one CRLF-terminated line into s->line; -1 on EOF or error. */
@@ -259,7 +209,7 @@ command(struct session *s, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof(cmd) - 2)
 		return -1;
 	memcpy(cmd + n, "\r\n", 3);
-	if (write_all(s->fd, cmd, n + 2) == -1)
+	if (load_write_all(s->fd, cmd, n + 2) == -1)
 		return -1;
 	return read_reply(s);
 }
@@ -281,25 +231,19 @@ session_close(struct session *s)
 static int
 session_open(struct session *s)
 {
-	struct timeval	tv = { SMTPLOAD_TIMEOUT, 0 };
-	struct timeval	open_tv = { SMTPLOAD_OPEN_TIMEOUT, 0 };
-	double		t0 = now();
-	int		code, one = 1;
+	struct timeval	 tv = { SMTPLOAD_TIMEOUT, 0 };
+	struct timeval	 open_tv = { SMTPLOAD_OPEN_TIMEOUT, 0 };
+	double		 t0 = load_now();
+	const char	*failed;
+	int		 code;
 
 	s->len = s->pos = 0;
-	if ((s->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1) {
-		note_error(s, "socket: %s", strerror(errno));
+	if ((s->fd = load_connect(&conf.addr, SMTPLOAD_TIMEOUT,
+	    &failed)) == -1) {
+		note_error(s, "%s: %s", failed, strerror(errno));
 		return -1;
 	}
 	setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &open_tv, sizeof(open_tv));
-	setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(s->fd, (struct sockaddr *)&conf.addr,
-	    sizeof(conf.addr)) == -1) {
-		note_error(s, "connect: %s", strerror(errno));
-		session_close(s);
-		return -1;
-	}
 	if ((code = read_reply(s)) != 220) {
 		note_error(s, "banner: %s", code == -1 ? strerror(errno) :
 		    s->line);
@@ -308,8 +252,8 @@ session_open(struct session *s)
 	}
 	setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	pthread_mutex_lock(&counters.lock);
-	if (now() - t0 > counters.open_max)
-		counters.open_max = now() - t0;
+	if (load_now() - t0 > counters.open_max)
+		counters.open_max = load_now() - t0;
 	pthread_mutex_unlock(&counters.lock);
 	if ((code = command(s, "EHLO %s", conf.helo)) != 250) {
 		note_error(s, "EHLO: %s", code == -1 ? strerror(errno) :
@@ -329,7 +273,7 @@ claim(void)
 	if (conf.count > 0) {
 		if (counters.claimed < conf.count)
 			seq = counters.claimed++;
-	} else if (now() - start_time < conf.duration)
+	} else if (load_now() - start_time < conf.duration)
 		seq = counters.claimed++;
 	pthread_mutex_unlock(&counters.lock);
 	return seq;
@@ -381,7 +325,7 @@ send_message(struct session *s, long long seq)
 
 	snprintf(rcpt, sizeof(rcpt), "user%lld@%s", seq % conf.users,
 	    conf.domain);
-	t0 = now();
+	t0 = load_now();
 	if ((code = command(s, "MAIL FROM:<%s>", conf.from)) == -1)
 		return SEND_BROKEN;
 	if (code != 250) {
@@ -409,14 +353,14 @@ send_message(struct session *s, long long seq)
 	    "MIME-Version: 1.0\r\n"
 	    "Content-Type: text/plain; charset=us-ascii\r\n"
 	    "\r\n", conf.from, rcpt, seq, seq, (int)getpid());
-	if (write_all(s->fd, hdr, n) == -1 ||
-	    write_all(s->fd, filler, filler_len) == -1 ||
-	    write_all(s->fd, ".\r\n", 3) == -1)
+	if (load_write_all(s->fd, hdr, n) == -1 ||
+	    load_write_all(s->fd, filler, filler_len) == -1 ||
+	    load_write_all(s->fd, ".\r\n", 3) == -1)
 		return SEND_BROKEN;
 	if ((code = read_reply(s)) == -1)
 		return SEND_BROKEN;
 	if (code == 250) {
-		count(&counters.accepted, now() - t0);
+		count(&counters.accepted, load_now() - t0);
 		return SEND_DONE;
 	}
 	note_error(s, "end of DATA: %s", s->line);
@@ -448,7 +392,7 @@ session_run(void *arg)
 	/* The last session to be ready starts the clock. */
 	pthread_mutex_lock(&counters.lock);
 	if (++counters.ready == conf.sessions)
-		start_time = now();
+		start_time = load_now();
 	pthread_mutex_unlock(&counters.lock);
 	pthread_barrier_wait(&start_barrier);
 	for (;;) {
@@ -532,36 +476,21 @@ make_filler(void)
 static long
 percentile(long long total, double q)
 {
-	long long	seen = 0, want;
-	long		i;
+	long	i;
 
-	want = (long long)(total * q + 0.5);
-	if (want < 1)
-		want = 1;
-	for (i = 0; i < SMTPLOAD_LATENCY_SLOTS; i++) {
-		seen += counters.lat[i];
-		if (seen >= want)
-			return i;
-	}
-	return SMTPLOAD_LATENCY_SLOTS - 1;
+	i = load_slot(counters.lat, SMTPLOAD_LATENCY_SLOTS, total, q);
+	return i < SMTPLOAD_LATENCY_SLOTS ? i : SMTPLOAD_LATENCY_SLOTS - 1;
 }
 
 static int
 probe(void)
 {
 	struct session	s;
-	struct timeval	tv = { 5, 0 };
 	int		code;
 
 	memset(&s, 0, sizeof(s));
-	if ((s.fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+	if ((s.fd = load_probe_connect(&conf.addr)) == -1)
 		return 1;
-	setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(s.fd, (struct sockaddr *)&conf.addr,
-	    sizeof(conf.addr)) == -1) {
-		printf("no answer: %s\n", strerror(errno));
-		return 1;
-	}
 	code = read_reply(&s);
 	if (code != 220) {
 		printf("no 220 banner: %s\n", code == -1 ? strerror(errno) :
@@ -640,12 +569,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "smtpload: domain or sender too long\n");
 		return 2;
 	}
-	conf.addr.sin_family = AF_INET;
-	conf.addr.sin_port = htons(port);
-	if (inet_pton(AF_INET, host, &conf.addr.sin_addr) != 1) {
-		fprintf(stderr, "smtpload: %s: not an IPv4 address\n", host);
-		return 2;
-	}
+	load_addr(&conf.addr, host, port);
 	signal(SIGPIPE, SIG_IGN);
 	if (probe_only)
 		return probe();
@@ -662,7 +586,7 @@ main(int argc, char *argv[])
 		perror("smtpload: pthread_barrier_init");
 		return 1;
 	}
-	start_time = now();
+	start_time = load_now();
 	for (i = 0; i < conf.sessions; i++) {
 		sessions[i].id = i;
 		if ((errno = pthread_create(&threads[i], NULL, session_run,
@@ -673,7 +597,7 @@ main(int argc, char *argv[])
 	}
 	for (i = 0; i < conf.sessions; i++)
 		pthread_join(threads[i], NULL);
-	elapsed = now() - start_time;
+	elapsed = load_now() - start_time;
 
 	printf("sessions=%d size=%zu sent=%lld accepted=%lld rejected=%lld "
 	    "refused=%lld errors=%lld reconnects=%lld seconds=%.3f msgs_per_sec=%.1f "

@@ -1,0 +1,64 @@
+/*
+ * loadlib: what the benchmarks' load generators (imap/imapload.c,
+ * smtp/smtpload.c) share.  Built into each by its bench.py.
+ */
+#ifndef LOADLIB_H
+#define LOADLIB_H
+
+#include <sys/types.h>
+#include <netinet/in.h>
+
+#include <pthread.h>
+#include <stdarg.h>
+
+/* The program's name for its messages: defined by each program. */
+extern const char	*load_name;
+
+/* Seconds on the monotonic clock. */
+double		 load_now(void);
+
+/*
+ * s as a number from min to max, with a k or M suffix (x 1024,
+ * x 1024 * 1024) if suffix; else a message and exit 2.
+ */
+long long	 load_number(const char *s, long long min, long long max,
+		    const char *what, int suffix);
+
+/* addr gets host (IPv4 only, else a message and exit 2) and port. */
+void		 load_addr(struct sockaddr_in *addr, const char *host,
+		    int port);
+
+/*
+ * Keeps the first problem in first (under lock) as "session ID: ...",
+ * and prints every one to stderr if verbose; each cut to msgmax - 1
+ * characters (at most 239).
+ */
+void		 load_note(pthread_mutex_t *lock, char *first,
+		    size_t firstlen, size_t msgmax, int verbose, int id,
+		    const char *fmt, va_list ap);
+
+/*
+ * A TCP connection to addr with receive and send timeouts of timeout
+ * seconds and TCP_NODELAY: the descriptor, or -1 with errno set and
+ * *failed the call that failed ("socket" or "connect").
+ */
+int		 load_connect(const struct sockaddr_in *addr, int timeout,
+		    const char **failed);
+
+/*
+ * For -P: a connection to addr with a 5 second receive timeout, or -1
+ * ("no answer: ..." on stdout if connect fails).
+ */
+int		 load_probe_connect(const struct sockaddr_in *addr);
+
+/* Writes all of p (no SIGPIPE); -1 on error. */
+int		 load_write_all(int fd, const char *p, size_t len);
+
+/*
+ * The first of n latency slots at which the running count reaches
+ * q of total (at least 1), or n if none does.
+ */
+long		 load_slot(const long long *slots, long n, long long total,
+		    double q);
+
+#endif
