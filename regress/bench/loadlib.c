@@ -69,19 +69,23 @@ load_addr(struct sockaddr_in *addr, const char *host, int port)
 }
 
 void
-load_note(pthread_mutex_t *lock, char *first, size_t firstlen,
-    size_t msgmax, int verbose, int id, const char *fmt, va_list ap)
+load_note(int id, const char *fmt, ...)
 {
-	char	msg[240];
+	struct load_errors	*e = &load_errors;
+	va_list			 ap;
+	char			 msg[240];
+	size_t			 max = e->msgmax;
 
-	if (msgmax > sizeof(msg))
-		msgmax = sizeof(msg);
-	vsnprintf(msg, msgmax, fmt, ap);
-	pthread_mutex_lock(lock);
-	if (first[0] == '\0')
-		snprintf(first, firstlen, "session %d: %s", id, msg);
-	pthread_mutex_unlock(lock);
-	if (verbose)
+	if (max > sizeof(msg))
+		max = sizeof(msg);
+	va_start(ap, fmt);
+	vsnprintf(msg, max, fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(e->lock);
+	if (e->first[0] == '\0')
+		snprintf(e->first, e->firstlen, "session %d: %s", id, msg);
+	pthread_mutex_unlock(e->lock);
+	if (e->verbose)
 		fprintf(stderr, "%s: session %d: %s\n", load_name, id, msg);
 }
 

@@ -29,13 +29,21 @@ void		 load_addr(struct sockaddr_in *addr, const char *host,
 		    int port);
 
 /*
- * Keeps the first problem in first (under lock) as "session ID: ...",
- * and prints every one to stderr if verbose; each cut to msgmax - 1
- * characters (at most 239).
+ * Where load_note keeps the first problem, under lock: defined by each
+ * program.  Messages are cut to msgmax - 1 characters (at most 239).
  */
-void		 load_note(pthread_mutex_t *lock, char *first,
-		    size_t firstlen, size_t msgmax, int verbose, int id,
-		    const char *fmt, va_list ap);
+struct load_errors {
+	pthread_mutex_t	*lock;
+	char		*first;
+	size_t		 firstlen;
+	size_t		 msgmax;
+	int		 verbose;	/* print every problem to stderr */
+};
+extern struct load_errors	load_errors;
+
+/* A problem of session id: kept as "session ID: ..." if the first. */
+void		 load_note(int id, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
 
 /*
  * A TCP connection to addr with receive and send timeouts of timeout

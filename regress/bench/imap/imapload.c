@@ -116,7 +116,6 @@ struct config {
 	const char		*maildir;
 	int			 nsearches;
 	int			 runs;
-	int			 verbose;
 };
 
 struct opstats {
@@ -161,6 +160,10 @@ static struct counters	 counters = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static double		 start_time, stop_time;
 static pthread_barrier_t start_barrier;
 const char		*load_name = "imapload";
+struct load_errors	 load_errors = {
+	&counters.lock, counters.first_error, sizeof(counters.first_error),
+	240, 0
+};
 
 static void
 usage(void)
@@ -181,16 +184,6 @@ number(const char *s, long min, long max, const char *what)
 	return load_number(s, min, max, what, 0);
 }
 
-static void
-note_error(struct conn *c, const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	load_note(&counters.lock, counters.first_error,
-	    sizeof(counters.first_error), 240, conf.verbose, c->id, fmt, ap);
-	va_end(ap);
-}
 
 /* --- the generated messages ------------------------------------------ */
 
@@ -710,7 +703,7 @@ finish(struct conn *c)
 			untagged(c);
 			if (strncasecmp(c->line, "* BYE", 5) == 0 &&
 			    !c->logout)
-				note_error(c, "%s", c->line);
+				load_note(c->id, "%s", c->line);
 			continue;
 		}
 		if (tagged(c))
@@ -739,7 +732,7 @@ command(struct conn *c, const char *fmt, ...)
 	st = finish(c);
 	cmd[m + n] = '\0';
 	if (st != ST_OK && st != ST_BROKEN)
-		note_error(c, "%.60s: %.200s", cmd + m, c->line);
+		load_note(c->id, "%.60s: %.200s", cmd + m, c->line);
 	return st;
 }
 
@@ -766,7 +759,7 @@ append(struct conn *c, const char *flags, const char *date, size_t len)
 			continue;
 		}
 		if (tagged(c)) {
-			note_error(c, "APPEND: %.200s", c->line);
+			load_note(c->id, "APPEND: %.200s", c->line);
 			return tagged_status(c);
 		}
 	}
@@ -775,7 +768,7 @@ append(struct conn *c, const char *flags, const char *date, size_t len)
 		return ST_BROKEN;
 	n = finish(c);
 	if (n != ST_OK && n != ST_BROKEN)
-		note_error(c, "APPEND: %.200s", c->line);
+		load_note(c->id, "APPEND: %.200s", c->line);
 	return n;
 }
 
@@ -796,11 +789,11 @@ conn_open(struct conn *c)
 	c->len = c->pos = 0;
 	c->exists = 0;
 	if ((c->fd = load_connect(&conf.addr, IL_TIMEOUT, &failed)) == -1) {
-		note_error(c, "%s: %s", failed, strerror(errno));
+		load_note(c->id, "%s: %s", failed, strerror(errno));
 		return -1;
 	}
 	if (read_response(c) == -1 || strncasecmp(c->line, "* OK", 4) != 0) {
-		note_error(c, "greeting: %s", c->linelen ? c->line :
+		load_note(c->id, "greeting: %s", c->linelen ? c->line :
 		    strerror(errno));
 		conn_close(c);
 		return -1;
@@ -1000,7 +993,8 @@ mix_run(void *arg)
 		st = run_op(c, op, &appends, &ncmd);
 		t1 = load_now();
 		if (st == ST_BROKEN) {
-			note_error(c, "%s: %s", ops[op].name, strerror(errno));
+			load_note(c->id, "%s: %s", ops[op].name,
+			    strerror(errno));
 			pthread_mutex_lock(&counters.lock);
 			counters.errors++;
 			pthread_mutex_unlock(&counters.lock);
@@ -1153,7 +1147,7 @@ preload_run(void *arg)
 				counters.errors++;
 			pthread_mutex_unlock(&counters.lock);
 			if (st == ST_BROKEN) {
-				note_error(c, "APPEND: %s", strerror(errno));
+				load_note(c->id, "APPEND: %s", strerror(errno));
 				conn_close(c);
 				if (++failures > 10)
 					goto out;
@@ -1305,7 +1299,7 @@ idle_open(void *arg)
 						break;
 					}
 					if (tagged(c)) {
-						note_error(c, "IDLE: %s",
+						load_note(c->id, "IDLE: %s",
 						    c->line);
 						break;
 					}
@@ -1522,7 +1516,7 @@ main(int argc, char *argv[])
 			conf.users = number(optarg, 1, 100000, "users");
 			break;
 		case 'v':
-			conf.verbose = 1;
+			load_errors.verbose = 1;
 			break;
 		case 'W':
 			conf.mode = MODE_MAILDIR;

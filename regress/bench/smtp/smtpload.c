@@ -59,7 +59,6 @@ struct config {
 	const char		*domain;
 	const char		*from;
 	const char		*helo;
-	int			 verbose;
 };
 
 struct counters {
@@ -94,6 +93,10 @@ static size_t		 filler_len;
 static double		 start_time;
 static pthread_barrier_t start_barrier;	/* every session open */
 const char		*load_name = "smtpload";
+struct load_errors	 load_errors = {
+	&counters.lock, counters.first_error, sizeof(counters.first_error),
+	200, 0
+};
 
 /* Sizes and counts may say k or M. */
 static long long
@@ -111,16 +114,6 @@ usage(void)
 	exit(2);
 }
 
-static void
-note_error(struct session *s, const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	load_note(&counters.lock, counters.first_error,
-	    sizeof(counters.first_error), 200, conf.verbose, s->id, fmt, ap);
-	va_end(ap);
-}
 
 /* Reads one CRLF-terminated line into s->line; -1 on EOF or error. */
 static int
@@ -240,12 +233,12 @@ session_open(struct session *s)
 	s->len = s->pos = 0;
 	if ((s->fd = load_connect(&conf.addr, SMTPLOAD_TIMEOUT,
 	    &failed)) == -1) {
-		note_error(s, "%s: %s", failed, strerror(errno));
+		load_note(s->id, "%s: %s", failed, strerror(errno));
 		return -1;
 	}
 	setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &open_tv, sizeof(open_tv));
 	if ((code = read_reply(s)) != 220) {
-		note_error(s, "banner: %s", code == -1 ? strerror(errno) :
+		load_note(s->id, "banner: %s", code == -1 ? strerror(errno) :
 		    s->line);
 		session_close(s);
 		return -1;
@@ -256,7 +249,7 @@ session_open(struct session *s)
 		counters.open_max = load_now() - t0;
 	pthread_mutex_unlock(&counters.lock);
 	if ((code = command(s, "EHLO %s", conf.helo)) != 250) {
-		note_error(s, "EHLO: %s", code == -1 ? strerror(errno) :
+		load_note(s->id, "EHLO: %s", code == -1 ? strerror(errno) :
 		    s->line);
 		session_close(s);
 		return -1;
@@ -329,19 +322,19 @@ send_message(struct session *s, long long seq)
 	if ((code = command(s, "MAIL FROM:<%s>", conf.from)) == -1)
 		return SEND_BROKEN;
 	if (code != 250) {
-		note_error(s, "MAIL: %s", s->line);
+		load_note(s->id, "MAIL: %s", s->line);
 		goto refused;
 	}
 	if ((code = command(s, "RCPT TO:<%s>", rcpt)) == -1)
 		return SEND_BROKEN;
 	if (code != 250 && code != 251) {
-		note_error(s, "RCPT: %s", s->line);
+		load_note(s->id, "RCPT: %s", s->line);
 		goto refused;
 	}
 	if ((code = command(s, "DATA")) == -1)
 		return SEND_BROKEN;
 	if (code != 354) {
-		note_error(s, "DATA: %s", s->line);
+		load_note(s->id, "DATA: %s", s->line);
 		goto refused;
 	}
 	n = snprintf(hdr, sizeof(hdr),
@@ -363,7 +356,7 @@ send_message(struct session *s, long long seq)
 		count(&counters.accepted, load_now() - t0);
 		return SEND_DONE;
 	}
-	note_error(s, "end of DATA: %s", s->line);
+	load_note(s->id, "end of DATA: %s", s->line);
 	count(&counters.rejected, 0);
 	return SEND_DONE;
 refused:
@@ -425,7 +418,7 @@ session_run(void *arg)
 			}
 			break;
 		case SEND_BROKEN:
-			note_error(s, "message %lld: %s%s%s", seq,
+			load_note(s->id, "message %lld: %s%s%s", seq,
 			    strerror(errno), s->line[0] ? ", last reply: " : "",
 			    s->line);
 			session_close(s);
@@ -553,7 +546,7 @@ main(int argc, char *argv[])
 			    "users");
 			break;
 		case 'v':
-			conf.verbose = 1;
+			load_errors.verbose = 1;
 			break;
 		default:
 			usage();
