@@ -115,6 +115,25 @@ def kv(text):
     return out
 
 
+def env_options(p, prefix, options):
+    """Adds argparse options whose defaults the environment may set,
+    in PREFIX and the option's name in capitals (with prefix
+    BENCH_SMTP_, --count-small: BENCH_SMTP_COUNT_SMALL).  options: of
+    (option, default, type, help); an int or float default is converted
+    at once, bool makes a flag that any value sets, any other type is
+    applied by argparse."""
+    for flag, default, typ, text in options:
+        v = os.environ.get(prefix + flag[2:].upper().replace("-", "_"),
+                           default)
+        if typ is bool:
+            p.add_argument(flag, action="store_true", default=bool(v),
+                           help=text)
+        elif typ in (int, float):
+            p.add_argument(flag, type=typ, default=typ(v), help=text)
+        else:
+            p.add_argument(flag, type=typ, default=v, help=text)
+
+
 def int_list(text):
     try:
         return [int(x) for x in text.replace(",", " ").split()]

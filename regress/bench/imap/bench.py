@@ -23,8 +23,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 from benchlib import (ADDR, DOMAIN, MAIL_USER, START_TIMEOUT,  # noqa: E402
                       BenchBase, BenchError, Cgroup, PssSampler, Server,
                       apt_install, build_load, check_peers, dpkg_installed,
-                      drive, drop_to, ensure_user, int_list, kv, loadavg,
-                      mem_kb, posternd_roles, run, say, tail, wait_banner)
+                      drive, drop_to, ensure_user, env_options, int_list,
+                      kv, loadavg, mem_kb, posternd_roles, run, say, tail,
+                      wait_banner)
 
 PEERS = ("postern", "dovecot")
 LOGIN_FMT = "user%d@" + DOMAIN
@@ -574,38 +575,22 @@ def goal_lines(pt, dv, args):
 
 
 def main():
-    env = os.environ.get
     p = argparse.ArgumentParser(description="IMAP benchmark: Postern and "
                                 "Dovecot on loopback")
-    p.add_argument("--peers", default=env("BENCH_IMAP_PEERS",
-                                          " ".join(PEERS)))
-    p.add_argument("--sessions", type=int_list,
-                   default=env("BENCH_IMAP_SESSIONS", "10 50"),
-                   help="client mix sessions per cell")
-    p.add_argument("--duration", type=int,
-                   default=int(env("BENCH_IMAP_DURATION", "20")),
-                   help="seconds per mix cell")
-    p.add_argument("--users", type=int,
-                   default=int(env("BENCH_IMAP_USERS", "10")))
-    p.add_argument("--messages", type=int,
-                   default=int(env("BENCH_IMAP_MESSAGES", "1000")),
-                   help="messages per account before the mix")
-    p.add_argument("--search-messages", type=int,
-                   default=int(env("BENCH_IMAP_SEARCH_MESSAGES", "10000")))
-    p.add_argument("--search-runs", type=int,
-                   default=int(env("BENCH_IMAP_SEARCH_RUNS", "5")))
-    p.add_argument("--idle", type=int,
-                   default=int(env("BENCH_IMAP_IDLE", "1000")),
-                   help="idle IDLE sessions")
-    p.add_argument("--settle", type=float,
-                   default=float(env("BENCH_IMAP_SETTLE", "5")),
-                   help="seconds between the last idle login and the "
-                   "memory reading")
-    p.add_argument("--step-timeout", type=float,
-                   default=float(env("BENCH_IMAP_STEP_TIMEOUT", "900")))
-    p.add_argument("--json", default=env("BENCH_IMAP_JSON"))
-    p.add_argument("--keep", action="store_true",
-                   default=bool(env("BENCH_IMAP_KEEP")))
+    env_options(p, "BENCH_IMAP_", (
+        ("--peers", " ".join(PEERS), str, None),
+        ("--sessions", "10 50", int_list, "client mix sessions per cell"),
+        ("--duration", "20", int, "seconds per mix cell"),
+        ("--users", "10", int, None),
+        ("--messages", "1000", int, "messages per account before the mix"),
+        ("--search-messages", "10000", int, None),
+        ("--search-runs", "5", int, None),
+        ("--idle", "1000", int, "idle IDLE sessions"),
+        ("--settle", "5", float, "seconds between the last idle login and "
+         "the memory reading"),
+        ("--step-timeout", "900", float, None),
+        ("--json", None, str, None),
+        ("--keep", None, bool, None)))
     a = p.parse_args()
     if isinstance(a.sessions, str):
         a.sessions = int_list(a.sessions)

@@ -24,8 +24,8 @@ from benchlib import (ADDR, DOMAIN, FSYNC_EVENTS, MAIL_USER,  # noqa: E402
                       START_TIMEOUT, STOP_TIMEOUT, BenchBase, BenchError,
                       Cgroup, PssSampler, Server, apt_install, build_load,
                       check_peers, dpkg_installed, drive, drop_to,
-                      ensure_user, int_list, posternd_roles, run, say, tail,
-                      tree_hwm_kb, vmhwm_kb, wait_banner)
+                      ensure_user, env_options, int_list, posternd_roles,
+                      run, say, tail, tree_hwm_kb, vmhwm_kb, wait_banner)
 
 # Debian builds smtpd with these user names (upstream: _smtpd, _smtpq).
 OPENSMTPD_USERS = ("opensmtpd", "opensmtpq")
@@ -641,37 +641,24 @@ def report(results, args):
 
 
 def main():
-    env = os.environ.get
     p = argparse.ArgumentParser(description="SMTP benchmark: Postern, "
                                 "Postfix and OpenSMTPD on loopback")
-    p.add_argument("--peers", default=env("BENCH_SMTP_PEERS",
-                                          " ".join(PEERS)),
-                   help="servers to run (default: %(default)s)")
-    p.add_argument("--sessions", type=int_list,
-                   default=env("BENCH_SMTP_SESSIONS", "10 50"))
-    p.add_argument("--sizes", type=int_list,
-                   default=env("BENCH_SMTP_SIZES", "4096 102400"))
-    p.add_argument("--count-small", type=int,
-                   default=int(env("BENCH_SMTP_COUNT_SMALL", "2000")),
-                   help="messages per cell up to 16 KB")
-    p.add_argument("--count-large", type=int,
-                   default=int(env("BENCH_SMTP_COUNT_LARGE", "500")),
-                   help="messages per cell above 16 KB")
-    p.add_argument("--users", type=int,
-                   default=int(env("BENCH_SMTP_USERS", "10")))
-    p.add_argument("--delivery-timeout", type=float,
-                   default=float(env("BENCH_SMTP_DELIVERY_TIMEOUT", "120")),
-                   help="seconds to wait for mailboxes after the load")
-    p.add_argument("--load-timeout", type=float,
-                   default=float(env("BENCH_SMTP_LOAD_TIMEOUT", "600")))
-    p.add_argument("--cache", default=env("BENCH_SMTP_CACHE",
-                                          "/var/cache/postern-bench"),
-                   help="where the unpacked opensmtpd .deb is kept")
-    p.add_argument("--json", default=env("BENCH_SMTP_JSON"),
-                   help="also write the results here")
-    p.add_argument("--keep", action="store_true",
-                   default=bool(env("BENCH_SMTP_KEEP")),
-                   help="keep the temp dir (configs, logs, mailboxes)")
+    env_options(p, "BENCH_SMTP_", (
+        ("--peers", " ".join(PEERS), str,
+         "servers to run (default: %(default)s)"),
+        ("--sessions", "10 50", int_list, None),
+        ("--sizes", "4096 102400", int_list, None),
+        ("--count-small", "2000", int, "messages per cell up to 16 KB"),
+        ("--count-large", "500", int, "messages per cell above 16 KB"),
+        ("--users", "10", int, None),
+        ("--delivery-timeout", "120", float,
+         "seconds to wait for mailboxes after the load"),
+        ("--load-timeout", "600", float, None),
+        ("--cache", "/var/cache/postern-bench", str,
+         "where the unpacked opensmtpd .deb is kept"),
+        ("--json", None, str, "also write the results here"),
+        ("--keep", None, bool,
+         "keep the temp dir (configs, logs, mailboxes)")))
     a = p.parse_args()
     if isinstance(a.sessions, str):
         a.sessions = int_list(a.sessions)
