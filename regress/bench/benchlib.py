@@ -611,6 +611,28 @@ class BenchBase:
              "-days", "30", "-subj", "/CN=bench-postern.test"])
         os.chmod(self.key, 0o600)
 
+    def start_server(self, cls, workdir, res):
+        """A cls server in workdir, in a cgroup of its own, started:
+        the server (to give to stop_server whatever happens), and
+        whether it started; if not, res says why."""
+        cg = Cgroup("%s-%s" % (os.path.basename(self.tmp),
+                               os.path.basename(workdir)))
+        srv = cls(self, workdir, cg)
+        self.running.append(srv)
+        try:
+            srv.start()
+        except BenchError as e:
+            res["status"] = "not available"
+            res["why"] = str(e)
+            say("%s not available: %s" % (srv.name, e))
+            return srv, False
+        return srv, True
+
+    def stop_server(self, srv):
+        srv.stop()
+        srv.cgroup.remove()
+        self.running.remove(srv)
+
     def cleanup(self):
         for srv in list(self.running):
             try:

@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 # What the benchmarks share: processes, cgroups, users, packages.
 from benchlib import (ADDR, DOMAIN, MAIL_USER, START_TIMEOUT,  # noqa: E402
-                      BenchBase, BenchError, Cgroup, PssSampler, Server,
+                      BenchBase, BenchError, PssSampler, Server,
                       apt_install, build_load, check_peers, dpkg_installed,
                       drive, drop_to, ensure_user, env_options, int_list,
                       kv, loadavg, mem_kb, posternd_roles, run, say, tail,
@@ -361,16 +361,9 @@ class Bench(BenchBase):
         wd = os.path.join(self.tmp, peer)
         os.makedirs(wd)
         os.chmod(wd, 0o755)
-        cg = Cgroup("%s-%s" % (os.path.basename(self.tmp), peer))
-        srv = SERVERS[peer](self, wd, cg)
-        self.running.append(srv)
+        srv, started = self.start_server(SERVERS[peer], wd, res)
         try:
-            try:
-                srv.start()
-            except BenchError as e:
-                res["status"] = "not available"
-                res["why"] = str(e)
-                say("%s not available: %s" % (peer, e))
+            if not started:
                 return res
             res["status"] = "ok"
             t0 = time.time()
@@ -412,9 +405,7 @@ class Bench(BenchBase):
             say(str(e))
             return res
         finally:
-            srv.stop()
-            cg.remove()
-            self.running.remove(srv)
+            self.stop_server(srv)
 
     def run(self):
         return [self.run_server(peer) for peer in self.args.peers]

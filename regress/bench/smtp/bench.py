@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 # What the benchmarks share: processes, cgroups, users, packages.
 from benchlib import (ADDR, DOMAIN, FSYNC_EVENTS, MAIL_USER,  # noqa: E402
                       START_TIMEOUT, STOP_TIMEOUT, BenchBase, BenchError,
-                      Cgroup, PssSampler, Server, apt_install, build_load,
+                      PssSampler, Server, apt_install, build_load,
                       check_peers, dpkg_installed, drive, drop_to,
                       ensure_user, env_options, int_list, posternd_roles,
                       run, say, tail, tree_hwm_kb, vmhwm_kb, wait_banner)
@@ -416,17 +416,11 @@ class Bench(BenchBase):
         cell = "%s-%d-%d" % (peer, sessions, size)
         wd = os.path.join(self.tmp, cell)
         os.makedirs(wd)
-        cg = Cgroup("%s-%s" % (os.path.basename(self.tmp), cell))
-        srv = SERVERS[peer](self, wd, cg)
-        self.running.append(srv)
+        srv, started = self.start_server(SERVERS[peer], wd, res)
+        cg = srv.cgroup
         sampler = None
         try:
-            try:
-                srv.start()
-            except BenchError as e:
-                res["status"] = "not available"
-                res["why"] = str(e)
-                say("%s not available: %s" % (peer, e))
+            if not started:
                 return res
             n = self.count_for(size)
             say("%s: %d sessions x %d bytes, %d messages" %
@@ -498,9 +492,7 @@ class Bench(BenchBase):
         finally:
             if sampler is not None:
                 sampler.stop()
-            srv.stop()
-            cg.remove()
-            self.running.remove(srv)
+            self.stop_server(srv)
 
     def run(self):
         results = []
