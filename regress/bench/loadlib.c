@@ -164,3 +164,33 @@ load_slot(const long long *slots, long n, long long total, double q)
 	}
 	return n;
 }
+
+void
+load_threads(int n, void *(*fn)(void *), void *(*arg)(int),
+    pthread_barrier_t *barrier)
+{
+	pthread_t	*threads;
+	int		 i;
+
+	if ((threads = calloc(n, sizeof(*threads))) == NULL) {
+		fprintf(stderr, "%s: calloc: %s\n", load_name, strerror(errno));
+		exit(1);
+	}
+	if (barrier != NULL &&
+	    (errno = pthread_barrier_init(barrier, NULL, n)) != 0) {
+		fprintf(stderr, "%s: pthread_barrier_init: %s\n", load_name,
+		    strerror(errno));
+		exit(1);
+	}
+	for (i = 0; i < n; i++) {
+		if ((errno = pthread_create(&threads[i], NULL, fn,
+		    arg(i))) != 0) {
+			fprintf(stderr, "%s: pthread_create: %s\n", load_name,
+			    strerror(errno));
+			exit(1);
+		}
+	}
+	for (i = 0; i < n; i++)
+		pthread_join(threads[i], NULL);
+	free(threads);
+}

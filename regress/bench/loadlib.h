@@ -59,6 +59,14 @@ int		 load_connect(const struct sockaddr_in *addr, int timeout,
  */
 int		 load_probe_connect(const struct sockaddr_in *addr);
 
+/*
+ * Runs fn(arg(i)) for i from 0 to n - 1, each in a thread of its own,
+ * and waits for all; barrier, unless NULL, is first set up for the n
+ * threads.  A message and exit 1 if any of it fails.
+ */
+void		 load_threads(int n, void *(*fn)(void *), void *(*arg)(int),
+		    pthread_barrier_t *barrier);
+
 /* Writes all of p (no SIGPIPE); -1 on error. */
 int		 load_write_all(int fd, const char *p, size_t len);
 

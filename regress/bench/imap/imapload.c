@@ -1051,34 +1051,17 @@ set_mix(char *spec)
 	}
 }
 
-static int
-run_threads(void *(*fn)(void *), int n)
+static void *
+conn_arg(int i)
 {
-	pthread_t	*threads;
-	struct conn	**conns;
-	int		 i;
+	return conn_new(i);
+}
 
-	threads = calloc(n, sizeof(*threads));
-	conns = calloc(n, sizeof(*conns));
-	if (threads == NULL || conns == NULL) {
-		perror("imapload: calloc");
-		exit(1);
-	}
-	if ((errno = pthread_barrier_init(&start_barrier, NULL, n)) != 0) {
-		perror("imapload: pthread_barrier_init");
-		exit(1);
-	}
-	for (i = 0; i < n; i++) {
-		conns[i] = conn_new(i);
-		if ((errno = pthread_create(&threads[i], NULL, fn,
-		    conns[i])) != 0) {
-			perror("imapload: pthread_create");
-			exit(1);
-		}
-	}
-	for (i = 0; i < n; i++)
-		pthread_join(threads[i], NULL);
-	return 0;
+static void *
+no_arg(int i)
+{
+	(void)i;
+	return NULL;
 }
 
 static int
@@ -1087,7 +1070,7 @@ mix(void)
 	long long	 okops = 0, no = 0, bad = 0;
 	int		 i;
 
-	run_threads(mix_run, conf.sessions);
+	load_threads(conf.sessions, mix_run, conn_arg, &start_barrier);
 	for (i = 0; i < OP_COUNT; i++) {
 		okops += counters.op[i].ok;
 		no += counters.op[i].no;
@@ -1165,7 +1148,7 @@ preload(void)
 {
 	double	t0 = load_now(), secs;
 
-	run_threads(preload_run, conf.sessions);
+	load_threads(conf.sessions, preload_run, conn_arg, &start_barrier);
 	secs = load_now() - t0;
 	printf("appended=%lld refused=%lld errors=%lld seconds=%.3f "
 	    "per_sec=%.1f\n", counters.appended, counters.append_no,
@@ -1343,14 +1326,12 @@ idle_alive(struct conn *c)
 static int
 idle(void)
 {
-	pthread_t	*threads;
 	char		 line[64];
 	double		 t0 = load_now();
 	long		 i, alive = 0;
 
 	idle_conns = calloc(conf.count, sizeof(*idle_conns));
-	threads = calloc(conf.sessions, sizeof(*threads));
-	if (idle_conns == NULL || threads == NULL) {
+	if (idle_conns == NULL) {
 		perror("imapload: calloc");
 		return 1;
 	}
@@ -1362,14 +1343,7 @@ idle(void)
 		idle_conns[i]->id = i;
 		idle_conns[i]->fd = -1;
 	}
-	for (i = 0; i < conf.sessions; i++)
-		if ((errno = pthread_create(&threads[i], NULL, idle_open,
-		    NULL)) != 0) {
-			perror("imapload: pthread_create");
-			return 1;
-		}
-	for (i = 0; i < conf.sessions; i++)
-		pthread_join(threads[i], NULL);
+	load_threads(conf.sessions, idle_open, no_arg, NULL);
 	printf("idle_ready=%ld failed=%ld seconds=%.3f\n", counters.ready,
 	    counters.failed, load_now() - t0);
 	if (counters.first_error[0] != '\0')

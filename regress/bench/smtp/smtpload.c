@@ -92,6 +92,7 @@ static char		*filler;	/* body lines shared by every message */
 static size_t		 filler_len;
 static double		 start_time;
 static pthread_barrier_t start_barrier;	/* every session open */
+static struct session	*sessions;
 const char		*load_name = "smtpload";
 struct load_errors	 load_errors = {
 	&counters.lock, counters.first_error, sizeof(counters.first_error),
@@ -496,14 +497,19 @@ probe(void)
 	return 0;
 }
 
+static void *
+session_arg(int i)
+{
+	sessions[i].id = i;
+	return &sessions[i];
+}
+
 int
 main(int argc, char *argv[])
 {
-	struct session	*sessions;
-	pthread_t	*threads;
 	double		 elapsed;
 	const char	*host = "127.0.0.1";
-	int		 ch, i, port = 0, probe_only = 0;
+	int		 ch, port = 0, probe_only = 0;
 
 	conf.sessions = 10;
 	conf.count = 1000;
@@ -568,28 +574,12 @@ main(int argc, char *argv[])
 		return probe();
 
 	make_filler();
-	sessions = calloc(conf.sessions, sizeof(*sessions));
-	threads = calloc(conf.sessions, sizeof(*threads));
-	if (sessions == NULL || threads == NULL) {
+	if ((sessions = calloc(conf.sessions, sizeof(*sessions))) == NULL) {
 		perror("smtpload: calloc");
 		return 1;
 	}
-	if ((errno = pthread_barrier_init(&start_barrier, NULL,
-	    conf.sessions)) != 0) {
-		perror("smtpload: pthread_barrier_init");
-		return 1;
-	}
 	start_time = load_now();
-	for (i = 0; i < conf.sessions; i++) {
-		sessions[i].id = i;
-		if ((errno = pthread_create(&threads[i], NULL, session_run,
-		    &sessions[i])) != 0) {
-			perror("smtpload: pthread_create");
-			return 1;
-		}
-	}
-	for (i = 0; i < conf.sessions; i++)
-		pthread_join(threads[i], NULL);
+	load_threads(conf.sessions, session_run, session_arg, &start_barrier);
 	elapsed = load_now() - start_time;
 
 	printf("sessions=%d size=%zu sent=%lld accepted=%lld rejected=%lld "
