@@ -11,30 +11,22 @@ the client for all of it.
 Run it through ./run (or `make bench`) as root.  See ../README.md.
 """
 import argparse
-import json
 import os
-import pwd
 import resource
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-sys.path.insert(0, os.path.join(HERE, "..", "smtp"))
-# The SMTP benchmark's helpers: processes, cgroups, users, packages.
-from bench import (BenchError, Cgroup, Interrupted, PssSampler,  # noqa: E402
-                   dpkg_installed, ensure_user, kill_tree, on_signal,
-                   process_tree, run, say, tail)
+sys.path.insert(0, os.path.dirname(HERE))
+# What the benchmarks share: processes, cgroups, users, packages.
+from benchlib import (ADDR, DOMAIN, MAIL_USER, START_TIMEOUT,  # noqa: E402
+                      BenchBase, BenchError, PssSampler, Server,
+                      apt_install, build_load, check_peers, dpkg_installed,
+                      drive, drop_to, ensure_user, env_options, int_list,
+                      kv, loadavg, mem_kb, posternd_roles, run, say, tail,
+                      wait_banner)
 
-ADDR = "127.0.0.1"
-DOMAIN = "bench.test"
-MAIL_USER = "_benchmail"	# owns Dovecot's Maildirs
-POSTERN_USER = "_postern"
-POSTERN_STORAGE_USER = "_posterns"
 PEERS = ("postern", "dovecot")
 LOGIN_FMT = "user%d@" + DOMAIN
 PASS_FMT = "bench-password-%d"
@@ -44,9 +36,6 @@ SEARCHES = ('TEXT "quetzal"', 'TEXT "zebrafish"', 'TEXT "meeting"',
 GOAL_THROUGHPUT = 1.0	# Postern's ops/s at least Dovecot's
 GOAL_MEMORY = 0.1	# Postern's idle memory at most a tenth of Dovecot's
 
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
-
 
 def install_dovecot():
     """Debian's dovecot-imapd.  Its postinst may start a system
@@ -55,129 +44,23 @@ def install_dovecot():
     if dpkg_installed("dovecot-imapd"):
         return
     say("installing dovecot-imapd")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-           "dovecot-imapd"]
-    if run(cmd, check=False, env=env).returncode != 0:
-        run(["apt-get", "update", "-q"], env=env)
-        run(cmd, env=env)
+    apt_install("dovecot-imapd")
 
 
 def build_imapload(outdir):
-    exe = os.path.join(outdir, "imapload")
-    run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-Wextra", "-Werror",
-         "-pthread", "-o", exe, os.path.join(HERE, "imapload.c"), "-lm"])
-    return exe
+    return build_load(HERE, "imapload", outdir, ["-lm"])
 
 
-def kv(text):
-    """key=value pairs of imapload's output lines."""
-    out = {}
-    for word in text.split():
-        if "=" in word:
-            k, v = word.split("=", 1)
-            try:
-                out[k] = float(v) if "." in v else int(v)
-            except ValueError:
-                out[k] = v
-    return out
-
-
-def mem_kb(pids):
-    """(sum of Pss, sum of Rss) in KB over pids, from smaps_rollup."""
-    pss = rss = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        pss += int(line.split()[1])
-                    elif line.startswith("Rss:"):
-                        rss += int(line.split()[1])
-        except OSError:
-            pass
-    return pss, rss
-
-
-def loadavg():
-    """The 1-minute load average: other work on the machine shows here."""
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def drop_to(pw):
-    def f():
-        os.setgid(pw.pw_gid)
-        os.setgroups([])
-        os.setuid(pw.pw_uid)
-    return f
-
-
-class Server:
-    name = "?"
-
-    def __init__(self, bench, workdir, cgroup):
-        self.bench = bench
-        self.dir = workdir
-        self.cgroup = cgroup
-        self.port = None
-        self.proc = None
-        self.log = None
-        self.logpath = os.path.join(workdir, "server.log")
-
-    def pids(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return []
-        return self.cgroup.pids() or process_tree(self.proc.pid)
-
-    def popen(self, cmd):
-        self.log = open(self.logpath, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log,
-                                     stderr=subprocess.STDOUT,
-                                     start_new_session=True,
-                                     preexec_fn=self.cgroup.enter)
-
+class Peer(Server):
     def wait_greeting(self):
-        deadline = time.time() + START_TIMEOUT
-        last = ""
-        while time.time() < deadline:
-            r = run([self.bench.imapload, "-P", "-p", str(self.port), ADDR],
-                    check=False)
-            if r.returncode == 0:
-                return
-            last = r.stdout.strip()
-            if self.proc.poll() is not None:
-                raise BenchError("%s exited (%s) while starting: %s" %
-                                 (self.name, self.proc.returncode,
-                                  tail(self.logpath)))
-            time.sleep(0.2)
-        raise BenchError("%s gave no * OK greeting: %s" % (self.name, last))
+        ok, last = wait_banner(self.bench.imapload, self.port, self.proc,
+                               START_TIMEOUT, self.logpath, self.name)
+        if not ok:
+            raise BenchError("%s gave no * OK greeting: %s"
+                             % (self.name, last))
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                say("%s did not stop on SIGTERM: killing it" % self.name)
-        kill_tree(self.proc.pid)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.proc = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
+        self.stop_proc()
 
     def preload(self, first, users, count):
         """Fills the INBOX of accounts first .. first + users - 1."""
@@ -187,62 +70,20 @@ class Server:
         return []
 
 
-class Postern(Server):
+class Postern(Peer):
     """The build under test, with one imap listener that allows
     plaintext LOGIN (loopback only), as Dovecot's ssl = no."""
     name = "postern"
 
     def start(self):
         b = self.bench
-        if not os.access(b.posternd, os.X_OK):
-            raise BenchError("%s missing: build first" % b.posternd)
-        ensure_user(POSTERN_USER)
-        self.storage_pw = ensure_user(POSTERN_STORAGE_USER)
-        self.state = os.path.join(self.dir, "state")
-        empty = os.path.join(self.dir, "empty")
-        os.makedirs(empty, exist_ok=True)
-        os.chmod(empty, 0o755)
-        self.sock = os.path.join(self.dir, "postern.sock")
-        self.port = b.free_port()
         limit = b.args.idle + max(b.args.sessions) + 100
-        conf = os.path.join(self.dir, "postern.conf")
-        with open(conf, "w") as f:
-            f.write("\n".join([
-                'hostname "bench-postern.test"',
-                'state directory "%s"' % self.state,
-                'empty directory "%s"' % empty,
-                'control socket "%s"' % self.sock,
-                'user "%s"' % POSTERN_USER,
-                'storage user "%s"' % POSTERN_STORAGE_USER,
-                'certificate "%s"' % b.cert,
-                'key "%s"' % b.key,
-                'domain "%s"' % DOMAIN,
-                "listen on %s port %d imap allow plaintext"
-                % (ADDR, self.port),
-                # Every session comes from 127.0.0.1.
-                "limit sessions %d" % limit,
-                "limit sessions-per-client %d" % limit,
-                ""]))
-        self.popen([b.posternd, "-d", "-f", conf])
-        deadline = time.time() + START_TIMEOUT
-        while "startup complete" not in tail(self.logpath, 1000):
-            if self.proc.poll() is not None:
-                raise BenchError("posternd exited (%d) while starting: %s"
-                                 % (self.proc.returncode,
-                                    tail(self.logpath)))
-            if time.time() > deadline:
-                raise BenchError("no \"startup complete\" from posternd "
-                                 "in %ds: %s" % (START_TIMEOUT,
-                                                 tail(self.logpath)))
-            time.sleep(0.05)
+        self.start_posternd("listen on %s port %d imap allow plaintext",
+                            ["limit sessions %d" % limit,
+                             "limit sessions-per-client %d" % limit])
         self.wait_greeting()
         for i in b.accounts():
-            r = run([b.posternctl, "-s", self.sock, "account", "add",
-                     LOGIN_FMT % i], check=False,
-                    input=PASS_FMT % i + "\n", timeout=60)
-            if r.returncode != 0:
-                raise BenchError("posternctl account add failed: %s%s"
-                                 % (r.stdout, r.stderr))
+            self.add_account(LOGIN_FMT % i, PASS_FMT % i)
 
     def preload(self, first, users, count):
         return self.bench.imapload_run(
@@ -261,17 +102,7 @@ class Postern(Server):
 
     def role_mem(self):
         """Pss of each posternd process by role, in KB."""
-        roles = {}
-        for p in self.pids():
-            try:
-                with open("/proc/%d/cmdline" % p, "rb") as f:
-                    cmd = f.read().decode("utf-8", "replace")
-            except OSError:
-                continue
-            if cmd.startswith("posternd: "):
-                role = cmd[len("posternd: "):].replace("\0", " ").split()[0]
-                roles[role] = roles.get(role, 0) + mem_kb([p])[0]
-        return roles
+        return posternd_roles(self.pids(), lambda p: mem_kb([p])[0])
 
 
 DOVECOT_CONF = """\
@@ -324,7 +155,7 @@ protocol imap {
 """
 
 
-class Dovecot(Server):
+class Dovecot(Peer):
     """Debian's Dovecot, a private instance: its own config (nothing
     from /etc/dovecot), base_dir, state_dir, log and Maildirs, master
     in the foreground (-F)."""
@@ -387,25 +218,9 @@ class Dovecot(Server):
 SERVERS = {"postern": Postern, "dovecot": Dovecot}
 
 
-class Bench:
-    def __init__(self, args):
-        self.args = args
-        self.running = []
-        self.ports = set()
-
+class Bench(BenchBase):
     def accounts(self):
         return list(range(self.args.users)) + [SEARCH_USER]
-
-    def free_port(self):
-        import socket
-        while True:
-            s = socket.socket()
-            s.bind((ADDR, 0))
-            port = s.getsockname()[1]
-            s.close()
-            if port not in self.ports:
-                self.ports.add(port)
-                return port
 
     def setup(self):
         a = self.args
@@ -422,49 +237,18 @@ class Bench:
                                  "idle sessions need: %s" % (hard, want, e))
         else:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        self.tmp = tempfile.mkdtemp(prefix="postern-bench-imap.")
-        os.chmod(self.tmp, 0o755)
-        say("working in %s" % self.tmp)
-        a.fstype = run(["findmnt", "-n", "-o", "FSTYPE", "-T", self.tmp],
-                       check=False).stdout.strip() or "?"
-        if a.fstype in ("tmpfs", "ramfs"):
-            say("warning: %s is on %s, where fsync costs nothing"
-                % (self.tmp, a.fstype))
+        self.make_tmp("postern-bench-imap.")
         self.imapload = build_imapload(self.tmp)
         self.mail_pw = ensure_user(MAIL_USER)
         if "dovecot" in a.peers:
             install_dovecot()
             a.dovecot_version = run(["dovecot", "--version"],
                                     check=False).stdout.strip()
-        build = os.environ.get("POSTERN_BUILD") or \
-            os.environ.get("BUILD") or "build"
-        if not os.path.isabs(build):
-            build = os.path.join(ROOT, build)
-        self.posternd = os.path.join(build, "posternd")
-        self.posternctl = os.path.join(build, "posternctl")
+        self.find_postern()
         if "postern" in a.peers:
-            say("postern from %s" % build)
             self.cert = os.path.join(self.tmp, "server.crt")
             self.key = os.path.join(self.tmp, "server.key")
-            run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                 "-nodes", "-keyout", self.key, "-out", self.cert,
-                 "-days", "30", "-subj", "/CN=bench-postern.test"])
-            os.chmod(self.key, 0o600)
-
-    def cleanup(self):
-        for srv in list(self.running):
-            try:
-                srv.stop()
-                srv.cgroup.remove()
-            except BaseException as e:
-                say("stopping %s: %s" % (srv.name, e))
-            self.running.remove(srv)
-        if getattr(self, "tmp", None) is None:
-            return
-        if self.args.keep:
-            say("kept %s" % self.tmp)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.make_cert()
 
     def imapload_run(self, opts, port, timeout=None, **kw):
         cmd = [self.imapload] + opts
@@ -577,16 +361,9 @@ class Bench:
         wd = os.path.join(self.tmp, peer)
         os.makedirs(wd)
         os.chmod(wd, 0o755)
-        cg = Cgroup("%s-%s" % (os.path.basename(self.tmp), peer))
-        srv = SERVERS[peer](self, wd, cg)
-        self.running.append(srv)
+        srv, started = self.start_server(SERVERS[peer], wd, res)
         try:
-            try:
-                srv.start()
-            except BenchError as e:
-                res["status"] = "not available"
-                res["why"] = str(e)
-                say("%s not available: %s" % (peer, e))
+            if not started:
                 return res
             res["status"] = "ok"
             t0 = time.time()
@@ -628,9 +405,7 @@ class Bench:
             say(str(e))
             return res
         finally:
-            srv.stop()
-            cg.remove()
-            self.running.remove(srv)
+            self.stop_server(srv)
 
     def run(self):
         return [self.run_server(peer) for peer in self.args.peers]
@@ -790,54 +565,27 @@ def goal_lines(pt, dv, args):
             why))
 
 
-def int_list(text):
-    try:
-        return [int(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r: not a list of numbers" % text)
-
-
 def main():
-    env = os.environ.get
     p = argparse.ArgumentParser(description="IMAP benchmark: Postern and "
                                 "Dovecot on loopback")
-    p.add_argument("--peers", default=env("BENCH_IMAP_PEERS",
-                                          " ".join(PEERS)))
-    p.add_argument("--sessions", type=int_list,
-                   default=env("BENCH_IMAP_SESSIONS", "10 50"),
-                   help="client mix sessions per cell")
-    p.add_argument("--duration", type=int,
-                   default=int(env("BENCH_IMAP_DURATION", "20")),
-                   help="seconds per mix cell")
-    p.add_argument("--users", type=int,
-                   default=int(env("BENCH_IMAP_USERS", "10")))
-    p.add_argument("--messages", type=int,
-                   default=int(env("BENCH_IMAP_MESSAGES", "1000")),
-                   help="messages per account before the mix")
-    p.add_argument("--search-messages", type=int,
-                   default=int(env("BENCH_IMAP_SEARCH_MESSAGES", "10000")))
-    p.add_argument("--search-runs", type=int,
-                   default=int(env("BENCH_IMAP_SEARCH_RUNS", "5")))
-    p.add_argument("--idle", type=int,
-                   default=int(env("BENCH_IMAP_IDLE", "1000")),
-                   help="idle IDLE sessions")
-    p.add_argument("--settle", type=float,
-                   default=float(env("BENCH_IMAP_SETTLE", "5")),
-                   help="seconds between the last idle login and the "
-                   "memory reading")
-    p.add_argument("--step-timeout", type=float,
-                   default=float(env("BENCH_IMAP_STEP_TIMEOUT", "900")))
-    p.add_argument("--json", default=env("BENCH_IMAP_JSON"))
-    p.add_argument("--keep", action="store_true",
-                   default=bool(env("BENCH_IMAP_KEEP")))
+    env_options(p, "BENCH_IMAP_", (
+        ("--peers", " ".join(PEERS), str, None),
+        ("--sessions", "10 50", int_list, "client mix sessions per cell"),
+        ("--duration", "20", int, "seconds per mix cell"),
+        ("--users", "10", int, None),
+        ("--messages", "1000", int, "messages per account before the mix"),
+        ("--search-messages", "10000", int, None),
+        ("--search-runs", "5", int, None),
+        ("--idle", "1000", int, "idle IDLE sessions"),
+        ("--settle", "5", float, "seconds between the last idle login and "
+         "the memory reading"),
+        ("--step-timeout", "900", float, None),
+        ("--json", None, str, None),
+        ("--keep", None, bool, None)))
     a = p.parse_args()
     if isinstance(a.sessions, str):
         a.sessions = int_list(a.sessions)
-    a.peers = a.peers.replace(",", " ").split()
-    for peer in a.peers:
-        if peer not in SERVERS:
-            p.error("unknown server %r (known: %s)" % (peer,
-                                                      ", ".join(PEERS)))
+    check_peers(p, a, SERVERS, PEERS)
     if not a.peers or not a.sessions:
         p.error("nothing to run")
     for v, what, lo, hi in ((a.duration, "duration", 1, 3600),
@@ -855,27 +603,9 @@ def main():
     if os.geteuid() != 0:
         p.error("must run as root (installs packages, starts servers)")
 
-    bench = Bench(a)
-    for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signo, on_signal)
-    try:
-        bench.setup()
-        results = bench.run()
-    except Interrupted as e:
-        say("interrupted (%s): stopping every server" % e)
-        return 130
-    except BenchError as e:
-        say(str(e))
-        return 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        bench.cleanup()
-    report(results, a)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(results, f, indent=1)
-    return 0 if all(r.get("status") == "ok" for r in results) else 1
+    return drive(Bench(a), report,
+                 lambda results: all(r.get("status") == "ok"
+                                     for r in results))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadlib.h"
+
 #define IL_MAX_SESSIONS		20000
 #define IL_MAX_SEARCHES		16
 #define IL_IN_MAX		(256 * 1024)	/* input buffer */
@@ -114,7 +116,6 @@ struct config {
 	const char		*maildir;
 	int			 nsearches;
 	int			 runs;
-	int			 verbose;
 };
 
 struct opstats {
@@ -158,15 +159,11 @@ static struct config	 conf;
 static struct counters	 counters = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static double		 start_time, stop_time;
 static pthread_barrier_t start_barrier;
-
-static double
-now(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+const char		*load_name = "imapload";
+struct load_errors	 load_errors = {
+	&counters.lock, counters.first_error, sizeof(counters.first_error),
+	240, 0
+};
 
 static void
 usage(void)
@@ -184,36 +181,9 @@ usage(void)
 static long
 number(const char *s, long min, long max, const char *what)
 {
-	char	*end;
-	long	 v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-		fprintf(stderr, "imapload: %s \"%s\": must be a number from "
-		    "%ld to %ld\n", what, s, min, max);
-		exit(2);
-	}
-	return v;
+	return load_number(s, min, max, what, 0);
 }
 
-static void
-note_error(struct conn *c, const char *fmt, ...)
-{
-	va_list	ap;
-	char	msg[240];
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pthread_mutex_lock(&counters.lock);
-	if (counters.first_error[0] == '\0')
-		snprintf(counters.first_error, sizeof(counters.first_error),
-		    "session %d: %s", c->id, msg);
-	pthread_mutex_unlock(&counters.lock);
-	if (conf.verbose)
-		fprintf(stderr, "imapload: session %d: %s\n", c->id, msg);
-}
 
 /* --- the generated messages ------------------------------------------ */
 
@@ -551,24 +521,6 @@ make_message(char *out, int user, long n, const char *to, char *flags,
 /* --- IMAP ------------------------------------------------------------- */
 
 static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int
 fill(struct conn *c)
 {
 	ssize_t	r;
@@ -751,7 +703,7 @@ finish(struct conn *c)
 			untagged(c);
 			if (strncasecmp(c->line, "* BYE", 5) == 0 &&
 			    !c->logout)
-				note_error(c, "%s", c->line);
+				load_note(c->id, "%s", c->line);
 			continue;
 		}
 		if (tagged(c))
@@ -775,12 +727,12 @@ command(struct conn *c, const char *fmt, ...)
 	if (n < 0 || (size_t)(n + m) >= sizeof(cmd) - 3)
 		return ST_BROKEN;
 	memcpy(cmd + m + n, "\r\n", 3);
-	if (write_all(c->fd, cmd, m + n + 2) == -1)
+	if (load_write_all(c->fd, cmd, m + n + 2) == -1)
 		return ST_BROKEN;
 	st = finish(c);
 	cmd[m + n] = '\0';
 	if (st != ST_OK && st != ST_BROKEN)
-		note_error(c, "%.60s: %.200s", cmd + m, c->line);
+		load_note(c->id, "%.60s: %.200s", cmd + m, c->line);
 	return st;
 }
 
@@ -795,7 +747,7 @@ append(struct conn *c, const char *flags, const char *date, size_t len)
 	n = snprintf(cmd, sizeof(cmd), "%s APPEND INBOX (%s)%s%s%s {%zu}\r\n",
 	    c->tag, flags, date ? " \"" : "", date ? date : "",
 	    date ? "\"" : "", len);
-	if (write_all(c->fd, cmd, n) == -1)
+	if (load_write_all(c->fd, cmd, n) == -1)
 		return ST_BROKEN;
 	for (;;) {
 		if (read_response(c) == -1)
@@ -807,16 +759,16 @@ append(struct conn *c, const char *flags, const char *date, size_t len)
 			continue;
 		}
 		if (tagged(c)) {
-			note_error(c, "APPEND: %.200s", c->line);
+			load_note(c->id, "APPEND: %.200s", c->line);
 			return tagged_status(c);
 		}
 	}
-	if (write_all(c->fd, c->msg, len) == -1 ||
-	    write_all(c->fd, "\r\n", 2) == -1)
+	if (load_write_all(c->fd, c->msg, len) == -1 ||
+	    load_write_all(c->fd, "\r\n", 2) == -1)
 		return ST_BROKEN;
 	n = finish(c);
 	if (n != ST_OK && n != ST_BROKEN)
-		note_error(c, "APPEND: %.200s", c->line);
+		load_note(c->id, "APPEND: %.200s", c->line);
 	return n;
 }
 
@@ -832,26 +784,16 @@ conn_close(struct conn *c)
 static int
 conn_open(struct conn *c)
 {
-	struct timeval	tv = { IL_TIMEOUT, 0 };
-	int		one = 1;
+	const char	*failed;
 
 	c->len = c->pos = 0;
 	c->exists = 0;
-	if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1) {
-		note_error(c, "socket: %s", strerror(errno));
-		return -1;
-	}
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, (struct sockaddr *)&conf.addr,
-	    sizeof(conf.addr)) == -1) {
-		note_error(c, "connect: %s", strerror(errno));
-		conn_close(c);
+	if ((c->fd = load_connect(&conf.addr, IL_TIMEOUT, &failed)) == -1) {
+		load_note(c->id, "%s: %s", failed, strerror(errno));
 		return -1;
 	}
 	if (read_response(c) == -1 || strncasecmp(c->line, "* OK", 4) != 0) {
-		note_error(c, "greeting: %s", c->linelen ? c->line :
+		load_note(c->id, "greeting: %s", c->linelen ? c->line :
 		    strerror(errno));
 		conn_close(c);
 		return -1;
@@ -1039,19 +981,20 @@ mix_run(void *arg)
 	pthread_barrier_wait(&start_barrier);
 	pthread_mutex_lock(&counters.lock);
 	if (start_time == 0) {
-		start_time = now();
+		start_time = load_now();
 		stop_time = start_time + conf.duration;
 	}
 	pthread_mutex_unlock(&counters.lock);
 	while (ok) {
 		op = pick_op(c);
-		t0 = now();
+		t0 = load_now();
 		if (t0 >= stop_time)
 			break;
 		st = run_op(c, op, &appends, &ncmd);
-		t1 = now();
+		t1 = load_now();
 		if (st == ST_BROKEN) {
-			note_error(c, "%s: %s", ops[op].name, strerror(errno));
+			load_note(c->id, "%s: %s", ops[op].name,
+			    strerror(errno));
 			pthread_mutex_lock(&counters.lock);
 			counters.errors++;
 			pthread_mutex_unlock(&counters.lock);
@@ -1077,18 +1020,11 @@ mix_run(void *arg)
 static double
 percentile(const struct opstats *o, double q)
 {
-	long long	seen = 0, want;
-	int		i;
+	long	i;
 
-	want = (long long)(o->ok * q + 0.5);
-	if (want < 1)
-		want = 1;
-	for (i = 0; i < IL_BUCKETS; i++) {
-		seen += o->lat[i];
-		if (seen >= want)
-			return pow(IL_BUCKET_BASE, i + 0.5) / 1000.0;
-	}
-	return pow(IL_BUCKET_BASE, IL_BUCKETS) / 1000.0;
+	i = load_slot(o->lat, IL_BUCKETS, o->ok, q);
+	return pow(IL_BUCKET_BASE, i < IL_BUCKETS ? i + 0.5 : IL_BUCKETS) /
+	    1000.0;
 }
 
 /* -m name=weight,...: the named operations' weights, the rest 0. */
@@ -1115,34 +1051,17 @@ set_mix(char *spec)
 	}
 }
 
-static int
-run_threads(void *(*fn)(void *), int n)
+static void *
+conn_arg(int i)
 {
-	pthread_t	*threads;
-	struct conn	**conns;
-	int		 i;
+	return conn_new(i);
+}
 
-	threads = calloc(n, sizeof(*threads));
-	conns = calloc(n, sizeof(*conns));
-	if (threads == NULL || conns == NULL) {
-		perror("imapload: calloc");
-		exit(1);
-	}
-	if ((errno = pthread_barrier_init(&start_barrier, NULL, n)) != 0) {
-		perror("imapload: pthread_barrier_init");
-		exit(1);
-	}
-	for (i = 0; i < n; i++) {
-		conns[i] = conn_new(i);
-		if ((errno = pthread_create(&threads[i], NULL, fn,
-		    conns[i])) != 0) {
-			perror("imapload: pthread_create");
-			exit(1);
-		}
-	}
-	for (i = 0; i < n; i++)
-		pthread_join(threads[i], NULL);
-	return 0;
+static void *
+no_arg(int i)
+{
+	(void)i;
+	return NULL;
 }
 
 static int
@@ -1151,7 +1070,7 @@ mix(void)
 	long long	 okops = 0, no = 0, bad = 0;
 	int		 i;
 
-	run_threads(mix_run, conf.sessions);
+	load_threads(conf.sessions, mix_run, conn_arg, &start_barrier);
 	for (i = 0; i < OP_COUNT; i++) {
 		okops += counters.op[i].ok;
 		no += counters.op[i].no;
@@ -1211,7 +1130,7 @@ preload_run(void *arg)
 				counters.errors++;
 			pthread_mutex_unlock(&counters.lock);
 			if (st == ST_BROKEN) {
-				note_error(c, "APPEND: %s", strerror(errno));
+				load_note(c->id, "APPEND: %s", strerror(errno));
 				conn_close(c);
 				if (++failures > 10)
 					goto out;
@@ -1227,10 +1146,10 @@ out:
 static int
 preload(void)
 {
-	double	t0 = now(), secs;
+	double	t0 = load_now(), secs;
 
-	run_threads(preload_run, conf.sessions);
-	secs = now() - t0;
+	load_threads(conf.sessions, preload_run, conn_arg, &start_barrier);
+	secs = load_now() - t0;
 	printf("appended=%lld refused=%lld errors=%lld seconds=%.3f "
 	    "per_sec=%.1f\n", counters.appended, counters.append_no,
 	    counters.errors, secs, counters.appended / secs);
@@ -1265,7 +1184,7 @@ write_maildir(void)
 	size_t		 len;
 	long		 n, written = 0;
 	int		 u, i, fd;
-	double		 t0 = now();
+	double		 t0 = load_now();
 
 	for (u = conf.first_user; u < conf.first_user + conf.users; u++) {
 		user_name(to, sizeof(to), conf.login_fmt, u);
@@ -1300,7 +1219,7 @@ write_maildir(void)
 			written++;
 		}
 	}
-	printf("written=%ld seconds=%.3f\n", written, now() - t0);
+	printf("written=%ld seconds=%.3f\n", written, load_now() - t0);
 	return 0;
 fail:
 	fprintf(stderr, "imapload: %s: %s\n", path, strerror(errno));
@@ -1312,7 +1231,7 @@ warm(void)
 {
 	struct conn	*c = conn_new(0);
 	int		 u, rc = 0;
-	double		 t0 = now();
+	double		 t0 = load_now();
 
 	for (u = conf.first_user; u < conf.first_user + conf.users; u++) {
 		if (conn_login(c, u, 1) == -1) {
@@ -1327,7 +1246,7 @@ warm(void)
 		printf("user=%d messages=%ld\n", u, c->exists);
 		conn_logout(c);
 	}
-	printf("seconds=%.3f\n", now() - t0);
+	printf("seconds=%.3f\n", load_now() - t0);
 	if (counters.first_error[0] != '\0')
 		fprintf(stderr, "imapload: first problem: %s\n",
 		    counters.first_error);
@@ -1363,7 +1282,7 @@ idle_open(void *arg)
 						break;
 					}
 					if (tagged(c)) {
-						note_error(c, "IDLE: %s",
+						load_note(c->id, "IDLE: %s",
 						    c->line);
 						break;
 					}
@@ -1407,14 +1326,12 @@ idle_alive(struct conn *c)
 static int
 idle(void)
 {
-	pthread_t	*threads;
 	char		 line[64];
-	double		 t0 = now();
+	double		 t0 = load_now();
 	long		 i, alive = 0;
 
 	idle_conns = calloc(conf.count, sizeof(*idle_conns));
-	threads = calloc(conf.sessions, sizeof(*threads));
-	if (idle_conns == NULL || threads == NULL) {
+	if (idle_conns == NULL) {
 		perror("imapload: calloc");
 		return 1;
 	}
@@ -1426,16 +1343,9 @@ idle(void)
 		idle_conns[i]->id = i;
 		idle_conns[i]->fd = -1;
 	}
-	for (i = 0; i < conf.sessions; i++)
-		if ((errno = pthread_create(&threads[i], NULL, idle_open,
-		    NULL)) != 0) {
-			perror("imapload: pthread_create");
-			return 1;
-		}
-	for (i = 0; i < conf.sessions; i++)
-		pthread_join(threads[i], NULL);
+	load_threads(conf.sessions, idle_open, no_arg, NULL);
 	printf("idle_ready=%ld failed=%ld seconds=%.3f\n", counters.ready,
-	    counters.failed, now() - t0);
+	    counters.failed, load_now() - t0);
 	if (counters.first_error[0] != '\0')
 		fprintf(stderr, "imapload: first problem: %s\n",
 		    counters.first_error);
@@ -1478,7 +1388,7 @@ search(void)
 	for (i = 0; i < conf.nsearches; i++) {
 		for (r = 0; r < conf.runs; r++) {
 			c->search_hits = 0;
-			t0 = now();
+			t0 = load_now();
 			if (command(c, "SEARCH %s", conf.searches[i]) !=
 			    ST_OK) {
 				fprintf(stderr, "imapload: SEARCH %s: %s\n",
@@ -1486,7 +1396,7 @@ search(void)
 				rc = 1;
 				break;
 			}
-			ms[r] = (now() - t0) * 1000;
+			ms[r] = (load_now() - t0) * 1000;
 			hits = c->search_hits;
 		}
 		if (r < conf.runs)
@@ -1505,16 +1415,9 @@ static int
 probe(void)
 {
 	struct conn	*c = conn_new(0);
-	struct timeval	 tv = { 5, 0 };
 
-	if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+	if ((c->fd = load_probe_connect(&conf.addr)) == -1)
 		return 1;
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(c->fd, (struct sockaddr *)&conf.addr,
-	    sizeof(conf.addr)) == -1) {
-		printf("no answer: %s\n", strerror(errno));
-		return 1;
-	}
 	if (read_response(c) == -1 || strncasecmp(c->line, "* OK", 4) != 0) {
 		printf("no * OK greeting: %s\n", c->linelen ? c->line :
 		    strerror(errno));
@@ -1587,7 +1490,7 @@ main(int argc, char *argv[])
 			conf.users = number(optarg, 1, 100000, "users");
 			break;
 		case 'v':
-			conf.verbose = 1;
+			load_errors.verbose = 1;
 			break;
 		case 'W':
 			conf.mode = MODE_MAILDIR;
@@ -1621,12 +1524,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "imapload: the mix sums to %d%%\n", sum);
 		return 2;
 	}
-	conf.addr.sin_family = AF_INET;
-	conf.addr.sin_port = htons(port);
-	if (inet_pton(AF_INET, host, &conf.addr.sin_addr) != 1) {
-		fprintf(stderr, "imapload: %s: not an IPv4 address\n", host);
-		return 2;
-	}
+	load_addr(&conf.addr, host, port);
 	signal(SIGPIPE, SIG_IGN);
 	switch (conf.mode) {
 	case MODE_PROBE:

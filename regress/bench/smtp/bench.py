@@ -10,63 +10,30 @@ messages per second, each peer against Postern, and peak memory.
 Run it through ./run (or `make bench`) as root.  See ../README.md.
 """
 import argparse
-import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-ADDR = "127.0.0.1"
-DOMAIN = "bench.test"
-MAIL_USER = "_benchmail"	# owns the peers' mailboxes
-POSTERN_USER = "_postern"
-POSTERN_STORAGE_USER = "_posterns"
+sys.path.insert(0, os.path.dirname(HERE))
+# What the benchmarks share: processes, cgroups, users, packages.
+from benchlib import (ADDR, DOMAIN, FSYNC_EVENTS, MAIL_USER,  # noqa: E402
+                      START_TIMEOUT, STOP_TIMEOUT, BenchBase, BenchError,
+                      PssSampler, Server, apt_install, build_load,
+                      check_peers, dpkg_installed, drive, drop_to,
+                      ensure_user, env_options, int_list, posternd_roles,
+                      run, say, tail, tree_hwm_kb, vmhwm_kb, wait_banner)
+
 # Debian builds smtpd with these user names (upstream: _smtpd, _smtpq).
 OPENSMTPD_USERS = ("opensmtpd", "opensmtpq")
 PEERS = ("postern", "postfix", "opensmtpd")
 GOAL_CELL = (50, 4096)
 GOAL_RATIO = 1.5
 
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
-
-
-def say(msg):
-    print("bench: %s" % msg, file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
-class Interrupted(BaseException):
-    pass
-
-
-def on_signal(signo, frame):
-    raise Interrupted("signal %d" % signo)
-
-
-def run(cmd, check=True, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if check and r.returncode != 0:
-        raise BenchError("%s failed (%d): %s%s" % (" ".join(cmd),
-                         r.returncode, r.stdout, r.stderr))
-    return r
-
-
-# ---- setup: packages, users, load generator -------------------------
-
-def dpkg_installed(pkg):
-    r = run(["dpkg-query", "-W", "-f=${Status}", pkg], check=False)
-    return r.returncode == 0 and "install ok installed" in r.stdout
+# ---- setup: packages, load generator ---------------------------------
 
 
 def install_postfix():
@@ -76,15 +43,10 @@ def install_postfix():
     if dpkg_installed("postfix"):
         return
     say("installing postfix (No configuration: no system instance)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["debconf-set-selections"], check=True, text=True,
                    input="postfix postfix/main_mailer_type select "
                    "No configuration\n")
-    if run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-            "postfix"], check=False, env=env).returncode != 0:
-        run(["apt-get", "update", "-q"], env=env)
-        run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-             "postfix"], env=env)
+    apt_install("postfix")
     # Should the package have started one anyway, leave it alone: ours
     # use their own queue directories and ports.
 
@@ -125,150 +87,8 @@ def fetch_opensmtpd(cache):
     return tree
 
 
-def ensure_user(name, home="/nonexistent"):
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pass
-    say("creating system user %s" % name)
-    run(["useradd", "--system", "--no-create-home", "--home-dir", home,
-         "--shell", "/usr/sbin/nologin", name])
-    return pwd.getpwnam(name)
-
-
 def build_smtpload(outdir):
-    src = os.path.join(HERE, "smtpload.c")
-    exe = os.path.join(outdir, "smtpload")
-    cc = os.environ.get("CC", "cc")
-    run([cc, "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o", exe,
-         src])
-    return exe
-
-
-# ---- process helpers -------------------------------------------------
-
-def children_map():
-    kids = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(entry))
-    return kids
-
-
-def process_tree(pid):
-    kids = children_map()
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
-
-
-def vmhwm_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def tree_hwm_kb(pid, name=None):
-    """Sum of VmHWM over pid and its descendants (only those whose
-    command line starts with name, when given)."""
-    total = 0
-    for p in process_tree(pid):
-        if name is not None:
-            try:
-                with open("/proc/%d/cmdline" % p, "rb") as f:
-                    cmd = f.read().split(b"\0")[0].decode("utf-8",
-                                                           "replace")
-            except OSError:
-                continue
-            if not os.path.basename(cmd.split(" ")[0]).startswith(name) \
-                    and not cmd.startswith(name):
-                continue
-        total += vmhwm_kb(p)
-    return total
-
-
-def pss_kb(pid):
-    """Proportional set size: shared pages split between their users."""
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-class PssSampler(threading.Thread):
-    """Samples the sum of Pss over a set of processes every interval
-    seconds and keeps the largest: the peak memory of a server made of
-    many processes, without counting a shared page once per process."""
-
-    def __init__(self, pids, interval=0.5):
-        super().__init__(daemon=True)
-        self.pids = pids
-        self.interval = interval
-        self.peak = 0
-        self.halt = threading.Event()
-
-    def run(self):
-        while True:
-            total = sum(pss_kb(p) for p in self.pids())
-            self.peak = max(self.peak, total)
-            if self.halt.wait(self.interval):
-                return
-
-    def stop(self):
-        self.halt.set()
-        self.join()
-        return self.peak or None
-
-
-def kill_tree(pid):
-    for p in reversed(process_tree(pid)):
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def wait_banner(smtpload, port, proc, timeout, logpath):
-    deadline = time.time() + timeout
-    last = ""
-    while time.time() < deadline:
-        r = run([smtpload, "-P", "-p", str(port), ADDR], check=False)
-        if r.returncode == 0:
-            return True, r.stdout.strip()
-        last = r.stdout.strip()
-        if proc is not None and proc.poll() is not None:
-            raise BenchError("exited (%s) while starting: %s" %
-                             (proc.returncode, tail(logpath)))
-        time.sleep(0.2)
-    return False, last
-
-
-def tail(path, lines=8):
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return "(no log)"
-    return " | ".join(text.strip().splitlines()[-lines:])
+    return build_load(HERE, "smtpload", outdir)
 
 
 def count_maildir(base):
@@ -282,158 +102,7 @@ def count_maildir(base):
     return n
 
 
-# ---- per-server cgroup: fsyncs and CPU ------------------------------
-
-FSYNC_EVENTS = ("syscalls:sys_enter_fsync", "syscalls:sys_enter_fdatasync")
-
-
-def cgroup2_root():
-    """Where cgroup v2 is mounted (alone or beside v1), or None."""
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) > 2 and fields[2] == "cgroup2":
-                    return fields[1]
-    except OSError:
-        pass
-    return None
-
-
-class Cgroup:
-    """A cgroup v2 directory holding every process of one server, so
-    that its fsyncs (perf's syscall tracepoints, filtered to the
-    cgroup) and its CPU time (cpu.stat) can be counted whatever
-    processes it forks.  Without cgroup v2 or perf both are None."""
-
-    def __init__(self, name):
-        self.path = None
-        root = cgroup2_root()
-        if root is None:
-            return
-        path = os.path.join(root, name)
-        try:
-            os.mkdir(path)
-        except OSError as e:
-            say("no cgroup %s (%s): fsyncs and CPU not counted"
-                % (path, e))
-            return
-        self.root = root
-        self.path = path
-        self.name = name
-        self.perf = None
-
-    def enter(self):
-        """preexec_fn: moves the child about to exec into the cgroup."""
-        if self.path is not None:
-            with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
-                f.write("0")
-
-    def cpu_usec(self):
-        if self.path is None:
-            return None
-        try:
-            with open(os.path.join(self.path, "cpu.stat")) as f:
-                for line in f:
-                    k, v = line.split()
-                    if k == "usage_usec":
-                        return int(v)
-        except (OSError, ValueError):
-            pass
-        return None
-
-    def pids(self):
-        if self.path is None:
-            return []
-        try:
-            with open(os.path.join(self.path, "cgroup.procs")) as f:
-                return [int(x) for x in f.read().split()]
-        except OSError:
-            return []
-
-    def count_start(self, outpath):
-        """Starts counting the cgroup's fsync and fdatasync calls."""
-        self.perf_out = outpath
-        if self.path is None or shutil.which("perf") is None:
-            return
-        cmd = ["perf", "stat", "-a", "-x", ",", "-o", outpath]
-        for ev in FSYNC_EVENTS:
-            cmd += ["-e", ev]
-        cmd += ["-G", ",".join([self.name] * len(FSYNC_EVENTS))]
-        self.perf = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE,
-                                     start_new_session=True)
-        time.sleep(0.3)		# perf opens its events
-        if self.perf.poll() is not None:
-            say("perf stat failed: fsyncs not counted: %s"
-                % self.perf.stderr.read().decode("utf-8", "replace")
-                .strip())
-            self.perf = None
-
-    def count_stop(self):
-        """Stops counting: {event: count}, or None."""
-        if self.perf is None:
-            return None
-        self.perf.send_signal(signal.SIGINT)
-        try:
-            self.perf.wait(10)
-        except subprocess.TimeoutExpired:
-            self.perf.kill()
-            self.perf.wait()
-        self.perf = None
-        counts = {}
-        try:
-            with open(self.perf_out) as f:
-                for line in f:
-                    fields = line.strip().split(",")
-                    if len(fields) > 2 and fields[2] in FSYNC_EVENTS \
-                            and fields[0].isdigit():
-                        counts[fields[2]] = int(fields[0])
-        except OSError:
-            return None
-        return counts if len(counts) == len(FSYNC_EVENTS) else None
-
-    def remove(self):
-        if self.perf is not None:
-            self.perf.kill()
-            self.perf.wait()
-            self.perf = None
-        if self.path is None:
-            return
-        deadline = time.time() + 10
-        while self.pids() and time.time() < deadline:
-            try:
-                with open(os.path.join(self.path, "cgroup.kill"),
-                          "w") as f:
-                    f.write("1")
-            except OSError:
-                for p in self.pids():
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            time.sleep(0.1)
-        try:
-            os.rmdir(self.path)
-        except OSError as e:
-            say("cgroup %s left behind: %s" % (self.path, e))
-        self.path = None
-
-
-# ---- the servers -----------------------------------------------------
-
-class Server:
-    name = "?"
-
-    def __init__(self, bench, workdir, cgroup):
-        self.bench = bench
-        self.dir = workdir
-        self.cgroup = cgroup
-        self.port = None
-        self.proc = None
-        self.log = None
-        self.logpath = os.path.join(workdir, "server.log")
-
+class Peer(Server):
     def start(self):
         raise NotImplementedError
 
@@ -443,105 +112,29 @@ class Server:
     def delivered(self):
         raise NotImplementedError
 
-    def pids(self):
-        """Every process of the server now."""
-        if self.proc is None or self.proc.poll() is not None:
-            return []
-        return self.cgroup.pids() or process_tree(self.proc.pid)
-
     def peak_memory_kb(self):
         if self.proc is None or self.proc.poll() is not None:
             return None
         return tree_hwm_kb(self.proc.pid)
 
-    def stop_proc(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                say("%s did not stop on SIGTERM: killing it" % self.name)
-        # Leave nothing behind, whatever happened.
-        kill_tree(self.proc.pid)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.proc = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
 
-    def popen(self, cmd, **kw):
-        self.log = open(self.logpath, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log,
-                                     stderr=subprocess.STDOUT,
-                                     start_new_session=True,
-                                     preexec_fn=self.cgroup.enter, **kw)
-
-
-class Postern(Server):
+class Postern(Peer):
     """The daemon under test, from the tree's build directory."""
     name = "postern"
 
     def start(self):
         b = self.bench
-        if not os.access(b.posternd, os.X_OK):
-            raise BenchError("%s missing: build first" % b.posternd)
-        ensure_user(POSTERN_USER)
-        self.storage_pw = ensure_user(POSTERN_STORAGE_USER)
-        self.state = os.path.join(self.dir, "state")
-        empty = os.path.join(self.dir, "empty")
-        os.makedirs(empty, exist_ok=True)
-        os.chmod(empty, 0o755)
-        self.sock = os.path.join(self.dir, "postern.sock")
-        self.port = b.free_port()
-        conf = os.path.join(self.dir, "postern.conf")
-        with open(conf, "w") as f:
-            f.write("\n".join([
-                'hostname "bench-postern.test"',
-                'state directory "%s"' % self.state,
-                'empty directory "%s"' % empty,
-                'control socket "%s"' % self.sock,
-                'user "%s"' % POSTERN_USER,
-                'storage user "%s"' % POSTERN_STORAGE_USER,
-                'certificate "%s"' % b.cert,
-                'key "%s"' % b.key,
-                'domain "%s"' % DOMAIN,
-                "listen on %s port %d smtp" % (ADDR, self.port),
-                # Every load session comes from 127.0.0.1.
-                "limit sessions-per-client %d" % (b.max_sessions + 50),
-                "limit sessions %d" % (b.max_sessions + 100),
-                ""]))
-        self.popen([b.posternd, "-d", "-f", conf])
-        deadline = time.time() + START_TIMEOUT
-        while "startup complete" not in tail(self.logpath, 1000):
-            if self.proc.poll() is not None:
-                raise BenchError("posternd exited (%d) while starting: %s"
-                                 % (self.proc.returncode,
-                                    tail(self.logpath)))
-            if time.time() > deadline:
-                raise BenchError("no \"startup complete\" from posternd "
-                                 "in %ds: %s" % (START_TIMEOUT,
-                                                 tail(self.logpath)))
-            time.sleep(0.05)
+        self.start_posternd(
+            "listen on %s port %d smtp",
+            ["limit sessions-per-client %d" % (b.max_sessions + 50),
+             "limit sessions %d" % (b.max_sessions + 100)])
         ok, why = wait_banner(b.smtpload, self.port, self.proc, 5,
                               self.logpath)
         if not ok:
             raise BenchError("SMTP does not answer yet (%s)" % why)
         for i in range(b.users):
-            r = run([b.posternctl, "-s", self.sock, "account", "add",
-                     "user%d@%s" % (i, DOMAIN)], check=False,
-                    input="bench-password-%d\n" % i, timeout=60)
-            if r.returncode != 0:
-                raise BenchError("posternctl account add failed: %s%s"
-                                 % (r.stdout, r.stderr))
+            self.add_account("user%d@%s" % (i, DOMAIN),
+                             "bench-password-%d" % i)
 
     def stop(self):
         self.stop_proc()
@@ -553,19 +146,7 @@ class Postern(Server):
 
     def role_hwm_kb(self):
         """VmHWM of each posternd process, by its title's role."""
-        roles = {}
-        for p in self.pids():
-            try:
-                with open("/proc/%d/cmdline" % p, "rb") as f:
-                    cmd = f.read().decode("utf-8", "replace").replace("\0",
-                                                                  " ")
-            except OSError:
-                continue
-            if not cmd.startswith("posternd: "):
-                continue
-            role = cmd[len("posternd: "):].split()[0]
-            roles[role] = roles.get(role, 0) + vmhwm_kb(p)
-        return roles
+        return posternd_roles(self.pids(), vmhwm_kb)
 
     def delivered(self):
         return postern_delivered_count(self.state, self.storage_pw)
@@ -586,16 +167,11 @@ def postern_delivered_count(state, storage_pw):
     if not os.path.exists(db):
         return None
 
-    def drop():
-        os.setgid(storage_pw.pw_gid)
-        os.setgroups([])
-        os.setuid(storage_pw.pw_uid)
-
     def query(sql):
         r = subprocess.run(["sqlite3", "-batch", "-noheader",
                             "-cmd", ".timeout 5000", db, sql],
                            capture_output=True, text=True,
-                           preexec_fn=drop, timeout=30)
+                           preexec_fn=drop_to(storage_pw), timeout=30)
         if r.returncode != 0:
             return None
         return r.stdout.strip()
@@ -606,7 +182,7 @@ def postern_delivered_count(state, storage_pw):
     return None
 
 
-class Postfix(Server):
+class Postfix(Peer):
     """A private Postfix instance: its own config directory, queue
     directory and data directory, master in the foreground
     (start-fg), the virtual(8) agent delivering into Maildirs."""
@@ -728,7 +304,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-class OpenSMTPD(Server):
+class OpenSMTPD(Peer):
     """OpenSMTPD unpacked from its .deb.  Its spool, chroot and libexec
     paths are compiled in (/var/spool/smtpd, /var/lib/opensmtpd/empty,
     /usr/libexec/opensmtpd, /var/run/smtpd.sock), so it runs in a
@@ -810,73 +386,26 @@ SERVERS = {"postern": Postern, "postfix": Postfix, "opensmtpd": OpenSMTPD}
 
 # ---- the benchmark ---------------------------------------------------
 
-class Bench:
+class Bench(BenchBase):
     def __init__(self, args):
-        self.args = args
+        super().__init__(args)
         self.users = args.users
         self.max_sessions = max(args.sessions)
-        self.running = []
-        self.ports = set()
-
-    def free_port(self):
-        import socket
-        while True:
-            s = socket.socket()
-            s.bind((ADDR, 0))
-            port = s.getsockname()[1]
-            s.close()
-            if port not in self.ports:
-                self.ports.add(port)
-                return port
 
     def setup(self):
         a = self.args
-        self.tmp = tempfile.mkdtemp(prefix="postern-bench-smtp.")
-        # The peers' delivery users must get through to their mail dirs.
-        os.chmod(self.tmp, 0o755)
-        say("working in %s" % self.tmp)
-        # An fsync on tmpfs is free: the figures would not be durable.
-        a.fstype = run(["findmnt", "-n", "-o", "FSTYPE", "-T", self.tmp],
-                       check=False).stdout.strip() or "?"
-        if a.fstype in ("tmpfs", "ramfs"):
-            say("warning: %s is on %s, where fsync costs nothing"
-                % (self.tmp, a.fstype))
+        self.make_tmp("postern-bench-smtp.")
         self.smtpload = build_smtpload(self.tmp)
         self.mail_pw = ensure_user(MAIL_USER)
         if "postfix" in a.peers:
             install_postfix()
         if "opensmtpd" in a.peers:
             self.opensmtpd_tree = fetch_opensmtpd(a.cache)
-        build = os.environ.get("POSTERN_BUILD") or \
-            os.environ.get("BUILD") or "build"
-        if not os.path.isabs(build):
-            build = os.path.join(ROOT, build)
-        self.posternd = os.path.join(build, "posternd")
-        self.posternctl = os.path.join(build, "posternctl")
-        if "postern" in a.peers:
-            say("postern from %s" % build)
+        self.find_postern()
         self.cert = os.path.join(self.tmp, "server.crt")
         self.key = os.path.join(self.tmp, "server.key")
         if "postern" in a.peers:
-            run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                 "-nodes", "-keyout", self.key, "-out", self.cert,
-                 "-days", "30", "-subj", "/CN=bench-postern.test"])
-            os.chmod(self.key, 0o600)
-
-    def cleanup(self):
-        for srv in list(self.running):
-            try:
-                srv.stop()
-                srv.cgroup.remove()
-            except BaseException as e:
-                say("stopping %s: %s" % (srv.name, e))
-            self.running.remove(srv)
-        if getattr(self, "tmp", None) is None:
-            return
-        if self.args.keep:
-            say("kept %s" % self.tmp)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.make_cert()
 
     def count_for(self, size):
         return self.args.count_small if size <= 16384 \
@@ -887,17 +416,11 @@ class Bench:
         cell = "%s-%d-%d" % (peer, sessions, size)
         wd = os.path.join(self.tmp, cell)
         os.makedirs(wd)
-        cg = Cgroup("%s-%s" % (os.path.basename(self.tmp), cell))
-        srv = SERVERS[peer](self, wd, cg)
-        self.running.append(srv)
+        srv, started = self.start_server(SERVERS[peer], wd, res)
+        cg = srv.cgroup
         sampler = None
         try:
-            try:
-                srv.start()
-            except BenchError as e:
-                res["status"] = "not available"
-                res["why"] = str(e)
-                say("%s not available: %s" % (peer, e))
+            if not started:
                 return res
             n = self.count_for(size)
             say("%s: %d sessions x %d bytes, %d messages" %
@@ -969,9 +492,7 @@ class Bench:
         finally:
             if sampler is not None:
                 sampler.stop()
-            srv.stop()
-            cg.remove()
-            self.running.remove(srv)
+            self.stop_server(srv)
 
     def run(self):
         results = []
@@ -1111,55 +632,31 @@ def report(results, args):
                  fmt_fsyncs(pt), fmt_fsyncs(pf)))
 
 
-def int_list(text):
-    try:
-        return [int(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r: not a list of numbers" % text)
-
-
 def main():
-    env = os.environ.get
     p = argparse.ArgumentParser(description="SMTP benchmark: Postern, "
                                 "Postfix and OpenSMTPD on loopback")
-    p.add_argument("--peers", default=env("BENCH_SMTP_PEERS",
-                                          " ".join(PEERS)),
-                   help="servers to run (default: %(default)s)")
-    p.add_argument("--sessions", type=int_list,
-                   default=env("BENCH_SMTP_SESSIONS", "10 50"))
-    p.add_argument("--sizes", type=int_list,
-                   default=env("BENCH_SMTP_SIZES", "4096 102400"))
-    p.add_argument("--count-small", type=int,
-                   default=int(env("BENCH_SMTP_COUNT_SMALL", "2000")),
-                   help="messages per cell up to 16 KB")
-    p.add_argument("--count-large", type=int,
-                   default=int(env("BENCH_SMTP_COUNT_LARGE", "500")),
-                   help="messages per cell above 16 KB")
-    p.add_argument("--users", type=int,
-                   default=int(env("BENCH_SMTP_USERS", "10")))
-    p.add_argument("--delivery-timeout", type=float,
-                   default=float(env("BENCH_SMTP_DELIVERY_TIMEOUT", "120")),
-                   help="seconds to wait for mailboxes after the load")
-    p.add_argument("--load-timeout", type=float,
-                   default=float(env("BENCH_SMTP_LOAD_TIMEOUT", "600")))
-    p.add_argument("--cache", default=env("BENCH_SMTP_CACHE",
-                                          "/var/cache/postern-bench"),
-                   help="where the unpacked opensmtpd .deb is kept")
-    p.add_argument("--json", default=env("BENCH_SMTP_JSON"),
-                   help="also write the results here")
-    p.add_argument("--keep", action="store_true",
-                   default=bool(env("BENCH_SMTP_KEEP")),
-                   help="keep the temp dir (configs, logs, mailboxes)")
+    env_options(p, "BENCH_SMTP_", (
+        ("--peers", " ".join(PEERS), str,
+         "servers to run (default: %(default)s)"),
+        ("--sessions", "10 50", int_list, None),
+        ("--sizes", "4096 102400", int_list, None),
+        ("--count-small", "2000", int, "messages per cell up to 16 KB"),
+        ("--count-large", "500", int, "messages per cell above 16 KB"),
+        ("--users", "10", int, None),
+        ("--delivery-timeout", "120", float,
+         "seconds to wait for mailboxes after the load"),
+        ("--load-timeout", "600", float, None),
+        ("--cache", "/var/cache/postern-bench", str,
+         "where the unpacked opensmtpd .deb is kept"),
+        ("--json", None, str, "also write the results here"),
+        ("--keep", None, bool,
+         "keep the temp dir (configs, logs, mailboxes)")))
     a = p.parse_args()
     if isinstance(a.sessions, str):
         a.sessions = int_list(a.sessions)
     if isinstance(a.sizes, str):
         a.sizes = int_list(a.sizes)
-    a.peers = a.peers.replace(",", " ").split()
-    for peer in a.peers:
-        if peer not in SERVERS:
-            p.error("unknown server %r (known: %s)" % (peer,
-                                                      ", ".join(PEERS)))
+    check_peers(p, a, SERVERS, PEERS)
     if not a.peers or not a.sessions or not a.sizes:
         p.error("nothing to run")
     for v, what, lo, hi in ((a.count_small, "count-small", 1, 10000000),
@@ -1176,27 +673,7 @@ def main():
     if os.geteuid() != 0:
         p.error("must run as root (installs packages, starts MTAs)")
 
-    bench = Bench(a)
-    for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signo, on_signal)
-    try:
-        bench.setup()
-        results = bench.run()
-    except Interrupted as e:
-        say("interrupted (%s): stopping every server" % e)
-        return 130
-    except BenchError as e:
-        say(str(e))
-        return 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        bench.cleanup()
-    report(results, a)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(results, f, indent=1)
-    return 0
+    return drive(Bench(a), report)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadlib.h"
+
 #define SMTPLOAD_MAX_SESSIONS	1000
 #define SMTPLOAD_MAX_SIZE	(64 * 1024 * 1024)
 #define SMTPLOAD_MIN_SIZE	512
@@ -57,7 +59,6 @@ struct config {
 	const char		*domain;
 	const char		*from;
 	const char		*helo;
-	int			 verbose;
 };
 
 struct counters {
@@ -91,14 +92,18 @@ static char		*filler;	/* body lines shared by every message */
 static size_t		 filler_len;
 static double		 start_time;
 static pthread_barrier_t start_barrier;	/* every session open */
+static struct session	*sessions;
+const char		*load_name = "smtpload";
+struct load_errors	 load_errors = {
+	&counters.lock, counters.first_error, sizeof(counters.first_error),
+	200, 0
+};
 
-static double
-now(void)
+/* Sizes and counts may say k or M. */
+static long long
+number(const char *s, long long min, long long max, const char *what)
 {
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	return load_number(s, min, max, what, 1);
 }
 
 static void
@@ -110,67 +115,6 @@ usage(void)
 	exit(2);
 }
 
-static long long
-number(const char *s, long long min, long long max, const char *what)
-{
-	char		*end;
-	long long	 v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s)
-		goto bad;
-	if (*end == 'k' || *end == 'K') {
-		v *= 1024;
-		end++;
-	} else if (*end == 'm' || *end == 'M') {
-		v *= 1024 * 1024;
-		end++;
-	}
-	if (*end != '\0' || v < min || v > max)
-		goto bad;
-	return v;
-bad:
-	fprintf(stderr, "smtpload: %s \"%s\": must be a number from %lld "
-	    "to %lld\n", what, s, min, max);
-	exit(2);
-}
-
-static void
-note_error(struct session *s, const char *fmt, ...)
-{
-	va_list	ap;
-	char	msg[200];
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pthread_mutex_lock(&counters.lock);
-	if (counters.first_error[0] == '\0')
-		snprintf(counters.first_error, sizeof(counters.first_error),
-		    "session %d: %s", s->id, msg);
-	pthread_mutex_unlock(&counters.lock);
-	if (conf.verbose)
-		fprintf(stderr, "smtpload: session %d: %s\n", s->id, msg);
-}
-
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
 
 /* Reads one CRLF-terminated line into s->line; -1 on EOF or error. */
 static int
@@ -259,7 +203,7 @@ command(struct session *s, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof(cmd) - 2)
 		return -1;
 	memcpy(cmd + n, "\r\n", 3);
-	if (write_all(s->fd, cmd, n + 2) == -1)
+	if (load_write_all(s->fd, cmd, n + 2) == -1)
 		return -1;
 	return read_reply(s);
 }
@@ -281,38 +225,32 @@ session_close(struct session *s)
 static int
 session_open(struct session *s)
 {
-	struct timeval	tv = { SMTPLOAD_TIMEOUT, 0 };
-	struct timeval	open_tv = { SMTPLOAD_OPEN_TIMEOUT, 0 };
-	double		t0 = now();
-	int		code, one = 1;
+	struct timeval	 tv = { SMTPLOAD_TIMEOUT, 0 };
+	struct timeval	 open_tv = { SMTPLOAD_OPEN_TIMEOUT, 0 };
+	double		 t0 = load_now();
+	const char	*failed;
+	int		 code;
 
 	s->len = s->pos = 0;
-	if ((s->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1) {
-		note_error(s, "socket: %s", strerror(errno));
+	if ((s->fd = load_connect(&conf.addr, SMTPLOAD_TIMEOUT,
+	    &failed)) == -1) {
+		load_note(s->id, "%s: %s", failed, strerror(errno));
 		return -1;
 	}
 	setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &open_tv, sizeof(open_tv));
-	setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(s->fd, (struct sockaddr *)&conf.addr,
-	    sizeof(conf.addr)) == -1) {
-		note_error(s, "connect: %s", strerror(errno));
-		session_close(s);
-		return -1;
-	}
 	if ((code = read_reply(s)) != 220) {
-		note_error(s, "banner: %s", code == -1 ? strerror(errno) :
+		load_note(s->id, "banner: %s", code == -1 ? strerror(errno) :
 		    s->line);
 		session_close(s);
 		return -1;
 	}
 	setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	pthread_mutex_lock(&counters.lock);
-	if (now() - t0 > counters.open_max)
-		counters.open_max = now() - t0;
+	if (load_now() - t0 > counters.open_max)
+		counters.open_max = load_now() - t0;
 	pthread_mutex_unlock(&counters.lock);
 	if ((code = command(s, "EHLO %s", conf.helo)) != 250) {
-		note_error(s, "EHLO: %s", code == -1 ? strerror(errno) :
+		load_note(s->id, "EHLO: %s", code == -1 ? strerror(errno) :
 		    s->line);
 		session_close(s);
 		return -1;
@@ -329,7 +267,7 @@ claim(void)
 	if (conf.count > 0) {
 		if (counters.claimed < conf.count)
 			seq = counters.claimed++;
-	} else if (now() - start_time < conf.duration)
+	} else if (load_now() - start_time < conf.duration)
 		seq = counters.claimed++;
 	pthread_mutex_unlock(&counters.lock);
 	return seq;
@@ -381,23 +319,23 @@ send_message(struct session *s, long long seq)
 
 	snprintf(rcpt, sizeof(rcpt), "user%lld@%s", seq % conf.users,
 	    conf.domain);
-	t0 = now();
+	t0 = load_now();
 	if ((code = command(s, "MAIL FROM:<%s>", conf.from)) == -1)
 		return SEND_BROKEN;
 	if (code != 250) {
-		note_error(s, "MAIL: %s", s->line);
+		load_note(s->id, "MAIL: %s", s->line);
 		goto refused;
 	}
 	if ((code = command(s, "RCPT TO:<%s>", rcpt)) == -1)
 		return SEND_BROKEN;
 	if (code != 250 && code != 251) {
-		note_error(s, "RCPT: %s", s->line);
+		load_note(s->id, "RCPT: %s", s->line);
 		goto refused;
 	}
 	if ((code = command(s, "DATA")) == -1)
 		return SEND_BROKEN;
 	if (code != 354) {
-		note_error(s, "DATA: %s", s->line);
+		load_note(s->id, "DATA: %s", s->line);
 		goto refused;
 	}
 	n = snprintf(hdr, sizeof(hdr),
@@ -409,17 +347,17 @@ send_message(struct session *s, long long seq)
 	    "MIME-Version: 1.0\r\n"
 	    "Content-Type: text/plain; charset=us-ascii\r\n"
 	    "\r\n", conf.from, rcpt, seq, seq, (int)getpid());
-	if (write_all(s->fd, hdr, n) == -1 ||
-	    write_all(s->fd, filler, filler_len) == -1 ||
-	    write_all(s->fd, ".\r\n", 3) == -1)
+	if (load_write_all(s->fd, hdr, n) == -1 ||
+	    load_write_all(s->fd, filler, filler_len) == -1 ||
+	    load_write_all(s->fd, ".\r\n", 3) == -1)
 		return SEND_BROKEN;
 	if ((code = read_reply(s)) == -1)
 		return SEND_BROKEN;
 	if (code == 250) {
-		count(&counters.accepted, now() - t0);
+		count(&counters.accepted, load_now() - t0);
 		return SEND_DONE;
 	}
-	note_error(s, "end of DATA: %s", s->line);
+	load_note(s->id, "end of DATA: %s", s->line);
 	count(&counters.rejected, 0);
 	return SEND_DONE;
 refused:
@@ -448,7 +386,7 @@ session_run(void *arg)
 	/* The last session to be ready starts the clock. */
 	pthread_mutex_lock(&counters.lock);
 	if (++counters.ready == conf.sessions)
-		start_time = now();
+		start_time = load_now();
 	pthread_mutex_unlock(&counters.lock);
 	pthread_barrier_wait(&start_barrier);
 	for (;;) {
@@ -481,7 +419,7 @@ session_run(void *arg)
 			}
 			break;
 		case SEND_BROKEN:
-			note_error(s, "message %lld: %s%s%s", seq,
+			load_note(s->id, "message %lld: %s%s%s", seq,
 			    strerror(errno), s->line[0] ? ", last reply: " : "",
 			    s->line);
 			session_close(s);
@@ -532,36 +470,21 @@ make_filler(void)
 static long
 percentile(long long total, double q)
 {
-	long long	seen = 0, want;
-	long		i;
+	long	i;
 
-	want = (long long)(total * q + 0.5);
-	if (want < 1)
-		want = 1;
-	for (i = 0; i < SMTPLOAD_LATENCY_SLOTS; i++) {
-		seen += counters.lat[i];
-		if (seen >= want)
-			return i;
-	}
-	return SMTPLOAD_LATENCY_SLOTS - 1;
+	i = load_slot(counters.lat, SMTPLOAD_LATENCY_SLOTS, total, q);
+	return i < SMTPLOAD_LATENCY_SLOTS ? i : SMTPLOAD_LATENCY_SLOTS - 1;
 }
 
 static int
 probe(void)
 {
 	struct session	s;
-	struct timeval	tv = { 5, 0 };
 	int		code;
 
 	memset(&s, 0, sizeof(s));
-	if ((s.fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+	if ((s.fd = load_probe_connect(&conf.addr)) == -1)
 		return 1;
-	setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(s.fd, (struct sockaddr *)&conf.addr,
-	    sizeof(conf.addr)) == -1) {
-		printf("no answer: %s\n", strerror(errno));
-		return 1;
-	}
 	code = read_reply(&s);
 	if (code != 220) {
 		printf("no 220 banner: %s\n", code == -1 ? strerror(errno) :
@@ -574,14 +497,19 @@ probe(void)
 	return 0;
 }
 
+static void *
+session_arg(int i)
+{
+	sessions[i].id = i;
+	return &sessions[i];
+}
+
 int
 main(int argc, char *argv[])
 {
-	struct session	*sessions;
-	pthread_t	*threads;
 	double		 elapsed;
 	const char	*host = "127.0.0.1";
-	int		 ch, i, port = 0, probe_only = 0;
+	int		 ch, port = 0, probe_only = 0;
 
 	conf.sessions = 10;
 	conf.count = 1000;
@@ -624,7 +552,7 @@ main(int argc, char *argv[])
 			    "users");
 			break;
 		case 'v':
-			conf.verbose = 1;
+			load_errors.verbose = 1;
 			break;
 		default:
 			usage();
@@ -640,40 +568,19 @@ main(int argc, char *argv[])
 		fprintf(stderr, "smtpload: domain or sender too long\n");
 		return 2;
 	}
-	conf.addr.sin_family = AF_INET;
-	conf.addr.sin_port = htons(port);
-	if (inet_pton(AF_INET, host, &conf.addr.sin_addr) != 1) {
-		fprintf(stderr, "smtpload: %s: not an IPv4 address\n", host);
-		return 2;
-	}
+	load_addr(&conf.addr, host, port);
 	signal(SIGPIPE, SIG_IGN);
 	if (probe_only)
 		return probe();
 
 	make_filler();
-	sessions = calloc(conf.sessions, sizeof(*sessions));
-	threads = calloc(conf.sessions, sizeof(*threads));
-	if (sessions == NULL || threads == NULL) {
+	if ((sessions = calloc(conf.sessions, sizeof(*sessions))) == NULL) {
 		perror("smtpload: calloc");
 		return 1;
 	}
-	if ((errno = pthread_barrier_init(&start_barrier, NULL,
-	    conf.sessions)) != 0) {
-		perror("smtpload: pthread_barrier_init");
-		return 1;
-	}
-	start_time = now();
-	for (i = 0; i < conf.sessions; i++) {
-		sessions[i].id = i;
-		if ((errno = pthread_create(&threads[i], NULL, session_run,
-		    &sessions[i])) != 0) {
-			perror("smtpload: pthread_create");
-			return 1;
-		}
-	}
-	for (i = 0; i < conf.sessions; i++)
-		pthread_join(threads[i], NULL);
-	elapsed = now() - start_time;
+	start_time = load_now();
+	load_threads(conf.sessions, session_run, session_arg, &start_barrier);
+	elapsed = load_now() - start_time;
 
 	printf("sessions=%d size=%zu sent=%lld accepted=%lld rejected=%lld "
 	    "refused=%lld errors=%lld reconnects=%lld seconds=%.3f msgs_per_sec=%.1f "
