@@ -20,6 +20,16 @@
  * message id, eight bytes: the queue grows as it must and nothing is
  * ever dropped, and the indexer holds one message at a time.
  *
+ * Taking a row out of FTS5 costs as much as putting it in (FTS5
+ * tokenizes the stored text again to find its entries), so a removed
+ * message's row stays where it is, recorded as dead, and dead rows go
+ * when the indexer has had nothing to do for FTS_IDLE_MS, or under
+ * load once they outnumber the live ones.  A dead row matches nothing:
+ * SEARCH takes only rows whose docs entry names the blob and prefix
+ * its message has now, which also keeps a message that got a removed
+ * message's id (SQLite reuses the highest) from matching the old text
+ * before the indexer gets to it.
+ *
  * A transaction costs the index more than the messages in it (FTS5
  * writes a segment at every commit, and merges them), so the indexer
  * lets jobs gather for up to STORE_FTS_LAG_MS before it takes them,
@@ -43,18 +53,27 @@
 
 /*
  * 1: subject, addresses, body.  2: the whole header section, so that
- * TEXT finds any field.  An index of another version is made anew.
+ * TEXT finds any field.  3: each row's prefix in docs, dead rows kept
+ * in dead until purged; a version 2 index is brought up to it in
+ * place.  An index of another version is made anew.
  */
-#define FTS_SCHEMA_VERSION	2
+#define FTS_SCHEMA_VERSION	3
 #define FTS_AUTOMERGE		8	/* segments of a level merged */
+#define FTS_IDLE_MS		2000	/* without jobs before idle work */
+#define FTS_DEAD_MIN		1024	/* dead rows purged only when idle */
 #define FTS_CACHE_KB		16384	/* the indexer's page cache */
 #define FTS_CHECKPOINT_PAGES	4000	/* WAL pages before a checkpoint */
 
 static const char fts_schema[] =
-	/* The blob each message was indexed from. */
+	/* The blob and prefix each live row was indexed from. */
 	"CREATE TABLE docs ("
 	"  id INTEGER PRIMARY KEY,"
-	"  blob TEXT NOT NULL"
+	"  blob TEXT NOT NULL,"
+	"  prefix BLOB NOT NULL DEFAULT x''"
+	");"
+	/* Rows of messages_fts whose message is gone, to purge. */
+	"CREATE TABLE dead ("
+	"  id INTEGER PRIMARY KEY"
 	");"
 	/*
 	 * rowid is messages.id.  Nothing ranks, so no column sizes; the
@@ -64,7 +83,23 @@ static const char fts_schema[] =
 	"CREATE VIRTUAL TABLE messages_fts USING fts5("
 	"  header, addresses, body, tokenize = 'trigram', columnsize = 0"
 	");"
-	"PRAGMA user_version = 2;";
+	"PRAGMA user_version = 3;";
+
+/*
+ * Version 2 had no prefixes and removed rows at once.  Its rows were
+ * indexed from their message's prefix, which never changes; a row of
+ * a message since gone is found dead by the comparison at start.
+ */
+static const char fts_upgrade_2[] =
+	"ALTER TABLE docs ADD COLUMN prefix BLOB NOT NULL DEFAULT x'';"
+	"UPDATE docs SET prefix = (SELECT CAST(m.prefix AS BLOB) FROM "
+	"  store.messages m WHERE m.id = docs.id AND m.blob = docs.blob) "
+	"  WHERE EXISTS (SELECT 1 FROM store.messages m WHERE "
+	"  m.id = docs.id AND m.blob = docs.blob);"
+	"CREATE TABLE dead ("
+	"  id INTEGER PRIMARY KEY"
+	");"
+	"PRAGMA user_version = 3;";
 
 /* The indexer's statements, made once. */
 enum fts_stmt {
@@ -73,19 +108,26 @@ enum fts_stmt {
 	FTS_ST_INSERT_DOC,
 	FTS_ST_DELETE,
 	FTS_ST_DELETE_DOC,
+	FTS_ST_INSERT_DEAD,
+	FTS_ST_DELETE_DEAD,
+	FTS_ST_NEXT_DEAD,
 	FTS_ST_COUNT
 };
 
 static const char *const fts_stmt_sql[FTS_ST_COUNT] = {
-	[FTS_ST_LOOKUP] = "SELECT m.blob, m.prefix, d.blob FROM (SELECT ?1 "
+	[FTS_ST_LOOKUP] = "SELECT m.blob, m.prefix, d.blob, d.prefix, "
+	    "EXISTS (SELECT 1 FROM dead WHERE id = k.id) FROM (SELECT ?1 "
 	    "AS id) k LEFT JOIN store.messages m ON m.id = k.id LEFT JOIN "
 	    "docs d ON d.id = k.id",
 	[FTS_ST_INSERT] = "INSERT INTO messages_fts (rowid, header, "
 	    "addresses, body) VALUES (?, ?, ?, ?)",
-	[FTS_ST_INSERT_DOC] = "INSERT OR REPLACE INTO docs (id, blob) "
-	    "VALUES (?, ?)",
+	[FTS_ST_INSERT_DOC] = "INSERT OR REPLACE INTO docs (id, blob, "
+	    "prefix) VALUES (?, ?, ?)",
 	[FTS_ST_DELETE] = "DELETE FROM messages_fts WHERE rowid = ?",
 	[FTS_ST_DELETE_DOC] = "DELETE FROM docs WHERE id = ?",
+	[FTS_ST_INSERT_DEAD] = "INSERT OR IGNORE INTO dead (id) VALUES (?)",
+	[FTS_ST_DELETE_DEAD] = "DELETE FROM dead WHERE id = ?",
+	[FTS_ST_NEXT_DEAD] = "SELECT id FROM dead ORDER BY id LIMIT ?",
 };
 
 static sqlite3		*fts_db;	/* the indexer's */
@@ -98,6 +140,11 @@ static size_t		 fts_nqueue, fts_capqueue;
 static struct timespec	 fts_queued_at;	/* when the queue last filled */
 static unsigned int	 fts_reconcile;	/* requests to compare the files */
 static int		 fts_started;
+
+/* The indexer's own. */
+static int64_t		 fts_ndocs;	/* rows in docs */
+static int64_t		 fts_ndead;	/* rows in dead */
+static struct timespec	 fts_busy_at;	/* when the last job was done */
 
 /* In the main thread: ids touched, for after the commit. */
 static int64_t		*fts_touched;
@@ -146,6 +193,28 @@ fts_version(void)
 	return v;
 }
 
+/* The indexer's counts of live and dead rows, from the file. */
+static int
+fts_count(void)
+{
+	sqlite3_stmt	*st;
+	int		 rc = -1;
+
+	if (sqlite3_prepare_v2(fts_db, "SELECT (SELECT count(*) FROM docs), "
+	    "(SELECT count(*) FROM dead)", -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+		return -1;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		fts_ndocs = sqlite3_column_int64(st, 0);
+		fts_ndead = sqlite3_column_int64(st, 1);
+		rc = 0;
+	} else
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* Opens the index, made anew if it is missing, damaged or unknown. */
 static int
 fts_open(void)
@@ -166,7 +235,7 @@ fts_open(void)
 		goto fail;
 	if ((v = fts_version()) == -1)
 		goto fail;
-	if (v != 0 && v != FTS_SCHEMA_VERSION) {
+	if (v != 0 && v != 2 && v != FTS_SCHEMA_VERSION) {
 		log_warnx("%s: schema version %d, not %d", STORE_FTS_PATH, v,
 		    FTS_SCHEMA_VERSION);
 		goto fail;
@@ -191,20 +260,32 @@ fts_open(void)
 	    fts_exec_int("PRAGMA wal_autocheckpoint = %d",
 	    FTS_CHECKPOINT_PAGES) == -1)
 		goto fail;
+	if (fts_exec("ATTACH 'file:" STORE_DB_PATH "?mode=ro' AS store") ==
+	    -1)
+		goto fail;
 	if (v == 0 && (fts_exec("BEGIN IMMEDIATE") == -1 ||
 	    fts_exec(fts_schema) == -1 || fts_exec("COMMIT") == -1))
 		goto fail;
+	if (v == 2) {
+		if (fts_exec("BEGIN IMMEDIATE") == -1)
+			goto fail;
+		if (fts_exec(fts_upgrade_2) == -1 || fts_exec("COMMIT") == -1) {
+			fts_exec("ROLLBACK");
+			goto fail;
+		}
+		log_info("%s: schema version 2 brought to %d", STORE_FTS_PATH,
+		    FTS_SCHEMA_VERSION);
+	}
 	/*
 	 * FTS5 merges a level's segments once it has FTS_AUTOMERGE of
 	 * them, a bit at each commit: eight rather than the default four
 	 * rewrites each posting less often, and with batched commits a
-	 * query still reads about as many segments as before.
+	 * query still reads about as many segments as before.  (Leaving
+	 * merges to idle time and FTS5's crisis merge costs more in the
+	 * end: a crisis merge takes a whole level at once.)
 	 */
 	if (fts_exec_int("INSERT INTO messages_fts (messages_fts, rank) "
 	    "VALUES ('automerge', %d)", FTS_AUTOMERGE) == -1)
-		goto fail;
-	if (fts_exec("ATTACH 'file:" STORE_DB_PATH "?mode=ro' AS store") ==
-	    -1)
 		goto fail;
 	/* Open both files' WAL and shared memory before the sandbox. */
 	if (fts_exec("SELECT count(*) FROM docs WHERE id = 0;"
@@ -218,6 +299,8 @@ fts_open(void)
 			    sqlite3_errmsg(fts_db));
 			goto fail;
 		}
+	if (fts_count() == -1)
+		goto fail;
 	return 0;
  fail:
 	for (i = 0; i < FTS_ST_COUNT; i++) {
@@ -469,11 +552,14 @@ fts_index(int64_t id, const char *blob, const char *prefix,
 		goto done;
 	st = fts_stmts[FTS_ST_INSERT_DOC];
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
-	    fts_bind_text(st, 2, blob) == -1) {
+	    fts_bind_text(st, 2, blob) == -1 ||
+	    sqlite3_bind_blob(st, 3, prefix != NULL ? prefix : "", prefixlen,
+	    SQLITE_STATIC) != SQLITE_OK) {
 		sqlite3_clear_bindings(st);
 		goto done;
 	}
-	rc = fts_done(st);
+	if ((rc = fts_done(st)) == 0)
+		fts_ndocs++;
  done:
 	mime_free(mime);
 	free(raw);
@@ -483,16 +569,40 @@ fts_index(int64_t id, const char *blob, const char *prefix,
 	return rc;
 }
 
-/* Inside the indexer's transaction: makes the index agree on id. */
+/* A copy of a column's bytes, or NULL with *len 0 when it has none. */
+static int
+fts_column_copy(sqlite3_stmt *st, int col, char **p, size_t *len)
+{
+	const void	*v;
+
+	*p = NULL;
+	*len = 0;
+	if ((v = sqlite3_column_blob(st, col)) == NULL ||
+	    (*len = sqlite3_column_bytes(st, col)) == 0)
+		return 0;
+	if ((*p = malloc(*len)) == NULL) {
+		log_warn("%s", __func__);
+		*len = 0;
+		return -1;
+	}
+	memcpy(*p, v, *len);
+	return 0;
+}
+
+/*
+ * Inside the indexer's transaction: makes the index agree on id.  A
+ * row indexed from what the message is no longer stays, dead, unless
+ * the id is indexed again now (FTS5 holds one row per rowid).
+ */
 static int
 fts_sync_one(int64_t id)
 {
 	sqlite3_stmt	*st = fts_stmts[FTS_ST_LOOKUP];
 	char		 blob[STORE_HASH_HEX + 1], have[STORE_HASH_HEX + 1];
-	char		*prefix = NULL;
+	char		*prefix = NULL, *had = NULL;
 	const char	*s;
-	size_t		 prefixlen = 0;
-	int		 rc, same;
+	size_t		 prefixlen = 0, hadlen = 0;
+	int		 rc = -1, dead;
 
 	blob[0] = have[0] = '\0';
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
@@ -506,32 +616,51 @@ fts_sync_one(int64_t id)
 		strlcpy(blob, s, sizeof(blob));
 	if ((s = (const char *)sqlite3_column_text(st, 2)) != NULL)
 		strlcpy(have, s, sizeof(have));
-	same = blob[0] != '\0' && strcmp(blob, have) == 0;
-	if (!same && blob[0] != '\0' &&
-	    (s = sqlite3_column_blob(st, 1)) != NULL &&
-	    (prefixlen = sqlite3_column_bytes(st, 1)) > 0 &&
-	    (prefix = malloc(prefixlen)) != NULL)
-		memcpy(prefix, s, prefixlen);
+	dead = sqlite3_column_int(st, 4);
+	if (fts_column_copy(st, 1, &prefix, &prefixlen) == -1 ||
+	    fts_column_copy(st, 3, &had, &hadlen) == -1) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		goto done;
+	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if (prefixlen > 0 && prefix == NULL) {
-		log_warn("%s", __func__);
-		return -1;
-	}
 
-	if (same)
-		return 0;
-	rc = 0;
-	if (have[0] != '\0' && (fts_stmt_id(FTS_ST_DELETE, id) == -1 ||
-	    fts_stmt_id(FTS_ST_DELETE_DOC, id) == -1)) {
-		free(prefix);
-		return -1;
+	if (blob[0] != '\0' && have[0] != '\0' && strcmp(blob, have) == 0 &&
+	    prefixlen == hadlen && (hadlen == 0 ||
+	    memcmp(prefix, had, hadlen) == 0)) {
+		rc = 0;
+		goto done;
 	}
+	if (have[0] != '\0') {
+		if (fts_stmt_id(FTS_ST_DELETE_DOC, id) == -1)
+			goto done;
+		fts_ndocs--;
+		if (blob[0] == '\0') {
+			if (fts_stmt_id(FTS_ST_INSERT_DEAD, id) == -1)
+				goto done;
+			fts_ndead++;
+			rc = 0;
+			goto done;
+		}
+		if (fts_stmt_id(FTS_ST_DELETE, id) == -1)
+			goto done;
+	} else if (dead && blob[0] != '\0') {
+		if (fts_stmt_id(FTS_ST_DELETE, id) == -1 ||
+		    fts_stmt_id(FTS_ST_DELETE_DEAD, id) == -1)
+			goto done;
+		fts_ndead--;
+	}
+	rc = 0;
 	if (blob[0] != '\0')
 		rc = fts_index(id, blob, prefix, prefixlen);
+ done:
 	free(prefix);
+	free(had);
 	return rc;
 }
+
+static int	 fts_end(int);
 
 static int
 fts_id_cmp(const void *a, const void *b)
@@ -561,12 +690,55 @@ fts_apply(int64_t *ids, size_t n)
 	for (i = 0; i < n; i++)
 		if (fts_sync_one(ids[i]) == -1)
 			break;
-	if (i < n) {
-		fts_exec("ROLLBACK");
-		return;
+	fts_end(i == n);
+}
+
+/* Ends the indexer's transaction: committed if ok, else rolled back. */
+static int
+fts_end(int ok)
+{
+	if (ok && fts_exec("COMMIT") == 0)
+		return 0;
+	fts_exec("ROLLBACK");
+	/* The counts went with the transaction. */
+	fts_count();
+	return -1;
+}
+
+/*
+ * Takes up to STORE_FTS_BATCH dead rows out of FTS5, in rowid order,
+ * which FTS5 records as one segment of deletions.
+ */
+static int
+fts_purge(void)
+{
+	sqlite3_stmt	*st = fts_stmts[FTS_ST_NEXT_DEAD];
+	int64_t		 ids[STORE_FTS_BATCH];
+	size_t		 i, n = 0;
+	int		 rc = SQLITE_DONE;
+
+	if (fts_exec("BEGIN IMMEDIATE") == -1)
+		return -1;
+	if (sqlite3_bind_int(st, 1, STORE_FTS_BATCH) != SQLITE_OK) {
+		sqlite3_clear_bindings(st);
+		return fts_end(0);
 	}
-	if (fts_exec("COMMIT") == -1)
-		fts_exec("ROLLBACK");
+	while (n < STORE_FTS_BATCH && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	if (n < STORE_FTS_BATCH && rc != SQLITE_DONE)
+		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	for (i = 0; i < n; i++) {
+		if (fts_stmt_id(FTS_ST_DELETE, ids[i]) == -1 ||
+		    fts_stmt_id(FTS_ST_DELETE_DEAD, ids[i]) == -1)
+			break;
+		fts_ndead--;
+	}
+	/* Counted wrong: the file says how many are left. */
+	if (n == 0)
+		return fts_end(0);
+	return fts_end(i == n);
 }
 
 /*
@@ -623,6 +795,31 @@ fts_gather(void)
 			break;
 }
 
+/*
+ * With fts_lock held: waits for a job or a comparison to do, or for
+ * FTS_IDLE_MS without either when dead rows wait.  1 if idle.
+ */
+static int
+fts_wait(void)
+{
+	struct timespec	 until;
+
+	while (fts_nqueue == fts_qhead && fts_reconcile == 0) {
+		if (fts_ndead == 0) {
+			pthread_cond_wait(&fts_wakeup, &fts_lock);
+			continue;
+		}
+		until = fts_busy_at;
+		until.tv_nsec += (long)(FTS_IDLE_MS % 1000) * 1000000;
+		until.tv_sec += FTS_IDLE_MS / 1000 + until.tv_nsec / 1000000000;
+		until.tv_nsec %= 1000000000;
+		if (pthread_cond_timedwait(&fts_wakeup, &fts_lock, &until) ==
+		    ETIMEDOUT && fts_nqueue == fts_qhead && fts_reconcile == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static void *
 fts_thread(void *arg)
 {
@@ -633,14 +830,20 @@ fts_thread(void *arg)
 	int		 phase = -1;
 
 	(void)arg;
+	clock_gettime(CLOCK_MONOTONIC, &fts_busy_at);
 	pthread_mutex_lock(&fts_lock);
 	fts_started = 1;
 	pthread_cond_broadcast(&fts_wakeup);
 	pthread_mutex_unlock(&fts_lock);
 	for (;;) {
 		pthread_mutex_lock(&fts_lock);
-		while (fts_nqueue == fts_qhead && fts_reconcile == 0)
-			pthread_cond_wait(&fts_wakeup, &fts_lock);
+		if (fts_wait()) {
+			pthread_mutex_unlock(&fts_lock);
+			/* Failed: again after another while. */
+			if (fts_purge() == -1)
+				clock_gettime(CLOCK_MONOTONIC, &fts_busy_at);
+			continue;
+		}
 		/* A comparison under way takes each job at once. */
 		if (phase == -1)
 			fts_gather();
@@ -662,6 +865,10 @@ fts_thread(void *arg)
 		pthread_mutex_unlock(&fts_lock);
 		if (n > 0) {
 			fts_apply(ids, n);
+			/* Under load, once the dead outnumber the live. */
+			if (fts_ndead > FTS_DEAD_MIN && fts_ndead > fts_ndocs)
+				fts_purge();
+			clock_gettime(CLOCK_MONOTONIC, &fts_busy_at);
 			continue;
 		}
 		if (phase == -1)
@@ -671,7 +878,8 @@ fts_thread(void *arg)
 		if (phase == 0)
 			n = fts_differences("SELECT m.id FROM store.messages m "
 			    "LEFT JOIN docs d ON d.id = m.id WHERE m.id > ?1 "
-			    "AND (d.blob IS NULL OR d.blob <> m.blob) "
+			    "AND (d.blob IS NULL OR d.blob <> m.blob OR "
+			    "d.prefix <> CAST(m.prefix AS BLOB)) "
 			    "ORDER BY m.id LIMIT ?2", &missing_after, ids);
 		else
 			n = fts_differences("SELECT d.id FROM docs d WHERE "
@@ -683,6 +891,7 @@ fts_thread(void *arg)
 			if (phase == 0)
 				indexed += n;
 		}
+		clock_gettime(CLOCK_MONOTONIC, &fts_busy_at);
 		if (n == STORE_FTS_BATCH || ++phase < 2)
 			continue;
 		if (indexed > 0)

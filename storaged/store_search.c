@@ -525,33 +525,48 @@ trigram_ok(const char *v)
  * The index's rows holding v in column (NULL: any column).  TEXT is
  * every column: header holds every field of the message and of its
  * parts, addresses their addresses as HEADER compares them.
+ *
+ * The indexer keeps a removed message's row, and sees a message row
+ * only once it has committed, so a row of the index may be of a
+ * message gone whose id another has now.  Unless the caller checks
+ * the message itself (prefilter), only rows indexed from the blob and
+ * prefix their message has are taken.
  */
 static void
-search_fts(struct store_search *s, const char *column, const char *v)
+search_fts(struct store_search *s, const char *column, const char *v,
+    int prefilter)
 {
 	static const char *const all[] = { "header", "addresses", "body" };
 	size_t	 i;
 
-	if (trigram_ok(v)) {
+	if (prefilter)
 		store_buf_str(&s->sql, "mm.message_id IN (SELECT rowid FROM "
-		    "fts.messages_fts WHERE messages_fts MATCH ");
+		    "fts.messages_fts WHERE ");
+	else
+		store_buf_str(&s->sql, "mm.message_id IN (SELECT d.id FROM "
+		    "fts.messages_fts JOIN fts.docs d ON d.id = "
+		    "messages_fts.rowid JOIN messages k ON k.id = d.id AND "
+		    "k.blob = d.blob AND CAST(k.prefix AS BLOB) = d.prefix "
+		    "WHERE ");
+	if (trigram_ok(v)) {
+		store_buf_str(&s->sql, "messages_fts MATCH ");
 		param_text(s, fts_phrase(column, v));
 		store_buf_str(&s->sql, ")");
 		return;
 	}
-	store_buf_str(&s->sql, "mm.message_id IN (SELECT rowid FROM "
-	    "fts.messages_fts WHERE ");
+	store_buf_str(&s->sql, "(");
 	for (i = 0; i < 3; i++) {
 		if (column != NULL && strcmp(column, all[i]) != 0)
 			continue;
 		if (column == NULL && i > 0)
 			store_buf_str(&s->sql, " OR ");
+		store_buf_str(&s->sql, "messages_fts.");
 		store_buf_str(&s->sql, all[i]);
 		store_buf_str(&s->sql, " LIKE ");
 		param_text(s, like_pattern(v));
 		store_buf_str(&s->sql, " ESCAPE '\\'");
 	}
-	store_buf_str(&s->sql, ")");
+	store_buf_str(&s->sql, "))");
 }
 
 static void
@@ -566,7 +581,7 @@ search_header(struct store_search *s, const char *field, const char *v)
 	}
 	store_buf_str(&s->sql, "(");
 	if (field_is_address(field) && v[0] != '\0') {
-		search_fts(s, "addresses", v);
+		search_fts(s, "addresses", v, 1);
 		store_buf_str(&s->sql, " AND ");
 	}
 	store_buf_str(&s->sql, "imap_header(m.blob, m.prefix, ");
@@ -732,7 +747,7 @@ search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 	case SK_TEXT:
 		if (msg_get_string(m, &a) == -1)
 			return -1;
-		search_fts(s, op == SK_BODY ? "body" : NULL, a);
+		search_fts(s, op == SK_BODY ? "body" : NULL, a, 0);
 		break;
 	case SK_BEFORE:
 	case SK_ON:
