@@ -36,6 +36,8 @@
  * and takes each batch in rowid order, which FTS5 flushes as one
  * segment.
  */
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -61,6 +63,7 @@
 #define FTS_AUTOMERGE		8	/* segments of a level merged */
 #define FTS_IDLE_MS		2000	/* without jobs before idle work */
 #define FTS_DEAD_MIN		1024	/* dead rows purged only when idle */
+#define FTS_NICE		10	/* the indexer's nice value (Linux) */
 #define FTS_CACHE_KB		16384	/* the indexer's page cache */
 #define FTS_CHECKPOINT_PAGES	4000	/* WAL pages before a checkpoint */
 
@@ -820,6 +823,20 @@ fts_wait(void)
 	return 0;
 }
 
+/*
+ * The indexer yields to the sessions: SEARCH does not wait for it, so
+ * under load only what SEARCH TEXT finds is late.  Linux gives each
+ * thread a nice value of its own; elsewhere it would be the process's.
+ */
+static void
+fts_lower_priority(void)
+{
+#ifdef __linux__
+	if (setpriority(PRIO_PROCESS, gettid(), FTS_NICE) == -1)
+		log_warn("%s: setpriority", STORE_FTS_PATH);
+#endif
+}
+
 static void *
 fts_thread(void *arg)
 {
@@ -830,6 +847,7 @@ fts_thread(void *arg)
 	int		 phase = -1;
 
 	(void)arg;
+	fts_lower_priority();
 	clock_gettime(CLOCK_MONOTONIC, &fts_busy_at);
 	pthread_mutex_lock(&fts_lock);
 	fts_started = 1;
