@@ -521,6 +521,9 @@ trigram_ok(const char *v)
 	return n >= 3;
 }
 
+static void	 search_fts_like(struct store_search *, const char *,
+		    const char *);
+
 /*
  * The index's rows holding v in column (NULL: any column).  TEXT is
  * every column: header holds every field of the message and of its
@@ -530,30 +533,38 @@ trigram_ok(const char *v)
  * only once it has committed, so a row of the index may be of a
  * message gone whose id another has now.  Unless the caller checks
  * the message itself (prefilter), only rows indexed from the blob and
- * prefix their message has are taken.
+ * prefix their message has are taken: checked for the mailbox's
+ * messages that match, fewer than the index's matches in every
+ * account.
  */
 static void
 search_fts(struct store_search *s, const char *column, const char *v,
     int prefilter)
 {
-	static const char *const all[] = { "header", "addresses", "body" };
-	size_t	 i;
-
-	if (prefilter)
-		store_buf_str(&s->sql, "mm.message_id IN (SELECT rowid FROM "
-		    "fts.messages_fts WHERE ");
-	else
-		store_buf_str(&s->sql, "mm.message_id IN (SELECT d.id FROM "
-		    "fts.messages_fts JOIN fts.docs d ON d.id = "
-		    "messages_fts.rowid JOIN messages k ON k.id = d.id AND "
-		    "k.blob = d.blob AND CAST(k.prefix AS BLOB) = d.prefix "
-		    "WHERE ");
+	store_buf_str(&s->sql, "(mm.message_id IN (SELECT rowid FROM "
+	    "fts.messages_fts WHERE ");
 	if (trigram_ok(v)) {
 		store_buf_str(&s->sql, "messages_fts MATCH ");
 		param_text(s, fts_phrase(column, v));
-		store_buf_str(&s->sql, ")");
-		return;
+	} else
+		search_fts_like(s, column, v);
+	store_buf_str(&s->sql, ")");
+	if (!prefilter) {
+		s->messages = 1;
+		store_buf_str(&s->sql, " AND EXISTS (SELECT 1 FROM fts.docs d "
+		    "WHERE d.id = mm.message_id AND d.blob = m.blob AND "
+		    "d.prefix = CAST(m.prefix AS BLOB))");
 	}
+	store_buf_str(&s->sql, ")");
+}
+
+/* The rows holding v, shorter than a trigram, in column (NULL: any). */
+static void
+search_fts_like(struct store_search *s, const char *column, const char *v)
+{
+	static const char *const all[] = { "header", "addresses", "body" };
+	size_t	 i;
+
 	store_buf_str(&s->sql, "(");
 	for (i = 0; i < 3; i++) {
 		if (column != NULL && strcmp(column, all[i]) != 0)
@@ -566,7 +577,7 @@ search_fts(struct store_search *s, const char *column, const char *v,
 		param_text(s, like_pattern(v));
 		store_buf_str(&s->sql, " ESCAPE '\\'");
 	}
-	store_buf_str(&s->sql, "))");
+	store_buf_str(&s->sql, ")");
 }
 
 static void
