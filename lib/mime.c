@@ -1304,6 +1304,14 @@ mime_shift(struct mime_message *m, ptrdiff_t delta)
 int
 mime_parse(const char *raw, size_t len, struct mime_message **out)
 {
+	return mime_parse_opt(raw, len, 1, out);
+}
+
+/* mime_parse(), without the preview when preview is 0 (left NULL). */
+int
+mime_parse_opt(const char *raw, size_t len, int preview,
+    struct mime_message **out)
+{
 	struct parser		 ps;
 	struct mime_message	*m;
 	int			 r;
@@ -1324,7 +1332,7 @@ mime_parse(const char *raw, size_t len, struct mime_message **out)
 	}
 	m->flags = ps.flags & MIME_F_MALFORMED;
 	m->has_attachment = tree_has_attachment(m->root);
-	if ((r = make_preview(m, raw, len)) != MIME_OK) {
+	if (preview && (r = make_preview(m, raw, len)) != MIME_OK) {
 		mime_free(m);
 		return r;
 	}

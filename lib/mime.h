@@ -168,10 +168,12 @@ struct mime_message {
 	size_t			 size;
 	int			 flags;		/* MIME_F_MALFORMED anywhere */
 	int			 has_attachment;
-	char			*preview;	/* UTF-8, never NULL */
+	char			*preview;	/* UTF-8; NULL if not asked for */
 };
 
 int		 mime_parse(const char *, size_t, struct mime_message **);
+int		 mime_parse_opt(const char *, size_t, int,
+		    struct mime_message **);
 void		 mime_free(struct mime_message *);
 void		 mime_shift(struct mime_message *, ptrdiff_t);
 void		 mime_part_free(struct mime_part *);

@@ -511,7 +511,8 @@ fts_index(int64_t id, const char *blob, const char *prefix,
 		    (long long)id, blob);
 		return 0;
 	}
-	if ((r = mime_parse(raw, len, &mime)) != MIME_OK) {
+	/* Nothing here shows a preview. */
+	if ((r = mime_parse_opt(raw, len, 0, &mime)) != MIME_OK) {
 		log_warnx("%s: message %lld: %s", STORE_FTS_PATH,
 		    (long long)id, mime_strerror(r));
 		if (r == MIME_ERR_NOMEM)
