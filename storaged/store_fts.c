@@ -24,7 +24,8 @@
  * tokenizes the stored text again to find its entries), so a removed
  * message's row stays where it is, recorded as dead, and dead rows go
  * when the indexer has had nothing to do for FTS_IDLE_MS, or under
- * load once they outnumber the live ones.  A dead row matches nothing:
+ * load once they outnumber the live ones (and FTS_DEAD_MIN): the index
+ * stays within about twice its live size.  A dead row matches nothing:
  * SEARCH takes only rows whose docs entry names the blob and prefix
  * its message has now, which also keeps a message that got a removed
  * message's id (SQLite reuses the highest) from matching the old text
@@ -62,7 +63,7 @@
 #define FTS_SCHEMA_VERSION	3
 #define FTS_AUTOMERGE		8	/* segments of a level merged */
 #define FTS_IDLE_MS		2000	/* without jobs before idle work */
-#define FTS_DEAD_MIN		1024	/* dead rows purged only when idle */
+#define FTS_DEAD_MIN		1024	/* dead rows that wait for idle time */
 #define FTS_NICE		10	/* the indexer's nice value (Linux) */
 #define FTS_CACHE_KB		16384	/* the indexer's page cache */
 #define FTS_CHECKPOINT_PAGES	4000	/* WAL pages before a checkpoint */
