@@ -1222,7 +1222,8 @@ store_imap_search(struct proc_peer *peer, struct imsg *imsg)
 	store_buf_str(&sql, "SELECT mm.uid, mm.modseq FROM mailbox_messages "
 	    "mm ");
 	store_search_join(&sql, &s, sort);
-	store_buf_str(&sql, "WHERE mm.mailbox_id = ?1 AND ");
+	/* "uid > 0" for mailbox_messages_search (migration 4). */
+	store_buf_str(&sql, "WHERE mm.mailbox_id = ?1 AND mm.uid > 0 AND ");
 	store_buf_add(&sql, s.sql.p, s.sql.len);
 	store_buf_str(&sql, " ORDER BY ");
 	if (sort) {
