@@ -367,8 +367,8 @@ static const char *const store_migrations[] = {
 	 * ones the other queries of a mailbox are written for.
 	 * message_search holds per message the subject and every address
 	 * field as HEADER compares them (imap_address_fields(),
-	 * store_search.c), made by a trigger with the message; NULL
-	 * addresses if its blob could not be read.
+	 * store_search.c), made by triggers with the message and kept
+	 * with it; NULL addresses if its blob could not be read.
 	 */
 	"ALTER TABLE mailbox_messages"
 	"  ADD COLUMN received INTEGER NOT NULL DEFAULT 0;"
@@ -398,9 +398,10 @@ static const char *const store_migrations[] = {
 	"    imap_address_fields(NEW.blob, NEW.prefix));"
 	"END;"
 	"CREATE TRIGGER messages_search_update"
-	"  BEFORE UPDATE OF id, blob, prefix, subject ON messages BEGIN"
-	"  SELECT RAISE(ABORT, 'a message is inserted or deleted, not"
-	" updated');"
+	"  AFTER UPDATE OF blob, prefix, subject ON messages BEGIN"
+	"  UPDATE message_search SET subject = NEW.subject,"
+	"    addresses = imap_address_fields(NEW.blob, NEW.prefix)"
+	"    WHERE message_id = NEW.id;"
 	"END;",
 };
 

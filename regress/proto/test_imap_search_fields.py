@@ -272,3 +272,32 @@ def test_without_the_stored_fields(postern_factory):
     c = imap_client(p, select="Fields")
     assert answers(c) == WANT
     c.close()
+
+
+def test_message_row_updated_in_place(postern_factory):
+    """Nothing in posternd updates a message's row yet; if something
+    does, message_search follows it (here with the addresses left for
+    SEARCH to read from the header: the function that makes them is
+    storaged's)."""
+    p = postern_factory(listeners=IMAP_LISTENERS)
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    c = imap_client(p)
+    fill(c, "Fields")
+    c.close()
+    p.stop()
+    conn = sqlite3.connect(db(p))
+    conn.create_function("imap_address_fields", 2, lambda blob, prefix:
+                         None)
+    conn.execute("UPDATE messages SET subject = 'renamed kiwi' WHERE id = "
+                 "(SELECT mm.message_id FROM mailbox_messages mm JOIN "
+                 "mailboxes b ON b.id = mm.mailbox_id WHERE b.name = "
+                 "'Fields' AND mm.uid = 2)")
+    conn.commit()
+    conn.close()
+    db_to_storage_user(p)
+    p.restart()
+    c = imap_client(p, select="Fields")
+    assert search(c, "SUBJECT kiwi") == [2]
+    assert search(c, "SUBJECT two") == []
+    assert search(c, "FROM second@two") == [2]
+    c.close()
