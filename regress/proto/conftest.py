@@ -373,6 +373,9 @@ def db_to_schema_3(db):
         DROP TRIGGER mailbox_messages_received;
         DROP TABLE message_search;
         DROP INDEX mailbox_messages_search;
+        DROP INDEX mailbox_messages_unseen;
+        CREATE INDEX mailbox_messages_unseen
+          ON mailbox_messages(mailbox_id, uid, flags) WHERE flags & 1 = 0;
         ALTER TABLE mailbox_messages DROP COLUMN received;
         UPDATE schema_version SET version = 3;
     """)
