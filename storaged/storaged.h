@@ -378,6 +378,7 @@ struct store_search {
 	time_t				 now;
 	int				 err;
 	int				 messages;	/* uses m. */
+	int				 fields;	/* uses ms. */
 };
 
 /*
@@ -452,7 +453,10 @@ void	 store_addrlist_render(struct store_buf *,
 	    const struct mime_addrlist *);
 int	 store_sortkeys_bind(sqlite3_stmt *, int,
 	    const struct mime_envelope *);
+void	 store_search_init(void);
 int	 store_search_parse(struct msg_in *, struct store_search *);
+void	 store_search_join(struct store_buf *, const struct store_search *,
+	    int);
 int	 store_search_bind(sqlite3_stmt *, int, const struct store_search *);
 void	 store_search_free(struct store_search *);
 void	 store_imap_search(struct proc_peer *, struct imsg *);

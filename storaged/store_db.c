@@ -355,6 +355,59 @@ static const char *const store_migrations[] = {
 	"  BEFORE UPDATE OF message_id ON mailbox_messages BEGIN"
 	"  SELECT RAISE(ABORT, 'a placement keeps its message');"
 	"END;",
+	/*
+	 * 4: what SEARCH compares, where a scan of a mailbox reads it
+	 * without the wide messages rows or the blobs.  A placement
+	 * carries its message's internal date, and one index holds every
+	 * column of a placement SEARCH reads, so a mailbox's flags and
+	 * dates are read from the index alone.  The index is partial on
+	 * a condition every placement meets (UIDs start at 1), so only a
+	 * query that says "uid > 0" uses it: the planner has no
+	 * statistics, and would take a covering index over the narrower
+	 * ones the other queries of a mailbox are written for.
+	 * message_search holds per message the subject and every address
+	 * field as HEADER compares them (imap_address_fields(),
+	 * store_search.c), made by triggers with the message and kept
+	 * with it; NULL addresses if its blob could not be read.
+	 */
+	"ALTER TABLE mailbox_messages"
+	"  ADD COLUMN received INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE mailbox_messages SET received = (SELECT m.received"
+	"  FROM messages m WHERE m.id = mailbox_messages.message_id);"
+	"CREATE INDEX mailbox_messages_search ON mailbox_messages"
+	"  (mailbox_id, uid, flags, received, modseq, message_id)"
+	"  WHERE uid > 0;"
+	/* UNSEEN reads its fewer rows when they hold what it answers. */
+	"DROP INDEX mailbox_messages_unseen;"
+	"CREATE INDEX mailbox_messages_unseen"
+	"  ON mailbox_messages(mailbox_id, uid, flags, modseq)"
+	"  WHERE flags & 1 = 0;"
+	"CREATE TRIGGER mailbox_messages_received"
+	"  AFTER INSERT ON mailbox_messages BEGIN"
+	"  UPDATE mailbox_messages SET received = (SELECT m.received"
+	"    FROM messages m WHERE m.id = NEW.message_id)"
+	"    WHERE mailbox_id = NEW.mailbox_id AND uid = NEW.uid;"
+	"END;"
+	"CREATE TABLE message_search ("
+	"  message_id INTEGER PRIMARY KEY"
+	"    REFERENCES messages(id) ON DELETE CASCADE,"
+	"  subject TEXT,"
+	"  addresses BLOB"
+	");"
+	"INSERT INTO message_search (message_id, subject, addresses)"
+	"  SELECT id, subject, imap_address_fields(blob, prefix)"
+	"  FROM messages;"
+	"CREATE TRIGGER messages_search AFTER INSERT ON messages BEGIN"
+	"  INSERT INTO message_search (message_id, subject, addresses)"
+	"    VALUES (NEW.id, NEW.subject,"
+	"    imap_address_fields(NEW.blob, NEW.prefix));"
+	"END;"
+	"CREATE TRIGGER messages_search_update"
+	"  AFTER UPDATE OF blob, prefix, subject ON messages BEGIN"
+	"  UPDATE message_search SET subject = NEW.subject,"
+	"    addresses = imap_address_fields(NEW.blob, NEW.prefix)"
+	"    WHERE message_id = NEW.id;"
+	"END;",
 };
 
 #define STORE_SCHEMA_VERSION						\
@@ -521,6 +574,8 @@ store_db_open(void)
 	/* The index (attached later) is read through the page cache. */
 	store_db_exec("PRAGMA main.cache_size = -16384");
 	store_db_exec("PRAGMA main.mmap_size = 1073741824");
+	/* Migration 4 and its triggers call them. */
+	store_search_init();
 
 	version = store_db_version();
 	if (version > STORE_SCHEMA_VERSION) {

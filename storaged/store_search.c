@@ -1,16 +1,19 @@
 /*
  * SEARCH and SORT.  imapd's search program (imap_proto.h) becomes one
- * SQL expression over mailbox_messages mm and messages m, every value
- * in it bound: keywords by EXISTS on their primary key, TEXT and BODY
- * through the FTS5 trigram index (MATCH for three characters or more,
- * LIKE on the index's columns for fewer), SUBJECT on the stored
- * subject, and any other HEADER through imap_header(), which reads
- * only the header block of the message (the address fields first
- * narrowed by the index, which holds every address).  SORT keys are
- * the columns made at ingestion (store_sortkeys_bind()).
+ * SQL expression over mailbox_messages mm, message_search ms and
+ * messages m, every value in it bound, each table joined only when the
+ * program reads it: flags and internal dates from the placement (one
+ * index holds all of them, migration 4), keywords by EXISTS on their
+ * primary key, TEXT and BODY through the FTS5 trigram index (MATCH for
+ * three characters or more, LIKE on the index's columns for fewer),
+ * SUBJECT and the address fields from message_search, made at
+ * ingestion, and any other HEADER through imap_header(), which reads
+ * only the header block of the message.  SORT keys are the columns
+ * made at ingestion (store_sortkeys_bind()).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +28,6 @@
 #define SEARCH_HEADER_READ	8192	/* bytes read at a time */
 #define SEARCH_SORT_KEYS	16	/* keys in one SORT */
 #define SEARCH_DEPTH_MAX	1000	/* nesting of a search program */
-
-static int	search_sql_ready;
 
 /*
  * RFC 5322 3.3 date-time, with the obsolete zones; -1 if it is not.
@@ -267,32 +268,92 @@ store_sortkeys_bind(sqlite3_stmt *st, int first,
 	return rc;
 }
 
-/* ASCII case-insensitive substring. */
-static int
-ci_contains(const char *hay, const char *needle)
+static inline unsigned char
+ascii_lower(unsigned char c)
 {
-	size_t	 n = strlen(needle), i;
+	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/*
+ * Whether the len bytes at hay hold needle, ASCII letters in either
+ * case (tolower() in storaged's C locale): what RFC 9051 asks at least.
+ */
+static int
+ci_memmem(const char *hay, size_t len, const char *needle, size_t n)
+{
+	const unsigned char	*h = (const unsigned char *)hay;
+	const unsigned char	*v = (const unsigned char *)needle;
+	unsigned char		 lo, up;
+	size_t			 i, j;
 
 	if (n == 0)
 		return 1;
-	for (; *hay != '\0'; hay++) {
-		for (i = 0; i < n && hay[i] != '\0'; i++)
-			if (tolower((unsigned char)hay[i]) !=
-			    tolower((unsigned char)needle[i]))
-				break;
-		if (i == n)
+	if (n > len)
+		return 0;
+	lo = ascii_lower(v[0]);
+	up = lo >= 'a' && lo <= 'z' ? lo - 'a' + 'A' : lo;
+	for (i = 0; i <= len - n; i++) {
+		if (h[i] != lo && h[i] != up)
+			continue;
+		for (j = 1; j < n && ascii_lower(h[i + j]) ==
+		    ascii_lower(v[j]); j++)
+			;
+		if (j == n)
 			return 1;
 	}
 	return 0;
 }
 
 static int
+ci_contains(const char *hay, const char *needle)
+{
+	return ci_memmem(hay, strlen(hay), needle, strlen(needle));
+}
+
+/* The fields HEADER compares as addresses, by their names in lowercase. */
+static const char *const address_fields[] = {
+	"from", "to", "cc", "bcc", "sender", "reply-to",
+};
+
+/* The field's name in address_fields[], or NULL if it is not one. */
+static const char *
+address_field(const char *name, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(address_fields) / sizeof(address_fields[0]);
+	    i++)
+		if (strlen(address_fields[i]) == len &&
+		    strncasecmp(name, address_fields[i], len) == 0)
+			return address_fields[i];
+	return NULL;
+}
+
+static int
 field_is_address(const char *name)
 {
-	return strcasecmp(name, "from") == 0 || strcasecmp(name, "to") == 0 ||
-	    strcasecmp(name, "cc") == 0 || strcasecmp(name, "bcc") == 0 ||
-	    strcasecmp(name, "sender") == 0 ||
-	    strcasecmp(name, "reply-to") == 0;
+	return address_field(name, strlen(name)) != NULL;
+}
+
+/*
+ * An address field's value (raw, folded) as HEADER compares it,
+ * appended to out: store_addrlist_render() of its mailboxes, nothing
+ * if it does not parse.  -1 if memory ran out.
+ */
+static int
+address_render(const char *raw, size_t len, struct store_buf *out)
+{
+	struct mime_addrlist	 l;
+	char			*v;
+
+	if ((v = mime_unfold(raw, len)) == NULL)
+		return -1;
+	if (mime_parse_addresses(v, &l) == MIME_OK) {
+		store_addrlist_render(out, &l);
+		mime_addrlist_free(&l);
+	}
+	free(v);
+	return out->err ? -1 : 0;
 }
 
 /* Whether one field's value (raw, folded) holds the string. */
@@ -300,24 +361,22 @@ static int
 field_matches(const char *name, const char *raw, size_t len,
     const char *value)
 {
-	struct mime_addrlist	 l;
 	struct store_buf	 b;
 	char			*v, *d;
 	int			 match = 0;
 
 	if (value[0] == '\0')
 		return 1;
-	if ((v = mime_unfold(raw, len)) == NULL)
-		return 0;
 	if (field_is_address(name)) {
 		memset(&b, 0, sizeof(b));
-		if (mime_parse_addresses(v, &l) == MIME_OK) {
-			store_addrlist_render(&b, &l);
-			mime_addrlist_free(&l);
-		}
-		match = b.p != NULL && !b.err && ci_contains(b.p, value);
+		match = address_render(raw, len, &b) == 0 && b.p != NULL &&
+		    ci_contains(b.p, value);
 		free(b.p);
-	} else if (ci_contains(v, value))
+		return match;
+	}
+	if ((v = mime_unfold(raw, len)) == NULL)
+		return 0;
+	if (ci_contains(v, value))
 		match = 1;
 	else if ((d = mime_decode_words(v)) != NULL) {
 		match = ci_contains(d, value);
@@ -327,47 +386,136 @@ field_matches(const char *name, const char *raw, size_t len,
 	return match;
 }
 
+/*
+ * The next field of a header block from *i on: its name (up to the
+ * colon) and its raw value (up to the line that does not start with
+ * WSP).  0 at the blank line or the end.
+ */
+static int
+header_next(const char *h, size_t len, size_t *i, const char **name,
+    size_t *namelen, const char **value, size_t *valuelen)
+{
+	size_t	 start, colon, end;
+
+	while (*i < len) {
+		start = *i;
+		if (h[start] == '\r' || h[start] == '\n')
+			return 0;
+		for (end = start; end < len; end++)
+			if (h[end] == '\n' && (end + 1 >= len ||
+			    (h[end + 1] != ' ' && h[end + 1] != '\t')))
+				break;
+		*i = end + 1;
+		for (colon = start; colon < end && h[colon] != ':'; colon++)
+			;
+		if (colon == end)
+			continue;
+		*name = h + start;
+		*namelen = colon - start;
+		*value = h + colon + 1;
+		*valuelen = end - colon - 1;
+		return 1;
+	}
+	return 0;
+}
+
 /* Whether a header block has a field name whose value holds value. */
 static int
 header_matches(const char *h, size_t len, const char *name,
     const char *value)
 {
-	size_t	 i = 0, start, colon, end, nlen = strlen(name);
+	const char	*fname, *fvalue;
+	size_t		 i = 0, flen, vlen, nlen = strlen(name);
 
-	while (i < len) {
-		start = i;
-		if (h[i] == '\r' || h[i] == '\n')
-			break;
-		/* The field runs to a line not starting with WSP. */
-		for (end = i; end < len; end++)
-			if (h[end] == '\n' && (end + 1 >= len ||
-			    (h[end + 1] != ' ' && h[end + 1] != '\t')))
-				break;
-		i = end + 1;
-		for (colon = start; colon < end && h[colon] != ':'; colon++)
-			;
-		if (colon == end || colon - start != nlen ||
-		    strncasecmp(h + start, name, nlen) != 0)
-			continue;
-		if (field_matches(name, h + colon + 1, end - colon - 1, value))
+	while (header_next(h, len, &i, &fname, &flen, &fvalue, &vlen))
+		if (flen == nlen && strncasecmp(fname, name, nlen) == 0 &&
+		    field_matches(name, fvalue, vlen, value))
 			return 1;
+	return 0;
+}
+
+/*
+ * A blob, read-only.  The migrations run before store_blob_init()
+ * opens the directory, so until then by its path.
+ */
+static int
+header_blob_open(const char *hash)
+{
+	char	 path[sizeof(STORE_BLOB_DIR) + STORE_HASH_HEX + 1];
+
+	if (store_blob_dir() != -1)
+		return store_blob_open(hash);
+	if (strlen(hash) != STORE_HASH_HEX ||
+	    strspn(hash, "0123456789abcdef") != STORE_HASH_HEX) {
+		errno = EINVAL;
+		return -1;
 	}
+	(void)snprintf(path, sizeof(path), "%s/%s", STORE_BLOB_DIR, hash);
+	return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+/*
+ * The header block of a message row into b: prefix, then the header
+ * of the blob (only the header bytes are read).  -1 with errno if the
+ * blob cannot be read, or with b->err set if memory ran out.
+ */
+static int
+header_read(const char *blob, const void *prefix, int prefixlen,
+    struct store_buf *b)
+{
+	char			 buf[SEARCH_HEADER_READ];
+	const char		*e;
+	ssize_t			 n;
+	int			 fd, saved;
+
+	if (prefixlen > 0)
+		store_buf_add(b, (const char *)prefix, prefixlen);
+	/*
+	 * The row's blob, even when it is the skeleton of a message with
+	 * parts cut out: only bodies of leaves are cut, so its header
+	 * block is the message's, byte for byte.
+	 */
+	if ((fd = header_blob_open(blob)) == -1)
+		return -1;
+	while (b->len < MIME_MAX_HEADER) {
+		if ((n = read(fd, buf, sizeof(buf))) == -1) {
+			if (errno == EINTR)
+				continue;
+			saved = errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		store_buf_add(b, buf, n);
+		if (b->err)
+			break;
+		if (memmem(b->p, b->len, "\r\n\r\n", 4) != NULL ||
+		    memmem(b->p, b->len, "\n\n", 2) != NULL)
+			break;
+	}
+	close(fd);
+	if (b->err)
+		return -1;
+	if (b->p != NULL && ((e = memmem(b->p, b->len, "\n\r\n", 3)) !=
+	    NULL || (e = memmem(b->p, b->len, "\n\n", 2)) != NULL))
+		b->len = e - b->p + 1;
 	return 0;
 }
 
 /*
  * imap_header(blob, prefix, field, value): 1 if the message's header
  * (the prefix, then the blob's header block) has the field holding
- * value.  Only the header bytes are read.
+ * value.
  */
 static void
 sql_imap_header(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	struct store_buf	 b;
-	const char		*blob, *field, *value, *e;
-	char			 buf[SEARCH_HEADER_READ];
-	ssize_t			 n;
-	int			 fd, match = 0;
+	const char		*blob, *field, *value;
+	const void		*prefix;
+	int			 prefixlen, match = 0;
 
 	(void)argc;
 	blob = (const char *)sqlite3_value_text(argv[0]);
@@ -377,57 +525,154 @@ sql_imap_header(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		sqlite3_result_int(ctx, 0);
 		return;
 	}
+	prefix = sqlite3_value_blob(argv[1]);
+	prefixlen = sqlite3_value_bytes(argv[1]);
 	memset(&b, 0, sizeof(b));
-	if (sqlite3_value_bytes(argv[1]) > 0)
-		store_buf_add(&b, sqlite3_value_blob(argv[1]),
-		    sqlite3_value_bytes(argv[1]));
-	/*
-	 * The row's blob, even when it is the skeleton of a message with
-	 * parts cut out: only bodies of leaves are cut, so its header
-	 * block is the message's, byte for byte.
-	 */
-	if ((fd = store_blob_open(blob)) == -1) {
-		log_warn("%s/%s", STORE_BLOB_DIR, blob);
-		sqlite3_result_int(ctx, 0);
-		free(b.p);
-		return;
-	}
-	while (b.len < MIME_MAX_HEADER) {
-		if ((n = read(fd, buf, sizeof(buf))) == -1) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (n == 0)
-			break;
-		store_buf_add(&b, buf, n);
-		if (b.err)
-			break;
-		if (memmem(b.p, b.len, "\r\n\r\n", 4) != NULL ||
-		    memmem(b.p, b.len, "\n\n", 2) != NULL)
-			break;
-	}
-	close(fd);
-	if (!b.err && b.p != NULL) {
-		if ((e = memmem(b.p, b.len, "\n\r\n", 3)) != NULL ||
-		    (e = memmem(b.p, b.len, "\n\n", 2)) != NULL)
-			b.len = e - b.p + 1;
+	if (header_read(blob, prefix, prefixlen, &b) == -1) {
+		if (!b.err)
+			log_warn("%s/%s", STORE_BLOB_DIR, blob);
+	} else if (b.p != NULL)
 		match = header_matches(b.p, b.len, field, value);
-	}
 	free(b.p);
 	sqlite3_result_int(ctx, match);
 }
 
+/*
+ * imap_address_fields(blob, prefix): what HEADER compares of every
+ * address field of the message's header, made once at ingestion
+ * (message_search.addresses, migration 4): for each field in order,
+ * its name in lowercase, ':', its value as address_render() makes it,
+ * and a NUL.  NULL if the blob cannot be read: SEARCH then reads the
+ * header itself.
+ */
 static void
-search_sql_init(void)
+sql_address_fields(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-	if (search_sql_ready)
+	struct store_buf	 b, out;
+	const char		*blob, *name, *fname, *fvalue;
+	const void		*prefix;
+	size_t			 i = 0, flen, vlen;
+	int			 prefixlen;
+
+	(void)argc;
+	if ((blob = (const char *)sqlite3_value_text(argv[0])) == NULL) {
+		sqlite3_result_null(ctx);
 		return;
-	if (sqlite3_create_function(store_db, "imap_header", 4,
-	    SQLITE_UTF8, NULL, sql_imap_header, NULL, NULL) != SQLITE_OK)
-		fatalx("%s: imap_header: %s", STORE_DB_PATH,
-		    sqlite3_errmsg(store_db));
-	search_sql_ready = 1;
+	}
+	prefix = sqlite3_value_blob(argv[1]);
+	prefixlen = sqlite3_value_bytes(argv[1]);
+	memset(&b, 0, sizeof(b));
+	memset(&out, 0, sizeof(out));
+	if (header_read(blob, prefix, prefixlen, &b) == -1) {
+		if (b.err)
+			sqlite3_result_error_nomem(ctx);
+		else {
+			log_warn("%s/%s", STORE_BLOB_DIR, blob);
+			sqlite3_result_null(ctx);
+		}
+		free(b.p);
+		return;
+	}
+	while (b.p != NULL &&
+	    header_next(b.p, b.len, &i, &fname, &flen, &fvalue, &vlen)) {
+		if ((name = address_field(fname, flen)) == NULL)
+			continue;
+		store_buf_str(&out, name);
+		store_buf_add(&out, ":", 1);
+		if (address_render(fvalue, vlen, &out) == -1)
+			break;
+		store_buf_add(&out, "", 1);
+	}
+	free(b.p);
+	if (out.err)
+		sqlite3_result_error_nomem(ctx);
+	else if (out.len == 0)
+		sqlite3_result_zeroblob(ctx, 0);
+	else
+		sqlite3_result_blob(ctx, out.p, out.len, SQLITE_TRANSIENT);
+	free(out.p);
+}
+
+/*
+ * imap_address_match(addresses, field, value): 1 if one of the fields
+ * named field in imap_address_fields()'s addresses holds value, as
+ * header_matches() would find it.
+ */
+static void
+sql_address_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char	*p, *end, *nul, *field, *value;
+	size_t		 flen, vlen;
+	int		 match = 0;
+
+	(void)argc;
+	p = sqlite3_value_blob(argv[0]);
+	end = p + sqlite3_value_bytes(argv[0]);
+	field = (const char *)sqlite3_value_text(argv[1]);
+	value = (const char *)sqlite3_value_text(argv[2]);
+	if (p == NULL || field == NULL || value == NULL) {
+		sqlite3_result_int(ctx, 0);
+		return;
+	}
+	flen = strlen(field);
+	vlen = strlen(value);
+	for (; p < end && (nul = memchr(p, '\0', end - p)) != NULL;
+	    p = nul + 1) {
+		if ((size_t)(nul - p) <= flen || p[flen] != ':' ||
+		    strncasecmp(p, field, flen) != 0)
+			continue;
+		if (ci_memmem(p + flen + 1, nul - p - flen - 1, value,
+		    vlen)) {
+			match = 1;
+			break;
+		}
+	}
+	sqlite3_result_int(ctx, match);
+}
+
+/*
+ * imap_contains(text, value): 1 if text holds value (ci_memmem()), 0
+ * if it does not or is NULL, so that NOT has the messages without it.
+ */
+static void
+sql_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char	*hay, *value;
+
+	(void)argc;
+	hay = (const char *)sqlite3_value_text(argv[0]);
+	value = (const char *)sqlite3_value_text(argv[1]);
+	sqlite3_result_int(ctx, hay != NULL && value != NULL &&
+	    ci_memmem(hay, sqlite3_value_bytes(argv[0]), value,
+	    sqlite3_value_bytes(argv[1])));
+}
+
+/*
+ * The functions SEARCH and migration 4's triggers call: before the
+ * migrations run.
+ */
+void
+store_search_init(void)
+{
+	static const struct {
+		const char	*name;
+		int		 nargs;
+		void		(*fn)(sqlite3_context *, int,
+				    sqlite3_value **);
+	} fns[] = {
+		{ "imap_header", 4, sql_imap_header },
+		{ "imap_address_fields", 2, sql_address_fields },
+		{ "imap_address_match", 3, sql_address_match },
+		{ "imap_contains", 2, sql_contains },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
+		if (sqlite3_create_function(store_db, fns[i].name,
+		    fns[i].nargs, SQLITE_UTF8, NULL, fns[i].fn, NULL,
+		    NULL) != SQLITE_OK)
+			fatalx("%s: %s: %s", STORE_DB_PATH, fns[i].name,
+			    sqlite3_errmsg(store_db));
 }
 
 static void
@@ -531,15 +776,13 @@ static void	 search_fts_like(struct store_search *, const char *,
  *
  * The indexer keeps a removed message's row, and sees a message row
  * only once it has committed, so a row of the index may be of a
- * message gone whose id another has now.  Unless the caller checks
- * the message itself (prefilter), only rows indexed from the blob and
- * prefix their message has are taken: checked for the mailbox's
- * messages that match, fewer than the index's matches in every
- * account.
+ * message gone whose id another has now.  So only rows indexed from
+ * the blob and prefix their message has are taken: checked for the
+ * mailbox's messages that match, fewer than the index's matches in
+ * every account.
  */
 static void
-search_fts(struct store_search *s, const char *column, const char *v,
-    int prefilter)
+search_fts(struct store_search *s, const char *column, const char *v)
 {
 	store_buf_str(&s->sql, "(mm.message_id IN (SELECT rowid FROM "
 	    "fts.messages_fts WHERE ");
@@ -549,13 +792,10 @@ search_fts(struct store_search *s, const char *column, const char *v,
 	} else
 		search_fts_like(s, column, v);
 	store_buf_str(&s->sql, ")");
-	if (!prefilter) {
-		s->messages = 1;
-		store_buf_str(&s->sql, " AND EXISTS (SELECT 1 FROM fts.docs d "
-		    "WHERE d.id = mm.message_id AND d.blob = m.blob AND "
-		    "d.prefix = CAST(m.prefix AS BLOB))");
-	}
-	store_buf_str(&s->sql, ")");
+	s->messages = 1;
+	store_buf_str(&s->sql, " AND EXISTS (SELECT 1 FROM fts.docs d "
+	    "WHERE d.id = mm.message_id AND d.blob = m.blob AND "
+	    "d.prefix = CAST(m.prefix AS BLOB)))");
 }
 
 /* The rows holding v, shorter than a trigram, in column (NULL: any). */
@@ -580,26 +820,45 @@ search_fts_like(struct store_search *s, const char *column, const char *v)
 	store_buf_str(&s->sql, ")");
 }
 
+/*
+ * SUBJECT and the address fields from message_search, the rest from
+ * the header itself.  A message_search row is made with each message
+ * (migration 4's trigger); without one, or without its addresses (the
+ * blob could not be read then), the message's own row serves.
+ */
 static void
 search_header(struct store_search *s, const char *field, const char *v)
 {
-	s->messages = 1;
 	if (strcasecmp(field, "subject") == 0) {
-		store_buf_str(&s->sql, "m.subject LIKE ");
-		param_text(s, like_pattern(v));
-		store_buf_str(&s->sql, " ESCAPE '\\'");
+		s->fields = 1;
+		store_buf_str(&s->sql, "imap_contains(CASE WHEN ms.message_id "
+		    "IS NULL THEN (SELECT subject FROM messages WHERE id = "
+		    "mm.message_id) ELSE ms.subject END, ");
+		param_text(s, strdup(v));
+		store_buf_str(&s->sql, ")");
 		return;
 	}
-	store_buf_str(&s->sql, "(");
-	if (field_is_address(field) && v[0] != '\0') {
-		search_fts(s, "addresses", v, 1);
-		store_buf_str(&s->sql, " AND ");
+	if (field_is_address(field)) {
+		s->fields = 1;
+		store_buf_str(&s->sql, "(CASE WHEN ms.addresses IS NULL "
+		    "THEN (SELECT imap_header(blob, prefix, ");
+		param_text(s, strdup(field));
+		store_buf_str(&s->sql, ", ");
+		param_text(s, strdup(v));
+		store_buf_str(&s->sql, ") FROM messages WHERE id = "
+		    "mm.message_id) ELSE imap_address_match(ms.addresses, ");
+		param_text(s, strdup(field));
+		store_buf_str(&s->sql, ", ");
+		param_text(s, strdup(v));
+		store_buf_str(&s->sql, ") END)");
+		return;
 	}
+	s->messages = 1;
 	store_buf_str(&s->sql, "imap_header(m.blob, m.prefix, ");
 	param_text(s, strdup(field));
 	store_buf_str(&s->sql, ", ");
 	param_text(s, strdup(v));
-	store_buf_str(&s->sql, "))");
+	store_buf_str(&s->sql, ")");
 }
 
 /*
@@ -758,7 +1017,7 @@ search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 	case SK_TEXT:
 		if (msg_get_string(m, &a) == -1)
 			return -1;
-		search_fts(s, op == SK_BODY ? "body" : NULL, a, 0);
+		search_fts(s, op == SK_BODY ? "body" : NULL, a);
 		break;
 	case SK_BEFORE:
 	case SK_ON:
@@ -768,16 +1027,16 @@ search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 	case SK_SENTSINCE:
 		if (msg_get_i64(m, &i64) == -1)
 			return -1;
-		s->messages = 1;
 		/*
 		 * SENT* take the Date field's date as written, its time
 		 * and zone disregarded (RFC 9051 6.4.4): compare days.
 		 */
 		if (op >= SK_SENTBEFORE) {
+			s->messages = 1;
 			col = "coalesce(m.sent_day, m.received / 86400)";
 			i64 = day_number(i64);
 		} else
-			col = "m.received";
+			col = "mm.received";
 		store_buf_str(&s->sql, "(");
 		store_buf_str(&s->sql, col);
 		if (op == SK_BEFORE || op == SK_SENTBEFORE)
@@ -812,9 +1071,8 @@ search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 	case SK_YOUNGER:
 		if (msg_get_u32(m, &u32) == -1)
 			return -1;
-		s->messages = 1;
-		store_buf_str(&s->sql, op == SK_OLDER ? "m.received <= " :
-		    "m.received >= ");
+		store_buf_str(&s->sql, op == SK_OLDER ? "mm.received <= " :
+		    "mm.received >= ");
 		param_int(s, (int64_t)s->now - u32);
 		break;
 	default:
@@ -834,7 +1092,6 @@ search_node(struct msg_in *m, struct store_search *s, int depth, int parent)
 int
 store_search_parse(struct msg_in *m, struct store_search *s)
 {
-	search_sql_init();
 	s->now = time(NULL);
 	store_buf_str(&s->sql, "(");
 	if (search_node(m, s, 0, -1) == -1)
@@ -843,6 +1100,22 @@ store_search_parse(struct msg_in *m, struct store_search *s)
 	if (s->sql.err)
 		s->err = 1;
 	return s->err ? -1 : 0;
+}
+
+/*
+ * The joins after "FROM mailbox_messages mm " that the program needs:
+ * messages m if it (or the caller, messages) reads the message's row,
+ * message_search ms if it reads that.
+ */
+void
+store_search_join(struct store_buf *sql, const struct store_search *s,
+    int messages)
+{
+	if (s->messages || messages)
+		store_buf_str(sql, "JOIN messages m ON m.id = mm.message_id ");
+	if (s->fields)
+		store_buf_str(sql, "LEFT JOIN message_search ms "
+		    "ON ms.message_id = mm.message_id ");
 }
 
 int
@@ -969,9 +1242,9 @@ store_imap_search(struct proc_peer *peer, struct imsg *imsg)
 	/* messages only when the program or the order needs it. */
 	store_buf_str(&sql, "SELECT mm.uid, mm.modseq FROM mailbox_messages "
 	    "mm ");
-	if (s.messages || sort)
-		store_buf_str(&sql, "JOIN messages m ON m.id = mm.message_id ");
-	store_buf_str(&sql, "WHERE mm.mailbox_id = ?1 AND ");
+	store_search_join(&sql, &s, sort);
+	/* "uid > 0" for mailbox_messages_search (migration 4). */
+	store_buf_str(&sql, "WHERE mm.mailbox_id = ?1 AND mm.uid > 0 AND ");
 	store_buf_add(&sql, s.sql.p, s.sql.len);
 	store_buf_str(&sql, " ORDER BY ");
 	if (sort) {

@@ -482,8 +482,9 @@ store_imap_thread(struct proc_peer *peer, struct imsg *imsg)
 		goto end;
 	store_buf_str(&sql, "SELECT mm.uid, coalesce(m.sent_ts, m.received), "
 	    "coalesce(m.sort_subject, ''), m.subject, m.message_id, "
-	    "m.in_reply_to, m.refs FROM mailbox_messages mm JOIN messages m "
-	    "ON m.id = mm.message_id WHERE mm.mailbox_id = ?1 AND ");
+	    "m.in_reply_to, m.refs FROM mailbox_messages mm ");
+	store_search_join(&sql, &s, 1);
+	store_buf_str(&sql, "WHERE mm.mailbox_id = ?1 AND mm.uid > 0 AND ");
 	store_buf_add(&sql, s.sql.p, s.sql.len);
 	store_buf_str(&sql, " ORDER BY mm.uid");
 	if (sql.err || (st = store_db_stmt(sql.p)) == NULL)

@@ -14,6 +14,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import sqlite3
 import ssl
 import subprocess
 import tempfile
@@ -360,6 +361,26 @@ def db_to_storage_user(p, db="postern.db"):
     pw = pwd.getpwnam(STORAGE_USER)
     for path in db_files(p, db):
         os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def db_to_schema_3(db):
+    """Takes away what schema migration 4 made (SEARCH's columns, index,
+    table and triggers), leaving a store as schema 3 made it."""
+    conn = sqlite3.connect(db)
+    conn.executescript("""
+        DROP TRIGGER messages_search;
+        DROP TRIGGER messages_search_update;
+        DROP TRIGGER mailbox_messages_received;
+        DROP TABLE message_search;
+        DROP INDEX mailbox_messages_search;
+        DROP INDEX mailbox_messages_unseen;
+        CREATE INDEX mailbox_messages_unseen
+          ON mailbox_messages(mailbox_id, uid, flags) WHERE flags & 1 = 0;
+        ALTER TABLE mailbox_messages DROP COLUMN received;
+        UPDATE schema_version SET version = 3;
+    """)
+    conn.commit()
+    conn.close()
 
 
 def run_together(threads):

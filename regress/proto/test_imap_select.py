@@ -14,8 +14,8 @@ import time
 import pytest
 
 from conftest import (IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER,
-                      db_to_storage_user, imap_append, imap_client,
-                      imap_code, imap_quote)
+                      db_to_schema_3, db_to_storage_user, imap_append,
+                      imap_client, imap_code, imap_quote)
 
 SYSTEM = {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT"}
 
@@ -228,7 +228,9 @@ def test_search_sees_flags_another_session_set(two):
 # --- a store of schema version 2 ----------------------------------------
 
 def to_schema_2(db):
-    """Takes away what migration 3 made, leaving the schema 2 made."""
+    """Takes away what migrations 4 and 3 made, leaving the schema 2
+    made."""
+    db_to_schema_3(db)
     conn = sqlite3.connect(db)
     for (name,) in conn.execute("SELECT name FROM sqlite_master "
                                 "WHERE type = 'trigger'").fetchall():

@@ -17,7 +17,7 @@ import pytest
 from conftest import (POSTERNCTL, START_TIMEOUT, STORAGE_USER, db_copy,
                       db_to_storage_user)
 
-SCHEMA_VERSION = 3      # what this posternd knows; bump with a migration
+SCHEMA_VERSION = 4      # what this posternd knows; bump with a migration
 PASSWORD = "Obsidian-Walrus-9137-nowhere"
 OTHER_PASSWORD = "Copper-Lantern-5521-nowhere"
 DEFAULT_MAILBOXES = {
