@@ -31,6 +31,7 @@
 #define FETCH_STREAM_CHUNK	(256 * 1024)
 #define FETCH_STREAM		1		/* fetch_section(): streaming */
 #define IMAP_FETCH_RENDER_MAX	(8 * 1024 * 1024)	/* one response */
+#define FETCH_CORK_MAX		(64 * 1024)	/* output held back */
 
 /* An answer that came in while a section streamed out. */
 struct fetch_held {
@@ -219,6 +220,24 @@ fetch_ctx_free(void *p)
 		free(h);
 	}
 	free(c);
+}
+
+/*
+ * While storaged answers a batch, the responses wait in the output
+ * buffer and go out in one write at its end (or once FETCH_CORK_MAX is
+ * held, or when a section streams), not one write per answer that
+ * came in on its own.
+ */
+static void
+fetch_cork(struct imap_session *s)
+{
+	io_pause(s->io, IO_OUT);
+}
+
+static void
+fetch_uncork(struct imap_session *s)
+{
+	io_resume(s->io, IO_OUT);
 }
 
 static int	fetch_batch(struct imap_session *);
@@ -471,6 +490,7 @@ fetch_finish(struct imap_session *s)
 {
 	struct fetch_ctx	*c = s->ctx;
 
+	fetch_uncork(s);
 	if (strcmp(s->cmd.verb, "STORE") == 0)
 		imap_tagged(s, "OK", "%sSTORE completed",
 		    s->cmd.uid ? "UID " : "");
@@ -510,6 +530,7 @@ fetch_batch(struct imap_session *s)
 		return -1;
 	}
 	imap_wait(s, WAIT_FETCH);
+	fetch_cork(s);
 	return 0;
 }
 
@@ -802,6 +823,7 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 				fm->att++;
 				if (b->oom)
 					fatal("%s", __func__);
+				fetch_uncork(s);
 				imap_write(s, b->p, b->len);
 				c->streaming = fm;
 				fetch_stream(s, c);
@@ -829,6 +851,8 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 		goto done;
 	}
 	imap_write(s, b->p, b->len);
+	if (io_queued(s->io) > FETCH_CORK_MAX)
+		fetch_uncork(s);
  done:
 	fetch_msg_free(fm);
 	if (b->cap > 1024 * 1024)
@@ -950,6 +974,7 @@ imap_fetch_end(struct imap_session *s, struct imsg *imsg)
 	s->wait = WAIT_NONE;
 	if (s->flags & SF_CLOSE)
 		return;
+	fetch_uncork(s);
 	if (io_queued(s->io) > IMAP_FETCH_QUEUED_MAX) {
 		s->wait = WAIT_LOWAT;
 		return;
@@ -981,6 +1006,7 @@ fetch_replay(struct imap_session *s, struct fetch_ctx *c)
 			free(h->imsg.data);
 			free(h);
 			s->wait = WAIT_NONE;
+			fetch_uncork(s);
 			if (io_queued(s->io) > IMAP_FETCH_QUEUED_MAX)
 				s->wait = WAIT_LOWAT;
 			else
