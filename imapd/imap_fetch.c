@@ -55,6 +55,7 @@ struct fetch_msg {
 	size_t			 seq;
 	uint64_t		 modseq;
 	char			*flags;
+	size_t			 flagslen;
 	int64_t			 idate;
 	uint64_t		 size;
 	char			*prefix;
@@ -771,8 +772,11 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 	resumed = fm->att > 0;
 	fetch_reader_init(&rd, fm);
 	imap_buf_reset(b);
-	if (fm->att == 0)
-		imap_buf_printf(b, "* %zu FETCH (", fm->seq);
+	if (fm->att == 0) {
+		imap_buf_adds(b, "* ");
+		imap_buf_addu64(b, fm->seq);
+		imap_buf_adds(b, " FETCH (");
+	}
 	for (; fm->att < c->f.natts; fm->att++) {
 		a = &c->f.atts[fm->att];
 		if (a->kind == FA_MODSEQ && fm->modseq_out)
@@ -782,13 +786,17 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 		fm->sp = 1;
 		switch (a->kind) {
 		case FA_UID:
-			imap_buf_printf(b, "UID %u", fm->uid);
+			imap_buf_adds(b, "UID ");
+			imap_buf_addu64(b, fm->uid);
 			break;
 		case FA_FLAGS:
-			imap_buf_printf(b, "FLAGS (%s)", fm->flags);
+			imap_buf_adds(b, "FLAGS (");
+			imap_buf_add(b, fm->flags, fm->flagslen);
+			imap_buf_addc(b, ')');
 			if ((s->flags & SF_CONDSTORE) && !fm->modseq_out) {
-				imap_buf_printf(b, " MODSEQ (%llu)",
-				    (unsigned long long)fm->modseq);
+				imap_buf_adds(b, " MODSEQ (");
+				imap_buf_addu64(b, fm->modseq);
+				imap_buf_addc(b, ')');
 				fm->modseq_out = 1;
 			}
 			break;
@@ -797,8 +805,8 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 			imap_render_date(b, (time_t)fm->idate, 0);
 			break;
 		case FA_RFC822_SIZE:
-			imap_buf_printf(b, "RFC822.SIZE %llu",
-			    (unsigned long long)fm->size);
+			imap_buf_adds(b, "RFC822.SIZE ");
+			imap_buf_addu64(b, fm->size);
 			break;
 		case FA_MODSEQ:
 			imap_buf_printf(b, "MODSEQ (%llu)",
@@ -895,6 +903,7 @@ fetch_item_one(struct imap_session *s, struct fetch_ctx *c,
 	if ((fm->flags = strdup(flags)) == NULL ||
 	    (fm->prefix = strdup(prefix)) == NULL)
 		fatal("%s", __func__);
+	fm->flagslen = strlen(flags);
 	fm->prefixlen = strlen(prefix);
 	if (c->nparts > 0 && c->partuid == fm->uid) {
 		memcpy(fm->pieces, c->parts, c->nparts * sizeof(*c->parts));
