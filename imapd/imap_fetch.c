@@ -90,6 +90,9 @@ struct fetch_ctx {
 	size_t			 nparts;
 	uint32_t		 partuid;
 	struct imap_buf		 out;
+	/* Each section item parsed once, for every message. */
+	struct imap_section	*sects[IMAP_FETCH_ATTS_MAX];
+	int			 sectrc[IMAP_FETCH_ATTS_MAX];
 	struct fetch_msg	*streaming;
 	TAILQ_HEAD(, fetch_held) held;
 };
@@ -206,7 +209,14 @@ fetch_ctx_free(void *p)
 {
 	struct fetch_ctx	*c = p;
 	struct fetch_held	*h;
+	size_t			 i;
 
+	for (i = 0; i < IMAP_FETCH_ATTS_MAX; i++) {
+		if (c->sects[i] == NULL)
+			continue;
+		imap_section_clear(c->sects[i]);
+		free(c->sects[i]);
+	}
 	imap_fetch_free(&c->f);
 	imap_uidlist_free(&c->uids);
 	free(c->mime);
@@ -694,9 +704,10 @@ identity_cte(const struct mime_part *p)
  * literal's length goes out and FETCH_STREAM says the bytes follow.
  */
 static int
-fetch_section(struct imap_buf *b, const struct imap_fetch_att *a,
+fetch_section(struct fetch_ctx *c, struct imap_buf *b, size_t i,
     struct fetch_msg *fm, struct fetch_reader *rd)
 {
+	const struct imap_fetch_att	*a = &c->f.atts[i];
 	struct imap_section	 sect;
 	const char		*spec = a->spec, *name = a->name;
 	size_t			 off, len;
@@ -723,11 +734,17 @@ fetch_section(struct imap_buf *b, const struct imap_fetch_att *a,
 			kind = IMAP_FETCH_SECT_BINARY;
 		break;
 	}
-	memset(&sect, 0, sizeof(sect));
-	if ((r = imap_section_find(fm->msg, spec, &sect)) < 0) {
-		imap_section_clear(&sect);
-		return r;
+	if (c->sects[i] == NULL) {
+		if ((c->sects[i] = malloc(sizeof(*c->sects[i]))) == NULL)
+			return IMAP_SECTION_NOMEM;
+		c->sectrc[i] = imap_section_parse(spec, c->sects[i]);
 	}
+	if (c->sectrc[i] < 0)
+		return c->sectrc[i];
+	/* A copy to resolve: the names stay the cached parse's. */
+	sect = *c->sects[i];
+	if ((r = imap_section_resolve(fm->msg, &sect)) < 0)
+		return r;
 	imap_buf_adds(b, name);
 	if (a->partial)
 		imap_buf_printf(b, "<%u>", a->offset);
@@ -745,14 +762,11 @@ fetch_section(struct imap_buf *b, const struct imap_fetch_att *a,
 			    kind == IMAP_FETCH_SECT_BINARY ? "~" : "", len);
 			fm->off = off;
 			fm->left = len;
-			imap_section_clear(&sect);
 			return FETCH_STREAM;
 		}
 	}
-	r = imap_fetch_section(b, fm->msg, &sect, kind, a->partial, a->offset,
-	    a->count, fetch_read, rd);
-	imap_section_clear(&sect);
-	return r;
+	return imap_fetch_section(b, fm->msg, &sect, kind, a->partial,
+	    a->offset, a->count, fetch_read, rd);
 }
 
 /*
@@ -826,7 +840,7 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 			imap_render_bodystructure(b, fm->msg->root, 1, utf8);
 			break;
 		default:
-			r = fetch_section(b, a, fm, &rd);
+			r = fetch_section(c, b, fm->att, fm, &rd);
 			if (r == FETCH_STREAM) {
 				fm->att++;
 				if (b->oom)

@@ -906,13 +906,13 @@ imap_section_item(struct imap_buf *b, const char *item,
 /* HEADER.FIELDS */
 
 static int
-field_listed(const char *name, size_t len, char * const *names, size_t n)
+field_listed(const char *name, size_t len, char * const *names,
+    const size_t *lens, size_t n)
 {
 	size_t	 i;
 
 	for (i = 0; i < n; i++)
-		if (strlen(names[i]) == len &&
-		    strncasecmp(names[i], name, len) == 0)
+		if (lens[i] == len && strncasecmp(names[i], name, len) == 0)
 			return 1;
 	return 0;
 }
@@ -922,9 +922,15 @@ imap_header_fields(struct imap_buf *b, const char *h, size_t len,
     char * const *names, size_t n, int not)
 {
 	const char	*nl, *colon;
-	size_t		 pos = 0, start, next, namelen;
+	size_t		 lens[IMAP_FIELDS_MAX];
+	size_t		 i, pos = 0, start, next, namelen;
 	int		 keep;
 
+	/* The parser allows no more names than that. */
+	if (n > IMAP_FIELDS_MAX)
+		n = IMAP_FIELDS_MAX;
+	for (i = 0; i < n; i++)
+		lens[i] = strlen(names[i]);
 	while (pos < len) {
 		start = pos;
 		nl = memchr(h + pos, '\n', len - pos);
@@ -948,7 +954,7 @@ imap_header_fields(struct imap_buf *b, const char *h, size_t len,
 			namelen--;
 		if (namelen == 0 || memchr(h + start, '\n', namelen) != NULL)
 			continue;
-		keep = field_listed(h + start, namelen, names, n);
+		keep = field_listed(h + start, namelen, names, lens, n);
 		if (keep == not)
 			continue;
 		imap_buf_add(b, h + start, next - start);
@@ -1013,14 +1019,20 @@ read_into(struct imap_buf *b, size_t off, size_t len, imap_read_fn rd,
 	return IMAP_SECTION_OK;
 }
 
+/*
+ * The header block and what is kept of it go through buffers kept from
+ * one message to the next (imapd has one thread), freed when large.
+ */
 static int
 fetch_filtered(struct imap_buf *b, const struct imap_section *s,
     int partial, uint64_t origin, uint64_t count, imap_read_fn rd, void *arg)
 {
-	struct imap_buf	 hdr = IMAP_BUF_INIT, out = IMAP_BUF_INIT;
-	size_t		 off = 0, len;
-	int		 r;
+	static struct imap_buf	 hdr = IMAP_BUF_INIT, out = IMAP_BUF_INIT;
+	size_t			 off = 0, len;
+	int			 r;
 
+	imap_buf_reset(&hdr);
+	imap_buf_reset(&out);
 	if ((r = read_into(&hdr, s->off, s->len, rd, arg)) != IMAP_SECTION_OK)
 		goto done;
 	imap_header_fields(&out, hdr.p, hdr.len, s->fields, s->nfields,
@@ -1034,8 +1046,10 @@ fetch_filtered(struct imap_buf *b, const struct imap_section *s,
 		imap_partial(&off, &len, origin, count);
 	imap_literal(b, out.p + off, len);
  done:
-	imap_buf_free(&hdr);
-	imap_buf_free(&out);
+	if (hdr.cap > 64 * 1024)
+		imap_buf_free(&hdr);
+	if (out.cap > 64 * 1024)
+		imap_buf_free(&out);
 	return r;
 }
 
