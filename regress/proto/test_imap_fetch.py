@@ -794,3 +794,97 @@ def test_flags_with_and_without_other_keywords(imap):
     c.ok("STORE 1:* -FLAGS ($Custom)")
     assert flags() == system
     c.close()
+
+
+DUP_HEADER = (b"From: a@example.net\r\n"
+              b"To: imap@example.test\r\n"
+              b"subject: first\r\n"
+              b"X-Dup: one\r\n"
+              b"X-Dup-Not: other\r\n"
+              b"X-DUP: two\r\n"
+              b"\tfolded with a tab\r\n"
+              b"  and spaces\r\n"
+              b"Message-ID: <hf-dup@x>\r\n"
+              b"SUBJECT: second\r\n")
+
+
+def test_header_fields_duplicates_case_and_partial(imap):
+    """HEADER.FIELDS gives every instance of a field asked for, in the
+    message's order and spelling, folded lines whole; the names match
+    whatever their case, quoted or not, and not a longer name that
+    starts the same; <partial> cuts the filtered bytes; the same item
+    twice, and .NOT beside it, each come right."""
+    c = imap_client(imap)
+    c.ok("CREATE Hfdup")
+    append_raw(c, "Hfdup", DUP_HEADER + CRLF + b"the body\r\n")
+    c.ok("EXAMINE Hfdup")
+    want = (b"subject: first\r\nX-Dup: one\r\nX-DUP: two\r\n"
+            b"\tfolded with a tab\r\n  and spaces\r\nSUBJECT: second\r\n"
+            b"\r\n")
+    it = imap_fetch(c, '1 (BODY.PEEK[HEADER.FIELDS (Subject "x-dup")])')
+    assert section(it[0][1], "BODY[HEADER.FIELDS (") == want
+    it = imap_fetch(c, "1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)]<7.12> "
+                    "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.5> "
+                    "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<500.10>)")[0][1]
+    full = b"subject: first\r\nSUBJECT: second\r\n\r\n"
+    assert it["BODY[HEADER.FIELDS (SUBJECT)]<7>"] == full[7:19]
+    assert it["BODY[HEADER.FIELDS (SUBJECT)]<0>"] == full[:5]
+    assert it["BODY[HEADER.FIELDS (SUBJECT)]<500>"] == b""
+    it = imap_fetch(c, "1 (BODY.PEEK[HEADER.FIELDS (X-DUP)] "
+                    "BODY.PEEK[HEADER.FIELDS.NOT (X-Dup Subject To)] "
+                    "BODY.PEEK[HEADER.FIELDS (x-dup)])")[0][1]
+    dups = b"X-Dup: one\r\nX-DUP: two\r\n\tfolded with a tab\r\n" \
+        b"  and spaces\r\n\r\n"
+    assert it["BODY[HEADER.FIELDS (X-DUP)]"] == dups
+    assert it["BODY[HEADER.FIELDS (X-DUP)]"] == dups
+    assert section(it, "BODY[HEADER.FIELDS.NOT") == (
+        b"From: a@example.net\r\nX-Dup-Not: other\r\n"
+        b"Message-ID: <hf-dup@x>\r\n\r\n")
+    c.close()
+
+
+def test_header_fields_of_many_messages(imap):
+    """The bench's FETCH over more messages than one batch: each message
+    answered once, in order, with its own fields (the section parsed
+    once serves every message), its own size and the INTERNALDATE its
+    APPEND gave, in the full response that ends with the tagged OK."""
+    c = imap_client(imap)
+    c.ok("CREATE Hfmany")
+    n = 75
+    raws = []
+    for k in range(n):
+        raw = (b"From: sender%d@example.net\r\nTo: imap@example.test\r\n"
+               b"Cc: cc%d@example.net\r\nSubject: message %d\r\n"
+               b"X-Pad: %s\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\n"
+               b"Message-ID: <hf-many-%d@x>\r\n\r\nbody %d\r\n" %
+               (k, k, k, b"p" * (k * 13), k, k))
+        if k % 5 == 0:
+            raw = raw.replace(b"Cc: cc%d@example.net\r\n" % k, b"")
+        raws.append(raw)
+        date = "%02d-%s-%04d %02d:%02d:%02d +0000" % (
+            k % 28 + 1, ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+                         "Aug", "Sep", "Oct", "Nov", "Dec")[k % 12],
+            1999 + k, k % 24, k % 60, (k * 7) % 60)
+        c.send(b'a APPEND Hfmany "%s" {%d+}\r\n%s\r\n' %
+               (date.encode(), len(raw), raw))
+        t = c.until("a")[-1]
+        assert t.startswith("a OK"), t
+    c.ok("EXAMINE Hfmany")
+    out = c.ok("FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE "
+               "BODY.PEEK[HEADER.FIELDS (FROM TO CC SUBJECT DATE "
+               "MESSAGE-ID)])")
+    res = [imap_fetch_items(ln) for ln in out
+           if re.match(r"\* \d+ FETCH ", ln)]
+    assert [seq for seq, _ in res] == list(range(1, n + 1))
+    for k, (seq, it) in enumerate(res):
+        raw = raws[k]
+        kept = b"".join(ln + CRLF for ln in raw.split(b"\r\n\r\n")[0]
+                        .split(CRLF) if not ln.startswith(b"X-Pad"))
+        assert section(it, "BODY[HEADER.FIELDS (") == kept + CRLF, seq
+        assert int(it["RFC822.SIZE"]) == len(raw), seq
+        assert it["INTERNALDATE"].decode() == "%02d-%s-%04d %02d:%02d:%02d " \
+            "+0000" % (k % 28 + 1, ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov",
+                                    "Dec")[k % 12], 1999 + k, k % 24,
+                       k % 60, (k * 7) % 60), seq
+    c.close()
