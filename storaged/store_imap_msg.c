@@ -308,6 +308,93 @@ fetch_pieces(uint32_t peerid, uint32_t uid, int64_t message,
 	return fd;
 }
 
+/*
+ * The second number of the "offsets" array among the keys of the
+ * object at json[0, len) (its opening brace already passed), or -1.
+ * Strings, nested objects and arrays are skipped over whole, so only
+ * that object's own key matches.
+ */
+static int64_t
+root_body_start(const char *p, const char *end)
+{
+	static const char	 key[] = "\"offsets\":[";
+	uint64_t		 v[2] = { 0, 0 };
+	size_t			 i, digits;
+	int			 depth = 0;
+
+	while (p < end) {
+		switch (*p) {
+		case '"':
+			if (depth == 0 && (size_t)(end - p) >= sizeof(key) - 1 &&
+			    memcmp(p, key, sizeof(key) - 1) == 0) {
+				p += sizeof(key) - 1;
+				for (i = 0; i < 2; i++) {
+					for (digits = 0; p < end && *p >= '0' &&
+					    *p <= '9' && digits < 16;
+					    p++, digits++)
+						v[i] = v[i] * 10 + (*p - '0');
+					if (digits == 0 || p == end ||
+					    *p != ',')
+						return -1;
+					p++;
+				}
+				return v[1];
+			}
+			for (p++; p < end && *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+			break;
+		case '{':
+		case '[':
+			depth++;
+			break;
+		case '}':
+		case ']':
+			if (depth-- == 0)
+				return -1;
+			break;
+		}
+		p++;
+	}
+	return -1;
+}
+
+/*
+ * Where the top-level header ends, counting the prefix: the second of
+ * the root part's offsets in the mime JSON of column col.  The JSON is
+ * mime_to_json()'s, compact, its root the last key: found by hand,
+ * where json_extract() would parse all of it (the envelope above all)
+ * for every message.  Anything unexpected asks SQLite's parser.
+ */
+static uint64_t
+fetch_body_start(sqlite3_stmt *st, int col, int64_t message)
+{
+	static const char	 root[] = "\"root\":{";
+	sqlite3_stmt		*q;
+	const char		*json, *p;
+	int64_t			 v = -1;
+	size_t			 len;
+
+	json = (const char *)sqlite3_column_text(st, col);
+	len = sqlite3_column_bytes(st, col);
+	if (json != NULL && (p = memmem(json, len, root, sizeof(root) - 1)) !=
+	    NULL)
+		v = root_body_start(p + sizeof(root) - 1, json + len);
+	if (v >= 0)
+		return v;
+	log_warnx("%s: message %lld: no root offsets in its mime JSON",
+	    __func__, (long long)message);
+	if ((q = store_stmt("SELECT json_extract(mime, "
+	    "'$.root.offsets[1]') FROM messages WHERE id = ?")) == NULL)
+		return 0;
+	v = 0;
+	if (sqlite3_bind_int64(q, 1, message) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	store_stmt_done(q);
+	return v < 0 ? 0 : v;
+}
+
 /* An item's bytes in MSG_ITEM besides its flags and prefix. */
 #define FETCH_ITEM_FIXED	(4 + 8 + 4 + 1 + 8 + 8 + 4 + 1 + 8)
 
@@ -358,8 +445,7 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 		    "m.size, m.prefix, m.blob, CASE WHEN ?4 THEN m.mime END, "
 		    "CASE WHEN ?7 THEN (SELECT group_concat(k.keyword, ' ') "
 		    "FROM keywords k WHERE k.message_id = m.id) END, m.id, "
-		    "CASE WHEN ?6 THEN json_extract(m.mime, "
-		    "'$.root.offsets[1]') END, mm.flags "
+		    "CASE WHEN ?6 THEN m.mime END, mm.flags "
 		    "FROM mailbox_messages "
 		    "mm JOIN messages m ON m.id = mm.message_id WHERE "
 		    "mm.mailbox_id = ?1 AND mm.uid BETWEEN ?2 AND ?3 AND "
@@ -438,7 +524,8 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 			msg_add_u64(&out, sqlite3_column_int64(st, 3));
 			msg_add_string(&out, prefix);
 			if (what & IMAP_FETCH_SHALLOW)
-				msg_add_u64(&out, sqlite3_column_int64(st, 9));
+				msg_add_u64(&out, fetch_body_start(st, 9,
+				    sqlite3_column_int64(st, 8)));
 			if (!batch && proc_send(PROC_IMAPD, &out) == -1)
 				log_warn("%s: item to imapd", __func__);
 		}

@@ -888,3 +888,54 @@ def test_header_fields_of_many_messages(imap):
                                     "Dec")[k % 12], 1999 + k, k % 24,
                        k % 60, (k * 7) % 60), seq
     c.close()
+
+
+def test_header_end_from_mime_json_in_any_order(imap):
+    """Where the header ends comes from the root part's offsets in the
+    stored mime JSON, not from any nested part's: a row whose JSON has
+    its keys in another order (the parts before the root's offsets, the
+    root first) or is not compact is still answered right."""
+    import json
+    c = imap_client(imap)
+    c.ok("CREATE Hfjson")
+    raws = []
+    for k in range(2):
+        raw = (b"From: a@example.net\r\nSubject: json %d\r\n"
+               b"Message-ID: <hf-json-%d@x>\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+               b"--b\r\nContent-Type: text/plain\r\nX-In-Part: yes\r\n\r\n"
+               b"part one\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+               b"part two\r\n--b--\r\n" % (k, k))
+        append_raw(c, "Hfjson", raw)
+        raws.append(raw)
+    c.ok("EXAMINE Hfjson")
+    before = imap_fetch(c, "1:2 (BODY.PEEK[HEADER] BODY.PEEK[TEXT] "
+                        "BODY.PEEK[HEADER.FIELDS (SUBJECT X-IN-PART)])")
+    con = sqlite3.connect(os.path.join(imap.statedir, "postern.db"))
+    con.execute("PRAGMA busy_timeout = 5000")
+    for k in range(2):
+        (mid, text), = con.execute(
+            "SELECT id, mime FROM messages WHERE message_id = ?",
+            ("hf-json-%d@x" % k,)).fetchall()
+        doc = json.loads(text)
+        root = doc.pop("root")
+        offsets = root.pop("offsets")
+        root["offsets"] = offsets
+        doc = dict([("root", root)] + list(doc.items()))
+        if k == 0:
+            new = json.dumps(doc, separators=(",", ":"))
+            assert new.index('"children"') < new.index('"offsets":[%d,' %
+                                                       offsets[0])
+        else:
+            new = json.dumps(doc, indent=1)
+        con.execute("UPDATE messages SET mime = ? WHERE id = ?", (new, mid))
+    con.commit()
+    con.close()
+    after = imap_fetch(c, "1:2 (BODY.PEEK[HEADER] BODY.PEEK[TEXT] "
+                       "BODY.PEEK[HEADER.FIELDS (SUBJECT X-IN-PART)])")
+    assert after == before
+    for (seq, it), raw in zip(after, raws):
+        assert split_trace(it["BODY[HEADER]"] + it["BODY[TEXT]"])[1] == raw
+        assert section(it, "BODY[HEADER.FIELDS (") == \
+            b"Subject: json %d\r\n\r\n" % (seq - 1)
+    c.close()
