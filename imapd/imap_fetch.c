@@ -79,6 +79,7 @@ struct fetch_ctx {
 	struct imap_fetch	 f;
 	struct imap_uidlist	 uids;
 	size_t			 next;
+	size_t			 seqhint;	/* items come by ascending UID */
 	uint32_t		 what;
 	int			 seen;		/* phase: setting \Seen */
 	int			 error;		/* NO at the end */
@@ -934,7 +935,7 @@ fetch_item_one(struct imap_session *s, struct fetch_ctx *c,
 		}
 	} else
 		fetch_parts_stale(s, c);
-	if ((fm->seq = imap_seq_of_uid(s, fm->uid)) == 0)
+	if ((fm->seq = imap_seq_of_uid_next(s, fm->uid, &c->seqhint)) == 0)
 		goto drop;
 	if (c->what & IMAP_FETCH_MIME) {
 		if (c->mime == NULL || c->mimeuid != fm->uid ||
