@@ -309,85 +309,28 @@ fetch_pieces(uint32_t peerid, uint32_t uid, int64_t message,
 }
 
 /*
- * The second number of the "offsets" array among the keys of the
- * object at json[0, len) (its opening brace already passed), or -1.
- * Strings, nested objects and arrays are skipped over whole, so only
- * that object's own key matches.
- */
-static int64_t
-root_body_start(const char *p, const char *end)
-{
-	static const char	 key[] = "\"offsets\":[";
-	uint64_t		 v[2] = { 0, 0 };
-	size_t			 i, digits;
-	int			 depth = 0;
-
-	while (p < end) {
-		switch (*p) {
-		case '"':
-			if (depth == 0 && (size_t)(end - p) >= sizeof(key) - 1 &&
-			    memcmp(p, key, sizeof(key) - 1) == 0) {
-				p += sizeof(key) - 1;
-				for (i = 0; i < 2; i++) {
-					for (digits = 0; p < end && *p >= '0' &&
-					    *p <= '9' && digits < 16;
-					    p++, digits++)
-						v[i] = v[i] * 10 + (*p - '0');
-					if (digits == 0 || p == end ||
-					    *p != ',')
-						return -1;
-					p++;
-				}
-				return v[1];
-			}
-			for (p++; p < end && *p != '"'; p++)
-				if (*p == '\\')
-					p++;
-			break;
-		case '{':
-		case '[':
-			depth++;
-			break;
-		case '}':
-		case ']':
-			if (depth-- == 0)
-				return -1;
-			break;
-		}
-		p++;
-	}
-	return -1;
-}
-
-/*
- * Where the top-level header ends, counting the prefix: the second of
- * the root part's offsets in the mime JSON of column col.  The JSON is
- * mime_to_json()'s, compact, its root the last key: found by hand,
- * where json_extract() would parse all of it (the envelope above all)
- * for every message.  Anything unexpected asks SQLite's parser.
+ * Where the top-level header ends, counting the prefix, from the mime
+ * JSON of column col (mime_json_body_start(), which reads it without
+ * parsing all of it, as json_extract() would for every message); or,
+ * for JSON not as mime_to_json() writes it, from SQLite's parser.
  */
 static uint64_t
 fetch_body_start(sqlite3_stmt *st, int col, int64_t message)
 {
-	static const char	 root[] = "\"root\":{";
-	sqlite3_stmt		*q;
-	const char		*json, *p;
-	int64_t			 v = -1;
-	size_t			 len;
+	sqlite3_stmt	*q;
+	const char	*json;
+	uint64_t	 off;
+	int64_t		 v = 0;
 
 	json = (const char *)sqlite3_column_text(st, col);
-	len = sqlite3_column_bytes(st, col);
-	if (json != NULL && (p = memmem(json, len, root, sizeof(root) - 1)) !=
-	    NULL)
-		v = root_body_start(p + sizeof(root) - 1, json + len);
-	if (v >= 0)
-		return v;
-	log_warnx("%s: message %lld: no root offsets in its mime JSON",
-	    __func__, (long long)message);
+	if (json != NULL && mime_json_body_start(json,
+	    sqlite3_column_bytes(st, col), &off) == 0)
+		return off;
+	log_warnx("%s: message %lld: no root offsets where mime_to_json() "
+	    "puts them", __func__, (long long)message);
 	if ((q = store_stmt("SELECT json_extract(mime, "
 	    "'$.root.offsets[1]') FROM messages WHERE id = ?")) == NULL)
 		return 0;
-	v = 0;
 	if (sqlite3_bind_int64(q, 1, message) == SQLITE_OK &&
 	    sqlite3_step(q) == SQLITE_ROW)
 		v = sqlite3_column_int64(q, 0);
