@@ -79,7 +79,7 @@ struct fetch_ctx {
 	struct imap_fetch	 f;
 	struct imap_uidlist	 uids;
 	size_t			 next;
-	size_t			 seqhint;	/* items come by ascending UID */
+	size_t			 seqhint;	/* answers by ascending UID */
 	uint32_t		 what;
 	int			 seen;		/* phase: setting \Seen */
 	int			 error;		/* NO at the end */

@@ -277,7 +277,8 @@ json_object_body_start(const char *p, const char *end)
 		switch (*p++) {
 		case '"':
 			p--;
-			if (depth == 0 && (size_t)(end - p) >= sizeof(key) - 1 &&
+			if (depth == 0 &&
+			    (size_t)(end - p) >= sizeof(key) - 1 &&
 			    memcmp(p, key, sizeof(key) - 1) == 0) {
 				p += sizeof(key) - 1;
 				for (i = 0; i < 2; i++) {
