@@ -68,6 +68,7 @@ struct fetch_msg {
 	struct mime_message	 shallow;
 	struct mime_part	 shallow_root;
 	size_t			 att;		/* the next item */
+	int			 borrowed;	/* on the stack, strings too */
 	int			 modseq_out;
 	int			 sp;
 	/* streaming [off, off + left) */
@@ -200,6 +201,8 @@ fetch_msg_free(struct fetch_msg *fm)
 	fetch_pieces_close(fm->pieces, &fm->npieces);
 	if (fm->msg != NULL && fm->msg != &fm->shallow)
 		mime_free(fm->msg);
+	if (fm->borrowed)
+		return;
 	free(fm->flags);
 	free(fm->prefix);
 	free(fm);
@@ -882,17 +885,27 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 		imap_buf_free(b);
 }
 
-/* One item of a MSG_ITEM, which takes fd. */
+/*
+ * One item of a MSG_ITEM, which takes fd.  Without a body nothing can
+ * stream, so the message is answered before imsg goes: it is kept on
+ * the stack, its strings in imsg.
+ */
 static void
 fetch_item_one(struct imap_session *s, struct fetch_ctx *c,
     struct msg_in *m, struct imsg *imsg, int fd)
 {
-	struct fetch_msg	*fm;
+	struct fetch_msg	*fm, onstack;
 	const char		*flags, *prefix;
 	uint64_t		 body = 0;
 
-	if ((fm = calloc(1, sizeof(*fm))) == NULL)
-		fatal("%s", __func__);
+	if (c->what & IMAP_FETCH_BODY) {
+		if ((fm = calloc(1, sizeof(*fm))) == NULL)
+			fatal("%s", __func__);
+	} else {
+		fm = &onstack;
+		memset(fm, 0, sizeof(*fm));
+		fm->borrowed = 1;
+	}
 	fm->fd = fd;
 	if (msg_get_u32(m, &fm->uid) == -1 ||
 	    msg_get_u64(m, &fm->modseq) == -1 ||
@@ -915,7 +928,10 @@ fetch_item_one(struct imap_session *s, struct fetch_ctx *c,
 		fm->shallow.root = &fm->shallow_root;
 		fm->msg = &fm->shallow;
 	}
-	if ((fm->flags = strdup(flags)) == NULL ||
+	if (fm->borrowed) {
+		fm->flags = (char *)flags;
+		fm->prefix = (char *)prefix;
+	} else if ((fm->flags = strdup(flags)) == NULL ||
 	    (fm->prefix = strdup(prefix)) == NULL)
 		fatal("%s", __func__);
 	fm->flagslen = strlen(flags);
