@@ -939,3 +939,29 @@ def test_header_end_from_mime_json_in_any_order(imap):
         assert section(it, "BODY[HEADER.FIELDS (") == \
             b"Subject: json %d\r\n\r\n" % (seq - 1)
     c.close()
+
+
+def test_bodies_around_a_streamed_one(imap):
+    """A FETCH of bodies over more than a batch, with a message among
+    small ones that streams, larger than imapd queues at once (the
+    answers after it wait until it is out): every body whole, in
+    order, then the tagged OK."""
+    c = imap_client(imap)
+    c.ok("CREATE Streamed")
+    raws = []
+    for k in range(45):
+        body = (b"line %d of message %d\r\n" % (k, k)) * (60 if k % 7 else 2)
+        if k == 20:
+            body = b64(bytes((i * 7) & 0xff for i in range(1200 * 1024)))
+        raw = (b"From: a@example.net\r\nSubject: streamed %d\r\n"
+               b"Message-ID: <streamed-%d@x>\r\n\r\n" % (k, k)) + body
+        append_raw(c, "Streamed", raw)
+        raws.append(raw)
+    c.ok("EXAMINE Streamed")
+    res = imap_fetch(c, "1:* (UID BODY.PEEK[] RFC822.SIZE)")
+    assert [seq for seq, _ in res] == list(range(1, 46))
+    assert len(raws[20]) > 1024 * 1024
+    for (seq, it), raw in zip(res, raws):
+        assert it["BODY[]"] == raw, seq
+        assert int(it["RFC822.SIZE"]) == len(raw), seq
+    c.close()
