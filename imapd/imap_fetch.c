@@ -31,6 +31,7 @@
 #define FETCH_STREAM_CHUNK	(256 * 1024)
 #define FETCH_STREAM		1		/* fetch_section(): streaming */
 #define IMAP_FETCH_RENDER_MAX	(8 * 1024 * 1024)	/* one response */
+#define FETCH_CORK_MAX		(64 * 1024)	/* output held back */
 
 /* An answer that came in while a section streamed out. */
 struct fetch_held {
@@ -54,6 +55,7 @@ struct fetch_msg {
 	size_t			 seq;
 	uint64_t		 modseq;
 	char			*flags;
+	size_t			 flagslen;
 	int64_t			 idate;
 	uint64_t		 size;
 	char			*prefix;
@@ -66,6 +68,7 @@ struct fetch_msg {
 	struct mime_message	 shallow;
 	struct mime_part	 shallow_root;
 	size_t			 att;		/* the next item */
+	int			 borrowed;	/* on the stack, strings too */
 	int			 modseq_out;
 	int			 sp;
 	/* streaming [off, off + left) */
@@ -77,6 +80,7 @@ struct fetch_ctx {
 	struct imap_fetch	 f;
 	struct imap_uidlist	 uids;
 	size_t			 next;
+	size_t			 seqhint;	/* answers by ascending UID */
 	uint32_t		 what;
 	int			 seen;		/* phase: setting \Seen */
 	int			 error;		/* NO at the end */
@@ -88,6 +92,9 @@ struct fetch_ctx {
 	size_t			 nparts;
 	uint32_t		 partuid;
 	struct imap_buf		 out;
+	/* Each section item parsed once, for every message. */
+	struct imap_section	*sects[IMAP_FETCH_ATTS_MAX];
+	int			 sectrc[IMAP_FETCH_ATTS_MAX];
 	struct fetch_msg	*streaming;
 	TAILQ_HEAD(, fetch_held) held;
 };
@@ -194,6 +201,8 @@ fetch_msg_free(struct fetch_msg *fm)
 	fetch_pieces_close(fm->pieces, &fm->npieces);
 	if (fm->msg != NULL && fm->msg != &fm->shallow)
 		mime_free(fm->msg);
+	if (fm->borrowed)
+		return;
 	free(fm->flags);
 	free(fm->prefix);
 	free(fm);
@@ -204,7 +213,14 @@ fetch_ctx_free(void *p)
 {
 	struct fetch_ctx	*c = p;
 	struct fetch_held	*h;
+	size_t			 i;
 
+	for (i = 0; i < IMAP_FETCH_ATTS_MAX; i++) {
+		if (c->sects[i] == NULL)
+			continue;
+		imap_section_clear(c->sects[i]);
+		free(c->sects[i]);
+	}
 	imap_fetch_free(&c->f);
 	imap_uidlist_free(&c->uids);
 	free(c->mime);
@@ -219,6 +235,24 @@ fetch_ctx_free(void *p)
 		free(h);
 	}
 	free(c);
+}
+
+/*
+ * While storaged answers a batch, the responses wait in the output
+ * buffer and go out in one write at its end (or once FETCH_CORK_MAX is
+ * held, or when a section streams), not one write per answer that
+ * came in on its own.
+ */
+static void
+fetch_cork(struct imap_session *s)
+{
+	io_pause(s->io, IO_OUT);
+}
+
+static void
+fetch_uncork(struct imap_session *s)
+{
+	io_resume(s->io, IO_OUT);
 }
 
 static int	fetch_batch(struct imap_session *);
@@ -471,6 +505,7 @@ fetch_finish(struct imap_session *s)
 {
 	struct fetch_ctx	*c = s->ctx;
 
+	fetch_uncork(s);
 	if (strcmp(s->cmd.verb, "STORE") == 0)
 		imap_tagged(s, "OK", "%sSTORE completed",
 		    s->cmd.uid ? "UID " : "");
@@ -510,6 +545,7 @@ fetch_batch(struct imap_session *s)
 		return -1;
 	}
 	imap_wait(s, WAIT_FETCH);
+	fetch_cork(s);
 	return 0;
 }
 
@@ -672,9 +708,10 @@ identity_cte(const struct mime_part *p)
  * literal's length goes out and FETCH_STREAM says the bytes follow.
  */
 static int
-fetch_section(struct imap_buf *b, const struct imap_fetch_att *a,
+fetch_section(struct fetch_ctx *c, struct imap_buf *b, size_t i,
     struct fetch_msg *fm, struct fetch_reader *rd)
 {
+	const struct imap_fetch_att	*a = &c->f.atts[i];
 	struct imap_section	 sect;
 	const char		*spec = a->spec, *name = a->name;
 	size_t			 off, len;
@@ -701,11 +738,17 @@ fetch_section(struct imap_buf *b, const struct imap_fetch_att *a,
 			kind = IMAP_FETCH_SECT_BINARY;
 		break;
 	}
-	memset(&sect, 0, sizeof(sect));
-	if ((r = imap_section_find(fm->msg, spec, &sect)) < 0) {
-		imap_section_clear(&sect);
-		return r;
+	if (c->sects[i] == NULL) {
+		if ((c->sects[i] = malloc(sizeof(*c->sects[i]))) == NULL)
+			return IMAP_SECTION_NOMEM;
+		c->sectrc[i] = imap_section_parse(spec, c->sects[i]);
 	}
+	if (c->sectrc[i] < 0)
+		return c->sectrc[i];
+	/* A copy to resolve: the names stay the cached parse's. */
+	sect = *c->sects[i];
+	if ((r = imap_section_resolve(fm->msg, &sect)) < 0)
+		return r;
 	imap_buf_adds(b, name);
 	if (a->partial)
 		imap_buf_printf(b, "<%u>", a->offset);
@@ -723,14 +766,11 @@ fetch_section(struct imap_buf *b, const struct imap_fetch_att *a,
 			    kind == IMAP_FETCH_SECT_BINARY ? "~" : "", len);
 			fm->off = off;
 			fm->left = len;
-			imap_section_clear(&sect);
 			return FETCH_STREAM;
 		}
 	}
-	r = imap_fetch_section(b, fm->msg, &sect, kind, a->partial, a->offset,
-	    a->count, fetch_read, rd);
-	imap_section_clear(&sect);
-	return r;
+	return imap_fetch_section(b, fm->msg, &sect, kind, a->partial,
+	    a->offset, a->count, fetch_read, rd);
 }
 
 /*
@@ -750,8 +790,11 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 	resumed = fm->att > 0;
 	fetch_reader_init(&rd, fm);
 	imap_buf_reset(b);
-	if (fm->att == 0)
-		imap_buf_printf(b, "* %zu FETCH (", fm->seq);
+	if (fm->att == 0) {
+		imap_buf_adds(b, "* ");
+		imap_buf_addu64(b, fm->seq);
+		imap_buf_adds(b, " FETCH (");
+	}
 	for (; fm->att < c->f.natts; fm->att++) {
 		a = &c->f.atts[fm->att];
 		if (a->kind == FA_MODSEQ && fm->modseq_out)
@@ -761,13 +804,17 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 		fm->sp = 1;
 		switch (a->kind) {
 		case FA_UID:
-			imap_buf_printf(b, "UID %u", fm->uid);
+			imap_buf_adds(b, "UID ");
+			imap_buf_addu64(b, fm->uid);
 			break;
 		case FA_FLAGS:
-			imap_buf_printf(b, "FLAGS (%s)", fm->flags);
+			imap_buf_adds(b, "FLAGS (");
+			imap_buf_add(b, fm->flags, fm->flagslen);
+			imap_buf_addc(b, ')');
 			if ((s->flags & SF_CONDSTORE) && !fm->modseq_out) {
-				imap_buf_printf(b, " MODSEQ (%llu)",
-				    (unsigned long long)fm->modseq);
+				imap_buf_adds(b, " MODSEQ (");
+				imap_buf_addu64(b, fm->modseq);
+				imap_buf_addc(b, ')');
 				fm->modseq_out = 1;
 			}
 			break;
@@ -776,8 +823,8 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 			imap_render_date(b, (time_t)fm->idate, 0);
 			break;
 		case FA_RFC822_SIZE:
-			imap_buf_printf(b, "RFC822.SIZE %llu",
-			    (unsigned long long)fm->size);
+			imap_buf_adds(b, "RFC822.SIZE ");
+			imap_buf_addu64(b, fm->size);
 			break;
 		case FA_MODSEQ:
 			imap_buf_printf(b, "MODSEQ (%llu)",
@@ -797,11 +844,12 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 			imap_render_bodystructure(b, fm->msg->root, 1, utf8);
 			break;
 		default:
-			r = fetch_section(b, a, fm, &rd);
+			r = fetch_section(c, b, fm->att, fm, &rd);
 			if (r == FETCH_STREAM) {
 				fm->att++;
 				if (b->oom)
 					fatal("%s", __func__);
+				fetch_uncork(s);
 				imap_write(s, b->p, b->len);
 				c->streaming = fm;
 				fetch_stream(s, c);
@@ -829,23 +877,35 @@ fetch_render(struct imap_session *s, struct fetch_ctx *c,
 		goto done;
 	}
 	imap_write(s, b->p, b->len);
+	if (io_queued(s->io) > FETCH_CORK_MAX)
+		fetch_uncork(s);
  done:
 	fetch_msg_free(fm);
 	if (b->cap > 1024 * 1024)
 		imap_buf_free(b);
 }
 
-/* One item of a MSG_ITEM, which takes fd. */
+/*
+ * One item of a MSG_ITEM, which takes fd.  Without a body nothing can
+ * stream, so the message is answered before imsg goes: it is kept on
+ * the stack, its strings in imsg.
+ */
 static void
 fetch_item_one(struct imap_session *s, struct fetch_ctx *c,
     struct msg_in *m, struct imsg *imsg, int fd)
 {
-	struct fetch_msg	*fm;
+	struct fetch_msg	*fm, onstack;
 	const char		*flags, *prefix;
 	uint64_t		 body = 0;
 
-	if ((fm = calloc(1, sizeof(*fm))) == NULL)
-		fatal("%s", __func__);
+	if (c->what & IMAP_FETCH_BODY) {
+		if ((fm = calloc(1, sizeof(*fm))) == NULL)
+			fatal("%s", __func__);
+	} else {
+		fm = &onstack;
+		memset(fm, 0, sizeof(*fm));
+		fm->borrowed = 1;
+	}
 	fm->fd = fd;
 	if (msg_get_u32(m, &fm->uid) == -1 ||
 	    msg_get_u64(m, &fm->modseq) == -1 ||
@@ -868,9 +928,13 @@ fetch_item_one(struct imap_session *s, struct fetch_ctx *c,
 		fm->shallow.root = &fm->shallow_root;
 		fm->msg = &fm->shallow;
 	}
-	if ((fm->flags = strdup(flags)) == NULL ||
+	if (fm->borrowed) {
+		fm->flags = (char *)flags;
+		fm->prefix = (char *)prefix;
+	} else if ((fm->flags = strdup(flags)) == NULL ||
 	    (fm->prefix = strdup(prefix)) == NULL)
 		fatal("%s", __func__);
+	fm->flagslen = strlen(flags);
 	fm->prefixlen = strlen(prefix);
 	if (c->nparts > 0 && c->partuid == fm->uid) {
 		memcpy(fm->pieces, c->parts, c->nparts * sizeof(*c->parts));
@@ -887,7 +951,7 @@ fetch_item_one(struct imap_session *s, struct fetch_ctx *c,
 		}
 	} else
 		fetch_parts_stale(s, c);
-	if ((fm->seq = imap_seq_of_uid(s, fm->uid)) == 0)
+	if ((fm->seq = imap_seq_of_uid_next(s, fm->uid, &c->seqhint)) == 0)
 		goto drop;
 	if (c->what & IMAP_FETCH_MIME) {
 		if (c->mime == NULL || c->mimeuid != fm->uid ||
@@ -950,6 +1014,7 @@ imap_fetch_end(struct imap_session *s, struct imsg *imsg)
 	s->wait = WAIT_NONE;
 	if (s->flags & SF_CLOSE)
 		return;
+	fetch_uncork(s);
 	if (io_queued(s->io) > IMAP_FETCH_QUEUED_MAX) {
 		s->wait = WAIT_LOWAT;
 		return;
@@ -981,6 +1046,7 @@ fetch_replay(struct imap_session *s, struct fetch_ctx *c)
 			free(h->imsg.data);
 			free(h);
 			s->wait = WAIT_NONE;
+			fetch_uncork(s);
 			if (io_queued(s->io) > IMAP_FETCH_QUEUED_MAX)
 				s->wait = WAIT_LOWAT;
 			else

@@ -219,10 +219,10 @@ imap_ranges_add(struct imap_session *s, struct msg_out *m,
     const uint32_t *uids, size_t n, size_t maxmsgs)
 {
 	struct imap_range	 r[IMAP_RANGES_MAX];
-	size_t			 i, k, nr = 0, seq, prev = 0;
+	size_t			 i, k, nr = 0, seq, prev = 0, hint = 0;
 
 	for (i = 0; i < n && i < maxmsgs; i++) {
-		seq = imap_seq_of_uid(s, uids[i]);
+		seq = imap_seq_of_uid_next(s, uids[i], &hint);
 		if (nr > 0 && seq != 0 && prev != 0 && seq == prev + 1) {
 			r[nr - 1].hi = uids[i];
 			prev = seq;

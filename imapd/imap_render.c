@@ -73,19 +73,26 @@ imap_buf_addc(struct imap_buf *b, int c)
 	b->p[b->len++] = c;
 }
 
+/* Formats in place when it fits what is free, so most need one pass. */
 void
 imap_buf_printf(struct imap_buf *b, const char *fmt, ...)
 {
 	va_list	 ap;
+	size_t	 room;
 	int	 n;
 
-	if (b->oom)
+	if (b->oom || buf_reserve(b, 64) == -1)
 		return;
+	room = b->cap - b->len;
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(b->p + b->len, room, fmt, ap);
 	va_end(ap);
 	if (n < 0) {
 		b->oom = 1;
+		return;
+	}
+	if ((size_t)n < room) {
+		b->len += n;
 		return;
 	}
 	/* vsnprintf writes a NUL after the text: room for it too. */
@@ -95,6 +102,19 @@ imap_buf_printf(struct imap_buf *b, const char *fmt, ...)
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	b->len += n;
+}
+
+void
+imap_buf_addu64(struct imap_buf *b, uint64_t v)
+{
+	char	 d[20];
+	size_t	 n = 0;
+
+	do {
+		d[sizeof(d) - ++n] = '0' + v % 10;
+		v /= 10;
+	} while (v > 0);
+	imap_buf_add(b, d + sizeof(d) - n, n);
 }
 
 void
@@ -518,12 +538,20 @@ imap_render_bodystructure(struct imap_buf *b, const struct mime_part *p,
 
 /* INTERNALDATE */
 
+static void
+two_digits(char *p, int v)
+{
+	p[0] = '0' + v / 10 % 10;
+	p[1] = '0' + v % 10;
+}
+
 void
 imap_render_date(struct imap_buf *b, time_t t, int tzoff)
 {
 	static const char	*months[] = { "Jan", "Feb", "Mar", "Apr",
 	    "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 	struct tm		 tm;
+	char			 d[28];
 	int			 off;
 
 	if (tzoff < -24 * 60 || tzoff > 24 * 60)
@@ -536,9 +564,26 @@ imap_render_date(struct imap_buf *b, time_t t, int tzoff)
 		gmtime_r(&t, &tm);
 	}
 	off = tzoff < 0 ? -tzoff : tzoff;
-	imap_buf_printf(b, "\"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"",
-	    tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, tzoff < 0 ? '-' : '+', off / 60, off % 60);
+	/* "dd-Mon-yyyy hh:mm:ss +hhmm", by hand: one per message. */
+	d[0] = '"';
+	two_digits(d + 1, tm.tm_mday);
+	d[3] = '-';
+	memcpy(d + 4, months[tm.tm_mon], 3);
+	d[7] = '-';
+	two_digits(d + 8, (tm.tm_year + 1900) / 100);
+	two_digits(d + 10, (tm.tm_year + 1900) % 100);
+	d[12] = ' ';
+	two_digits(d + 13, tm.tm_hour);
+	d[15] = ':';
+	two_digits(d + 16, tm.tm_min);
+	d[18] = ':';
+	two_digits(d + 19, tm.tm_sec);
+	d[21] = ' ';
+	d[22] = tzoff < 0 ? '-' : '+';
+	two_digits(d + 23, off / 60);
+	two_digits(d + 25, off % 60);
+	d[27] = '"';
+	imap_buf_add(b, d, 28);
 }
 
 /* Sections */
@@ -861,13 +906,13 @@ imap_section_item(struct imap_buf *b, const char *item,
 /* HEADER.FIELDS */
 
 static int
-field_listed(const char *name, size_t len, char * const *names, size_t n)
+field_listed(const char *name, size_t len, char * const *names,
+    const size_t *lens, size_t n)
 {
 	size_t	 i;
 
 	for (i = 0; i < n; i++)
-		if (strlen(names[i]) == len &&
-		    strncasecmp(names[i], name, len) == 0)
+		if (lens[i] == len && strncasecmp(names[i], name, len) == 0)
 			return 1;
 	return 0;
 }
@@ -877,9 +922,15 @@ imap_header_fields(struct imap_buf *b, const char *h, size_t len,
     char * const *names, size_t n, int not)
 {
 	const char	*nl, *colon;
-	size_t		 pos = 0, start, next, namelen;
+	size_t		 lens[IMAP_FIELDS_MAX];
+	size_t		 i, pos = 0, start, next, namelen;
 	int		 keep;
 
+	/* The parser allows no more names than that. */
+	if (n > IMAP_FIELDS_MAX)
+		n = IMAP_FIELDS_MAX;
+	for (i = 0; i < n; i++)
+		lens[i] = strlen(names[i]);
 	while (pos < len) {
 		start = pos;
 		nl = memchr(h + pos, '\n', len - pos);
@@ -903,7 +954,7 @@ imap_header_fields(struct imap_buf *b, const char *h, size_t len,
 			namelen--;
 		if (namelen == 0 || memchr(h + start, '\n', namelen) != NULL)
 			continue;
-		keep = field_listed(h + start, namelen, names, n);
+		keep = field_listed(h + start, namelen, names, lens, n);
 		if (keep == not)
 			continue;
 		imap_buf_add(b, h + start, next - start);
@@ -968,14 +1019,20 @@ read_into(struct imap_buf *b, size_t off, size_t len, imap_read_fn rd,
 	return IMAP_SECTION_OK;
 }
 
+/*
+ * The header block and what is kept of it go through buffers kept from
+ * one message to the next (imapd has one thread), freed when large.
+ */
 static int
 fetch_filtered(struct imap_buf *b, const struct imap_section *s,
     int partial, uint64_t origin, uint64_t count, imap_read_fn rd, void *arg)
 {
-	struct imap_buf	 hdr = IMAP_BUF_INIT, out = IMAP_BUF_INIT;
-	size_t		 off = 0, len;
-	int		 r;
+	static struct imap_buf	 hdr = IMAP_BUF_INIT, out = IMAP_BUF_INIT;
+	size_t			 off = 0, len;
+	int			 r;
 
+	imap_buf_reset(&hdr);
+	imap_buf_reset(&out);
 	if ((r = read_into(&hdr, s->off, s->len, rd, arg)) != IMAP_SECTION_OK)
 		goto done;
 	imap_header_fields(&out, hdr.p, hdr.len, s->fields, s->nfields,
@@ -989,8 +1046,10 @@ fetch_filtered(struct imap_buf *b, const struct imap_section *s,
 		imap_partial(&off, &len, origin, count);
 	imap_literal(b, out.p + off, len);
  done:
-	imap_buf_free(&hdr);
-	imap_buf_free(&out);
+	if (hdr.cap > 64 * 1024)
+		imap_buf_free(&hdr);
+	if (out.cap > 64 * 1024)
+		imap_buf_free(&out);
 	return r;
 }
 

@@ -39,6 +39,7 @@ void	 imap_buf_adds(struct imap_buf *, const char *);
 void	 imap_buf_addc(struct imap_buf *, int);
 void	 imap_buf_printf(struct imap_buf *, const char *, ...)
 	    __attribute__((__format__ (printf, 2, 3)));
+void	 imap_buf_addu64(struct imap_buf *, uint64_t);
 void	 imap_buf_reset(struct imap_buf *);	/* len 0, memory kept */
 void	 imap_buf_free(struct imap_buf *);
 

@@ -127,6 +127,7 @@ static void
 imap_logout_now(struct imap_session *s)
 {
 	s->state = IMAP_LOGOUT;
+	io_resume(s->io, IO_OUT);
 	io_set_write(s->io);
 	if (io_queued(s->io) == 0)
 		imap_close(s);
@@ -183,6 +184,8 @@ imap_done(struct imap_session *s)
 	if (s->input != IN_IDLE && s->input != IN_SASL)
 		s->input = IN_LINE;
 	s->wait = WAIT_NONE;
+	if (!(s->flags & SF_CLOSE))
+		io_resume(s->io, IO_OUT);
 	if (!(s->flags & SF_CLOSE) && s->state != IMAP_LOGOUT)
 		io_resume(s->io, IO_IN);
 }

@@ -1,9 +1,12 @@
 /*
  * Our imsg.  A message is a 16-byte header (type, length, flags, peer
- * id, pid) and at most IMSG_MAX_PAYLOAD bytes.  A descriptor is sent
- * with a message's first byte in a sendmsg() of its own, so on the
- * receiving side descriptors arrive in the order of the messages that
- * carry them and are claimed one per IMSGF_HASFD message.
+ * id, pid) and at most IMSG_MAX_PAYLOAD bytes.  The descriptors of up
+ * to IMSG_SEND_FDS queued messages go together with the first byte of
+ * one sendmsg(), so on the receiving side they arrive no later than
+ * the messages that carry them, in their order, and are claimed one
+ * per IMSGF_HASFD message.  Each recvmsg() stops after one such batch:
+ * a run of answers with descriptors costs one system call a batch
+ * rather than one a message on either side.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -57,7 +60,7 @@ imsgbuf_read(struct imsgbuf *ib)
 	struct cmsghdr	*cmsg;
 	union {
 		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int) * 4)];
+		char		buf[CMSG_SPACE(sizeof(int) * IMSG_SEND_FDS)];
 	} cmsgbuf;
 	ssize_t		 n;
 	int		 overflow = 0;
@@ -212,42 +215,42 @@ imsgbuf_queued(struct imsgbuf *ib)
 int
 imsgbuf_write(struct imsgbuf *ib)
 {
-	struct imsg_out	*o;
+	struct imsg_out	*o, *p;
+	struct imsg_out	*withfd[IMSG_SEND_FDS];
 	struct msghdr	 msg;
 	struct iovec	 iov[16];
 	union {
 		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
+		char		buf[CMSG_SPACE(sizeof(int) * IMSG_SEND_FDS)];
 	} cmsgbuf;
 	struct cmsghdr	*cmsg;
 	ssize_t		 n;
-	int		 i;
+	int		 i, j, nfds;
 
 	while ((o = TAILQ_FIRST(&ib->out)) != NULL) {
 		memset(&msg, 0, sizeof(msg));
-		i = 0;
-		if (o->fd != -1) {
-			/* A descriptor goes alone with its message. */
-			iov[0].iov_base = o->buf + o->off;
-			iov[0].iov_len = o->len - o->off;
-			i = 1;
+		i = nfds = 0;
+		for (p = o; p != NULL && i < 16; p = TAILQ_NEXT(p, entry)) {
+			if (p->fd != -1) {
+				if (nfds == IMSG_SEND_FDS)
+					break;
+				withfd[nfds++] = p;
+			}
+			iov[i].iov_base = p->buf + p->off;
+			iov[i].iov_len = p->len - p->off;
+			i++;
+		}
+		if (nfds > 0) {
 			memset(&cmsgbuf, 0, sizeof(cmsgbuf));
 			msg.msg_control = &cmsgbuf.buf;
-			msg.msg_controllen = sizeof(cmsgbuf.buf);
+			msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 			cmsg = CMSG_FIRSTHDR(&msg);
-			cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+			cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
 			cmsg->cmsg_level = SOL_SOCKET;
 			cmsg->cmsg_type = SCM_RIGHTS;
-			memcpy(CMSG_DATA(cmsg), &o->fd, sizeof(int));
-		} else {
-			struct imsg_out	*p;
-
-			for (p = o; p != NULL && i < 16 && p->fd == -1;
-			    p = TAILQ_NEXT(p, entry)) {
-				iov[i].iov_base = p->buf + p->off;
-				iov[i].iov_len = p->len - p->off;
-				i++;
-			}
+			for (j = 0; j < nfds; j++)
+				memcpy(CMSG_DATA(cmsg) + j * sizeof(int),
+				    &withfd[j]->fd, sizeof(int));
 		}
 		msg.msg_iov = iov;
 		msg.msg_iovlen = i;
@@ -259,10 +262,10 @@ imsgbuf_write(struct imsgbuf *ib)
 				return 0;
 			return -1;
 		}
-		if (o->fd != -1) {
-			/* The descriptor went with the first byte. */
-			close(o->fd);
-			o->fd = -1;
+		/* All went with the first byte, before their messages. */
+		for (j = 0; j < nfds; j++) {
+			close(withfd[j]->fd);
+			withfd[j]->fd = -1;
 		}
 		while (n > 0 && (o = TAILQ_FIRST(&ib->out)) != NULL) {
 			size_t	left = o->len - o->off;

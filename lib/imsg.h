@@ -1,7 +1,7 @@
 /*
  * Framed messages over a socketpair, in the manner of OpenBSD's imsg:
  * a fixed header, a bounded payload, and an optional file descriptor
- * that travels with the first byte of its message.
+ * that travels no later than the first byte of its message.
  */
 #ifndef IMSG_H
 #define IMSG_H
@@ -17,6 +17,7 @@
 #define IMSG_MAX_PAYLOAD	(IMSG_MAX_SIZE - IMSG_HEADER_SIZE)
 #define IMSG_READ_SIZE		(IMSG_MAX_SIZE * 4)
 #define IMSG_MAX_FDS		64	/* received and not yet claimed */
+#define IMSG_SEND_FDS		16	/* sent (and read) in one batch */
 
 #define IMSGF_HASFD		0x0001
 

@@ -183,6 +183,8 @@ const char	*mime_strerror(int);
 /* Compact JSON of the whole tree; NULL when out of memory. */
 char		*mime_to_json(const struct mime_message *);
 int		 mime_from_json(const char *, size_t, struct mime_message **);
+/* The root's body_start read from mime_to_json()'s text; -1: parse it. */
+int		 mime_json_body_start(const char *, size_t, uint64_t *);
 
 int		 mime_header_get(const char *, size_t,
 		    const struct mime_part *, const char *, char **);

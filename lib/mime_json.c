@@ -260,6 +260,82 @@ mime_to_json(const struct mime_message *m)
 	return s;
 }
 
+/*
+ * The second of the "offsets" among the keys of the object that starts
+ * at p (after its brace): strings, objects and arrays inside are
+ * skipped whole, so no nested part's offsets match.  -1 if none.
+ */
+static int64_t
+json_object_body_start(const char *p, const char *end)
+{
+	static const char	 key[] = "\"offsets\":[";
+	uint64_t		 v[2] = { 0, 0 };
+	size_t			 i, digits;
+	int			 depth = 0;
+
+	while (p < end) {
+		switch (*p++) {
+		case '"':
+			p--;
+			if (depth == 0 &&
+			    (size_t)(end - p) >= sizeof(key) - 1 &&
+			    memcmp(p, key, sizeof(key) - 1) == 0) {
+				p += sizeof(key) - 1;
+				for (i = 0; i < 2; i++) {
+					for (digits = 0; p < end && *p >= '0' &&
+					    *p <= '9' && digits < 15;
+					    p++, digits++)
+						v[i] = v[i] * 10 + (*p - '0');
+					if (digits == 0 || p == end ||
+					    *p != ',')
+						return -1;
+					p++;
+				}
+				return v[1];
+			}
+			for (p++; p < end && *p != '"'; p++)
+				if (*p == '\\' && ++p == end)
+					return -1;
+			if (p == end)
+				return -1;
+			p++;
+			break;
+		case '{':
+		case '[':
+			depth++;
+			break;
+		case '}':
+		case ']':
+			if (depth-- == 0)
+				return -1;
+			break;
+		}
+	}
+	return -1;
+}
+
+/*
+ * The root's body_start from mime_to_json()'s text without parsing all
+ * of it: its "root" is the one key of those bytes (in a string a quote
+ * is escaped), and the root's own "offsets" are found within it.  -1
+ * when the JSON is not so (then mime_from_json() it).
+ */
+int
+mime_json_body_start(const char *json, size_t len, uint64_t *off)
+{
+	static const char	 root[] = "\"root\":{";
+	const char		*p;
+	int64_t			 v;
+
+	if ((p = memmem(json, len, root, sizeof(root) - 1)) == NULL)
+		return -1;
+	p += sizeof(root) - 1;
+	if ((v = json_object_body_start(p, json + len)) < 0)
+		return -1;
+	*off = v;
+	return 0;
+}
+
 /* A string or {"b64": ...}; NULL (v absent or null) is allowed. */
 static int
 read_str(struct json_reader *jr, json_t *v, char **out)

@@ -308,6 +308,36 @@ fetch_pieces(uint32_t peerid, uint32_t uid, int64_t message,
 	return fd;
 }
 
+/*
+ * Where the top-level header ends, counting the prefix, from the mime
+ * JSON of column col (mime_json_body_start(), which reads it without
+ * parsing all of it, as json_extract() would for every message); or,
+ * for JSON not as mime_to_json() writes it, from SQLite's parser.
+ */
+static uint64_t
+fetch_body_start(sqlite3_stmt *st, int col, int64_t message)
+{
+	sqlite3_stmt	*q;
+	const char	*json;
+	uint64_t	 off;
+	int64_t		 v = 0;
+
+	json = (const char *)sqlite3_column_text(st, col);
+	if (json != NULL && mime_json_body_start(json,
+	    sqlite3_column_bytes(st, col), &off) == 0)
+		return off;
+	log_warnx("%s: message %lld: no root offsets where mime_to_json() "
+	    "puts them", __func__, (long long)message);
+	if ((q = store_stmt("SELECT json_extract(mime, "
+	    "'$.root.offsets[1]') FROM messages WHERE id = ?")) == NULL)
+		return 0;
+	if (sqlite3_bind_int64(q, 1, message) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	store_stmt_done(q);
+	return v < 0 ? 0 : v;
+}
+
 /* An item's bytes in MSG_ITEM besides its flags and prefix. */
 #define FETCH_ITEM_FIXED	(4 + 8 + 4 + 1 + 8 + 8 + 4 + 1 + 8)
 
@@ -358,8 +388,7 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 		    "m.size, m.prefix, m.blob, CASE WHEN ?4 THEN m.mime END, "
 		    "CASE WHEN ?7 THEN (SELECT group_concat(k.keyword, ' ') "
 		    "FROM keywords k WHERE k.message_id = m.id) END, m.id, "
-		    "CASE WHEN ?6 THEN json_extract(m.mime, "
-		    "'$.root.offsets[1]') END, mm.flags "
+		    "CASE WHEN ?6 THEN m.mime END, mm.flags "
 		    "FROM mailbox_messages "
 		    "mm JOIN messages m ON m.id = mm.message_id WHERE "
 		    "mm.mailbox_id = ?1 AND mm.uid BETWEEN ?2 AND ?3 AND "
@@ -438,7 +467,8 @@ store_imap_fetch(struct proc_peer *peer, struct imsg *imsg)
 			msg_add_u64(&out, sqlite3_column_int64(st, 3));
 			msg_add_string(&out, prefix);
 			if (what & IMAP_FETCH_SHALLOW)
-				msg_add_u64(&out, sqlite3_column_int64(st, 9));
+				msg_add_u64(&out, fetch_body_start(st, 9,
+				    sqlite3_column_int64(st, 8)));
 			if (!batch && proc_send(PROC_IMAPD, &out) == -1)
 				log_warn("%s: item to imapd", __func__);
 		}

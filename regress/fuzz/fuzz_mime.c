@@ -4,6 +4,8 @@
  * it.  Whatever parses is serialized to JSON, read back, serialized
  * again (the two must be equal: the round trip is lossless), every
  * part is decoded to text and its header read again, and all is freed.
+ * mime_json_body_start() reads the root's body start off the JSON as
+ * parsed, and reads the raw input as if it were JSON without a fault.
  */
 #include <sys/types.h>
 
@@ -43,15 +45,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mime_message	*m = NULL, *m2 = NULL;
 	const char		*raw = (const char *)data;
 	char			*j1, *j2;
+	uint64_t		 off;
 
 	if (size > FUZZ_MAX_INPUT)
 		return 0;
+	(void)mime_json_body_start(raw, size, &off);
 	if (mime_parse(raw, size, &m) != MIME_OK)
 		return 0;
 	if (!utf8_valid(m->preview, strlen(m->preview)))
 		abort();
 	fuzz_decode_parts(m->root, raw, size);
 	if ((j1 = mime_to_json(m)) == NULL)
+		abort();
+	if (mime_json_body_start(j1, strlen(j1), &off) != 0 ||
+	    off != m->root->body_start)
 		abort();
 	if (mime_from_json(j1, strlen(j1), &m2) != MIME_OK)
 		abort();

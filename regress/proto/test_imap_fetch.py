@@ -794,3 +794,174 @@ def test_flags_with_and_without_other_keywords(imap):
     c.ok("STORE 1:* -FLAGS ($Custom)")
     assert flags() == system
     c.close()
+
+
+DUP_HEADER = (b"From: a@example.net\r\n"
+              b"To: imap@example.test\r\n"
+              b"subject: first\r\n"
+              b"X-Dup: one\r\n"
+              b"X-Dup-Not: other\r\n"
+              b"X-DUP: two\r\n"
+              b"\tfolded with a tab\r\n"
+              b"  and spaces\r\n"
+              b"Message-ID: <hf-dup@x>\r\n"
+              b"SUBJECT: second\r\n")
+
+
+def test_header_fields_duplicates_case_and_partial(imap):
+    """HEADER.FIELDS gives every instance of a field asked for, in the
+    message's order and spelling, folded lines whole; the names match
+    whatever their case, quoted or not, and not a longer name that
+    starts the same; <partial> cuts the filtered bytes; the same item
+    twice, and .NOT beside it, each come right."""
+    c = imap_client(imap)
+    c.ok("CREATE Hfdup")
+    append_raw(c, "Hfdup", DUP_HEADER + CRLF + b"the body\r\n")
+    c.ok("EXAMINE Hfdup")
+    want = (b"subject: first\r\nX-Dup: one\r\nX-DUP: two\r\n"
+            b"\tfolded with a tab\r\n  and spaces\r\nSUBJECT: second\r\n"
+            b"\r\n")
+    it = imap_fetch(c, '1 (BODY.PEEK[HEADER.FIELDS (Subject "x-dup")])')
+    assert section(it[0][1], "BODY[HEADER.FIELDS (") == want
+    it = imap_fetch(c, "1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)]<7.12> "
+                    "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.5> "
+                    "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<500.10>)")[0][1]
+    full = b"subject: first\r\nSUBJECT: second\r\n\r\n"
+    assert it["BODY[HEADER.FIELDS (SUBJECT)]<7>"] == full[7:19]
+    assert it["BODY[HEADER.FIELDS (SUBJECT)]<0>"] == full[:5]
+    assert it["BODY[HEADER.FIELDS (SUBJECT)]<500>"] == b""
+    it = imap_fetch(c, "1 (BODY.PEEK[HEADER.FIELDS (X-DUP)] "
+                    "BODY.PEEK[HEADER.FIELDS.NOT (X-Dup Subject To)] "
+                    "BODY.PEEK[HEADER.FIELDS (x-dup)])")[0][1]
+    dups = b"X-Dup: one\r\nX-DUP: two\r\n\tfolded with a tab\r\n" \
+        b"  and spaces\r\n\r\n"
+    assert it["BODY[HEADER.FIELDS (X-DUP)]"] == dups
+    assert it["BODY[HEADER.FIELDS (X-DUP)]"] == dups
+    assert section(it, "BODY[HEADER.FIELDS.NOT") == (
+        b"From: a@example.net\r\nX-Dup-Not: other\r\n"
+        b"Message-ID: <hf-dup@x>\r\n\r\n")
+    c.close()
+
+
+def test_header_fields_of_many_messages(imap):
+    """The bench's FETCH over more messages than one batch: each message
+    answered once, in order, with its own fields (the section parsed
+    once serves every message), its own size and the INTERNALDATE its
+    APPEND gave, in the full response that ends with the tagged OK."""
+    c = imap_client(imap)
+    c.ok("CREATE Hfmany")
+    n = 75
+    raws = []
+    for k in range(n):
+        raw = (b"From: sender%d@example.net\r\nTo: imap@example.test\r\n"
+               b"Cc: cc%d@example.net\r\nSubject: message %d\r\n"
+               b"X-Pad: %s\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\n"
+               b"Message-ID: <hf-many-%d@x>\r\n\r\nbody %d\r\n" %
+               (k, k, k, b"p" * (k * 13), k, k))
+        if k % 5 == 0:
+            raw = raw.replace(b"Cc: cc%d@example.net\r\n" % k, b"")
+        raws.append(raw)
+        date = "%02d-%s-%04d %02d:%02d:%02d +0000" % (
+            k % 28 + 1, ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+                         "Aug", "Sep", "Oct", "Nov", "Dec")[k % 12],
+            1999 + k, k % 24, k % 60, (k * 7) % 60)
+        c.send(b'a APPEND Hfmany "%s" {%d+}\r\n%s\r\n' %
+               (date.encode(), len(raw), raw))
+        t = c.until("a")[-1]
+        assert t.startswith("a OK"), t
+    c.ok("EXAMINE Hfmany")
+    out = c.ok("FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE "
+               "BODY.PEEK[HEADER.FIELDS (FROM TO CC SUBJECT DATE "
+               "MESSAGE-ID)])")
+    res = [imap_fetch_items(ln) for ln in out
+           if re.match(r"\* \d+ FETCH ", ln)]
+    assert [seq for seq, _ in res] == list(range(1, n + 1))
+    for k, (seq, it) in enumerate(res):
+        raw = raws[k]
+        kept = b"".join(ln + CRLF for ln in raw.split(b"\r\n\r\n")[0]
+                        .split(CRLF) if not ln.startswith(b"X-Pad"))
+        assert section(it, "BODY[HEADER.FIELDS (") == kept + CRLF, seq
+        assert int(it["RFC822.SIZE"]) == len(raw), seq
+        assert it["INTERNALDATE"].decode() == "%02d-%s-%04d %02d:%02d:%02d " \
+            "+0000" % (k % 28 + 1, ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov",
+                                    "Dec")[k % 12], 1999 + k, k % 24,
+                       k % 60, (k * 7) % 60), seq
+    c.close()
+
+
+def test_header_end_from_mime_json_in_any_order(imap):
+    """Where the header ends comes from the root part's offsets in the
+    stored mime JSON, not from any nested part's: a row whose JSON has
+    its keys in another order (the parts before the root's offsets, the
+    root first) or is not compact is still answered right."""
+    import json
+    c = imap_client(imap)
+    c.ok("CREATE Hfjson")
+    raws = []
+    for k in range(2):
+        raw = (b"From: a@example.net\r\nSubject: json %d\r\n"
+               b"Message-ID: <hf-json-%d@x>\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+               b"--b\r\nContent-Type: text/plain\r\nX-In-Part: yes\r\n\r\n"
+               b"part one\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+               b"part two\r\n--b--\r\n" % (k, k))
+        append_raw(c, "Hfjson", raw)
+        raws.append(raw)
+    c.ok("EXAMINE Hfjson")
+    before = imap_fetch(c, "1:2 (BODY.PEEK[HEADER] BODY.PEEK[TEXT] "
+                        "BODY.PEEK[HEADER.FIELDS (SUBJECT X-IN-PART)])")
+    con = sqlite3.connect(os.path.join(imap.statedir, "postern.db"))
+    con.execute("PRAGMA busy_timeout = 5000")
+    for k in range(2):
+        (mid, text), = con.execute(
+            "SELECT id, mime FROM messages WHERE message_id = ?",
+            ("hf-json-%d@x" % k,)).fetchall()
+        doc = json.loads(text)
+        root = doc.pop("root")
+        offsets = root.pop("offsets")
+        root["offsets"] = offsets
+        doc = dict([("root", root)] + list(doc.items()))
+        if k == 0:
+            new = json.dumps(doc, separators=(",", ":"))
+            assert new.index('"children"') < new.index('"offsets":[%d,' %
+                                                       offsets[0])
+        else:
+            new = json.dumps(doc, indent=1)
+        con.execute("UPDATE messages SET mime = ? WHERE id = ?", (new, mid))
+    con.commit()
+    con.close()
+    after = imap_fetch(c, "1:2 (BODY.PEEK[HEADER] BODY.PEEK[TEXT] "
+                       "BODY.PEEK[HEADER.FIELDS (SUBJECT X-IN-PART)])")
+    assert after == before
+    for (seq, it), raw in zip(after, raws):
+        assert split_trace(it["BODY[HEADER]"] + it["BODY[TEXT]"])[1] == raw
+        assert section(it, "BODY[HEADER.FIELDS (") == \
+            b"Subject: json %d\r\n\r\n" % (seq - 1)
+    c.close()
+
+
+def test_bodies_around_a_streamed_one(imap):
+    """A FETCH of bodies over more than a batch, with a message among
+    small ones that streams, larger than imapd queues at once (the
+    answers after it wait until it is out): every body whole, in
+    order, then the tagged OK."""
+    c = imap_client(imap)
+    c.ok("CREATE Streamed")
+    raws = []
+    for k in range(45):
+        body = (b"line %d of message %d\r\n" % (k, k)) * (60 if k % 7 else 2)
+        if k == 20:
+            body = b64(bytes((i * 7) & 0xff for i in range(1200 * 1024)))
+        raw = (b"From: a@example.net\r\nSubject: streamed %d\r\n"
+               b"Message-ID: <streamed-%d@x>\r\n\r\n" % (k, k)) + body
+        append_raw(c, "Streamed", raw)
+        raws.append(raw)
+    c.ok("EXAMINE Streamed")
+    res = imap_fetch(c, "1:* (UID BODY.PEEK[] RFC822.SIZE)")
+    assert [seq for seq, _ in res] == list(range(1, 46))
+    assert len(raws[20]) > 1024 * 1024
+    for (seq, it), raw in zip(res, raws):
+        assert it["BODY[]"] == raw, seq
+        assert int(it["RFC822.SIZE"]) == len(raw), seq
+    c.close()

@@ -323,6 +323,60 @@ test_fd_order(void)
 	pair_close();
 }
 
+/*
+ * A run of messages with descriptors, more than one batch, between
+ * messages without: each gets its own descriptor, in order, in a read
+ * per batch rather than one per message.
+ */
+static void
+test_fd_batches(void)
+{
+	struct imsg	 imsg;
+	int		 p[2], fds_before, i, reads = 0, got = 0, bad = 0;
+	char		 c;
+
+	fds_before = unit_open_fds();
+	pair_open();
+	CHECK(imsg_compose(&tx, 100, 0, -1, "first", 5) == 0);
+	for (i = 0; i < 2 * IMSG_SEND_FDS + 3; i++) {
+		if (pipe(p) == -1)
+			exit(2);
+		c = 'a' + i;
+		if (write(p[1], &c, 1) != 1)
+			exit(2);
+		close(p[1]);
+		CHECK(imsg_compose(&tx, i, 0, p[0], &c, 1) == 0);
+	}
+	CHECK(imsg_compose(&tx, 101, 0, -1, "last", 4) == 0);
+	CHECK(imsgbuf_flush(&tx) == 0);
+	while (got < 2 * IMSG_SEND_FDS + 5) {
+		if (imsgbuf_read(&rx) <= 0)
+			break;
+		reads++;
+		while (imsg_get(&rx, &imsg) > 0) {
+			if (imsg.hdr.type == 100 || imsg.hdr.type == 101) {
+				bad += imsg.fd != -1 ||
+				    (int)imsg.hdr.type != 100 + (got > 0);
+			} else {
+				bad += (int)imsg.hdr.type != got - 1 ||
+				    imsg.fd == -1 || imsg.datalen != 1 ||
+				    read(imsg.fd, &c, 1) != 1 ||
+				    c != ((char *)imsg.data)[0];
+				if (imsg.fd != -1)
+					close(imsg.fd);
+			}
+			got++;
+			imsg_free(&imsg);
+		}
+	}
+	CHECK(got == 2 * IMSG_SEND_FDS + 5);
+	CHECK(bad == 0);
+	CHECK(reads <= 3);
+	CHECK(rx.nrfds == 0);
+	pair_close();
+	CHECK(unit_open_fds() == fds_before);
+}
+
 static void
 expect_bad_header(uint16_t len, uint16_t flags, const char *what)
 {
@@ -388,7 +442,7 @@ static void
 test_too_many_fds(void)
 {
 	unsigned char	 buf[64];
-	int		 fds[16], i, fds_before, r = 0;
+	int		 fds[IMSG_SEND_FDS + 1], i, fds_before, r = 0;
 	size_t		 n;
 
 	fds_before = unit_open_fds();
@@ -411,10 +465,10 @@ test_too_many_fds(void)
 
 	/* More in one message than the reader's control buffer takes. */
 	pair_open();
-	for (i = 0; i < 16; i++)
+	for (i = 0; i < IMSG_SEND_FDS + 1; i++)
 		fds[i] = open("/dev/null", O_RDONLY);
-	CHECK(send_fds(sp[0], buf, n, fds, 16) == 0);
-	for (i = 0; i < 16; i++)
+	CHECK(send_fds(sp[0], buf, n, fds, IMSG_SEND_FDS + 1) == 0);
+	for (i = 0; i < IMSG_SEND_FDS + 1; i++)
 		close(fds[i]);
 	errno = 0;
 	CHECK(imsgbuf_read(&rx) == -1 && errno == EBADMSG);
@@ -466,6 +520,7 @@ main(void)
 	test_oversize();
 	test_fd_passing();
 	test_fd_order();
+	test_fd_batches();
 	test_bad_headers();
 	test_truncated_at_eof();
 	test_too_many_fds();

@@ -1,9 +1,10 @@
 /*
  * lib/io.c and lib/tls_conf.c: both ends of a connection in one event
- * loop.  Line reading, over-long lines, back-pressure, the idle
- * timeout, STARTTLS and implicit TLS both ways, an old-protocol client
- * refused, bytes pipelined before the handshake dropped, io_free()
- * from a callback, and a server handshake inside the smtpd sandbox.
+ * loop.  Line reading, over-long lines, back-pressure (and output
+ * held while paused), the idle timeout, STARTTLS and implicit TLS both
+ * ways, an old-protocol client refused, bytes pipelined before the
+ * handshake dropped, io_free() from a callback, and a server handshake
+ * inside the smtpd sandbox.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -345,6 +346,21 @@ test_backpressure(void)
 	io_resume(s.io, IO_IN);
 	run_for(50);
 	CHECK(s.nlines == 2);
+
+	/* Output paused: held whole, then out in one write on resume. */
+	io_pause(s.io, IO_OUT);
+	CHECK(io_write(s.io, "A\r\n", 3) == 0 && io_write(s.io, "B\r\n",
+	    3) == 0);
+	run_for(50);
+	CHECK(io_queued(s.io) == 6 && s.lowat == 0);
+	n = recv(sp[1], buf, sizeof(buf), MSG_DONTWAIT);
+	CHECK(n == -1 && errno == EAGAIN);
+	io_resume(s.io, IO_OUT);
+	run_for(50);
+	CHECK(io_queued(s.io) == 0 && s.lowat == 1);
+	n = recv(sp[1], buf, sizeof(buf), MSG_DONTWAIT);
+	CHECK(n == 6 && memcmp(buf, "A\r\nB\r\n", 6) == 0);
+	s.lowat = 0;
 
 	/* A peer that does not read: 1 MB goes out as far as it can. */
 	memset(buf, 'x', sizeof(buf));

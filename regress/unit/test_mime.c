@@ -102,10 +102,18 @@ roundtrip(const struct mime_message *m)
 {
 	struct mime_message	*m2 = NULL;
 	char			*j1, *j2 = NULL;
+	uint64_t		 off;
 	int			 ok = 0;
 
 	if ((j1 = mime_to_json(m)) == NULL)
 		return 0;
+	/* The root's body_start read off the text is the parsed one. */
+	if (mime_json_body_start(j1, strlen(j1), &off) != 0 ||
+	    off != m->root->body_start) {
+		printf("body start not %zu in:\n%s\n", m->root->body_start, j1);
+		free(j1);
+		return 0;
+	}
 	if (mime_from_json(j1, strlen(j1), &m2) == MIME_OK &&
 	    (j2 = mime_to_json(m2)) != NULL)
 		ok = strcmp(j1, j2) == 0;
@@ -115,6 +123,50 @@ roundtrip(const struct mime_message *m)
 	free(j2);
 	mime_free(m2);
 	return ok;
+}
+
+static int
+body_start_is(const char *json, int64_t want)
+{
+	uint64_t	 off = 0;
+	int		 r;
+
+	r = mime_json_body_start(json, strlen(json), &off);
+	if (want < 0 ? r == -1 : r == 0 && off == (uint64_t)want)
+		return 1;
+	printf("body start %d/%llu, not %lld, in %s\n", r,
+	    (unsigned long long)off, (long long)want, json);
+	return 0;
+}
+
+/*
+ * mime_json_body_start(): the root's own offsets, wherever its key is
+ * in the root and whatever strings and nested parts hold; -1 for what
+ * mime_to_json() does not write.
+ */
+static void
+test_json_body_start(void)
+{
+	CHECK(body_start_is("{\"v\":1,\"envelope\":{\"subject\":"
+	    "\"\\\"root\\\":{\\\"offsets\\\":[1,2,3]\"},\"root\":{\"type\":"
+	    "\"text\",\"offsets\":[0,40,50]}}", 40));
+	CHECK(body_start_is("{\"root\":{\"type\":\"multipart\",\"children\":"
+	    "[{\"offsets\":[60,70,80]},{\"offsets\":[90,95,99]}],"
+	    "\"message\":{\"offsets\":[1,2,3]},\"params\":[[\"a\",\"]}\"]],"
+	    "\"offsets\":[0,55,100]},\"v\":1}", 55));
+	CHECK(body_start_is("{\"root\":{\"offsets\":[17,123456789012,1]}}",
+	    123456789012LL));
+	CHECK(body_start_is("{\"root\": {\"offsets\": [0, 40, 50]}}", -1));
+	CHECK(body_start_is("{\"root\":{\"offsets\":[0,40]}}", -1));
+	CHECK(body_start_is("{\"root\":{\"offsets\":[0,1234567890123456,9]}}",
+	    -1));
+	CHECK(body_start_is("{\"root\":{\"children\":[{\"offsets\":[0,4,5]}]}}",
+	    -1));
+	CHECK(body_start_is("{\"root\":{\"type\":\"te\\", -1));
+	CHECK(body_start_is("{\"root\":{\"type\":\"te", -1));
+	CHECK(body_start_is("{\"root\":{\"offsets\":[12", -1));
+	CHECK(body_start_is("{\"v\":1}", -1));
+	CHECK(body_start_is("", -1));
 }
 
 static void
@@ -830,6 +882,7 @@ test_json(void)
 	r = mime_from_json(goodoff, strlen(goodoff), &m2);
 	CHECK(r == MIME_OK && m2 != NULL && m2->root->size == 1);
 	mime_free(m2);
+	test_json_body_start();
 }
 
 int
