@@ -837,7 +837,8 @@ store_mailbox_take_uids(int64_t mailbox, uint32_t n, int64_t modseq,
 	sqlite3_stmt	*st;
 	int64_t		 first = -1;
 
-	if ((st = store_db_stmt("UPDATE mailboxes SET uidnext = uidnext + ?, "
+	/* Kept prepared: an APPEND's, a COPY's, each time. */
+	if ((st = store_stmt("UPDATE mailboxes SET uidnext = uidnext + ?, "
 	    "highestmodseq = ? WHERE id = ? RETURNING uidnext - ?1, "
 	    "uidvalidity")) == NULL)
 		return -1;
@@ -847,8 +848,11 @@ store_mailbox_take_uids(int64_t mailbox, uint32_t n, int64_t modseq,
 	    sqlite3_step(st) == SQLITE_ROW) {
 		first = sqlite3_column_int64(st, 0);
 		*uidvalidity = sqlite3_column_int64(st, 1);
+		/* RETURNING: the UPDATE is done only once stepped to DONE. */
+		if (sqlite3_step(st) != SQLITE_DONE)
+			first = -1;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (first != -1 && first + n - 1 > UINT32_MAX) {
 		log_warnx("mailbox %lld: out of UIDs", (long long)mailbox);
 		return -1;
