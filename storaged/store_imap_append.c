@@ -55,13 +55,18 @@ struct append_job {
 	int			 loaded;	/* dm holds the upload */
 	char			(*pins)[STORE_HASH_HEX + 1];
 	size_t			 npins;
-	/* Between the main thread and the sync threads' runs. */
-	size_t			 max;		/* store_deliver_max() */
-	int			 failed;	/* the upload cannot be stored */
-	int			 result;	/* then DELIVERY_*, */
-	char			 reason[ENVELOPE_REASON_MAX];	/* why */
-	int			 mime_err;	/* the parser's, or 0 */
-	const char		*pieces_what;	/* writing them apart failed */
+	/*
+	 * Between the main thread and the sync threads' runs: the size
+	 * limit (store_deliver_max()); whether the upload cannot be
+	 * stored, then the answer (DELIVERY_*), why, and the parser's
+	 * error (or 0); what failed writing the pieces apart.
+	 */
+	size_t			 max;
+	int			 failed;
+	int			 result;
+	char			 reason[ENVELOPE_REASON_MAX];
+	int			 mime_err;
+	const char		*pieces_what;
 	int			 pieces_err;
 };
 TAILQ_HEAD(append_jobs, append_job);
