@@ -36,9 +36,19 @@
  * every message, inserts them all with one MODSEQ and consecutive
  * UIDs, commits lazily and answers once that is on disk.  Parsed
  * messages stay in memory up to APPEND_HOLD_BYTES a command; those
- * past it are parsed again at the commit.
+ * past it, and those the threads would load past APPEND_LOAD_BYTES,
+ * are parsed (again) at the commit.
  */
 #define APPEND_HOLD_BYTES	(16 * 1024 * 1024)
+/*
+ * Bytes of uploads the sync threads hold in memory at once: past it
+ * (several large messages staged side by side) a thread hashes the
+ * upload as it reads it, and the commit parses it, as for those past
+ * APPEND_HOLD_BYTES.
+ */
+#define APPEND_LOAD_BYTES	(16 * 1024 * 1024)
+
+static size_t	append_loading;		/* by the sync threads, atomic */
 
 struct append_batch;
 
@@ -247,12 +257,10 @@ append_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 	struct deliver_msg	*dm = &aj->dm;
 	struct stat		 sb;
 	SHA2_CTX		 ctx;
-	size_t			 off = 0;
+	size_t			 off = 0, size, loading;
 	ssize_t			 n;
 	int			 fd;
 
-	(void)buf;
-	(void)buflen;
 	if ((fd = store_job_datasync(job, AT_FDCWD, aj->path)) == -1)
 		return;
 	if (fstat(fd, &sb) == -1) {
@@ -272,20 +280,29 @@ append_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 		    sizeof(aj->reason));
 		goto done;
 	}
-	if ((dm->raw = malloc(sb.st_size + 1)) == NULL) {
+	size = sb.st_size;
+	if ((loading = __atomic_add_fetch(&append_loading, size,
+	    __ATOMIC_RELAXED)) > APPEND_LOAD_BYTES && loading > size) {
+		/* Not loaded: the commit reads and parses it. */
+		__atomic_sub_fetch(&append_loading, size, __ATOMIC_RELAXED);
+		store_job_hash_fd(job, fd, buf, buflen, aj->hash, NULL);
+		return;
+	}
+	dm->raw = malloc(size + 1);
+	if (dm->raw == NULL) {
 		aj->failed = 1;
 		aj->result = DELIVERY_TEMPFAIL;
 		strlcpy(aj->reason, "4.3.0 out of memory",
 		    sizeof(aj->reason));
-		goto done;
+		goto unload;
 	}
-	while (off < (size_t)sb.st_size) {
-		if ((n = read(fd, dm->raw + off, sb.st_size - off)) == -1) {
+	while (off < size) {
+		if ((n = read(fd, dm->raw + off, size - off)) == -1) {
 			if (errno == EINTR)
 				continue;
 			job->what = "read";
 			job->err = errno;
-			goto done;
+			goto unload;
 		}
 		if (n == 0)
 			break;
@@ -299,12 +316,16 @@ append_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 	if (store_msg_parse(dm, &aj->result, aj->reason, sizeof(aj->reason),
 	    &aj->mime_err) == -1) {
 		aj->failed = 1;
-		goto done;
+		goto unload;
 	}
 	/* Should either fail, the commit tries again, in the transaction. */
 	(void)store_parts_plan(dm);
 	if ((dm->json = mime_to_json(dm->mime)) != NULL)
 		dm->json_shift = dm->shift;
+	aj->loaded = 1;
+ unload:
+	/* Held from now on as the main thread's (append_ready()). */
+	__atomic_sub_fetch(&append_loading, size, __ATOMIC_RELAXED);
  done:
 	close(fd);
 }
@@ -396,12 +417,13 @@ append_synced(struct store_job *job)
 		append_fail(aj, text);
 		return;
 	}
-	aj->loaded = 1;
 	if (aj->batch->dropped || aj->batch->error != NULL) {
 		/* It will not be stored: spare the work. */
 		append_job_done(aj->batch);
 		return;
 	}
+	if (!aj->loaded)
+		log_debug("append: %s parsed at the commit", aj->hash);
 	append_pin(aj, aj->hash);
 	if (aj->dm.planned && aj->dm.nparts > 0) {
 		append_pin(aj, aj->dm.skel);
