@@ -45,24 +45,6 @@ static struct blob_name	*blob_pending;
 static size_t		 blob_npending, blob_maxpending;
 static struct blob_pins	 blob_pinned = RB_INITIALIZER(&blob_pinned);
 
-/*
- * Collected files are renamed out of /blobs into /spool on the event
- * loop and unlinked there by a sync thread: unlinking frees the
- * file's blocks (and discards them), a tenth of the main thread's
- * time under EXPUNGE, and a file no longer in /blobs is nobody's.  A
- * crash leaves them to the sweep of /spool at start-up.
- */
-#define BLOB_GONE_JOB		128	/* files one job unlinks */
-
-static struct {
-	struct store_job	 job;
-	struct blob_name	 names[BLOB_GONE_JOB];
-	size_t			 n;
-	int			 busy;
-} blob_gone;
-static struct blob_name	*blob_gone_wait;
-static size_t		 blob_gone_nwait, blob_gone_maxwait;
-
 static int
 blob_pin_cmp(struct blob_pin *a, struct blob_pin *b)
 {
@@ -320,95 +302,6 @@ store_blob_unref(const char *hash)
 	return -1;
 }
 
-/* In a sync thread: the files renamed out of /blobs, unlinked. */
-static void
-blob_gone_run(struct store_job *job, unsigned char *buf, size_t buflen)
-{
-	char	 path[sizeof(STORE_SPOOL_DIR "/gone-") + STORE_HASH_HEX];
-	size_t	 i;
-
-	(void)buf;
-	(void)buflen;
-	for (i = 0; i < blob_gone.n; i++) {
-		(void)snprintf(path, sizeof(path), "%s/gone-%s",
-		    STORE_SPOOL_DIR, blob_gone.names[i].hash);
-		/* Left behind, the sweep at start-up takes it. */
-		if (unlink(path) == -1 && errno != ENOENT &&
-		    job->what == NULL) {
-			job->what = "unlink";
-			job->err = errno;
-		}
-	}
-}
-
-static void	blob_gone_start(void);
-
-static void
-blob_gone_done(struct store_job *job)
-{
-	if (job->what != NULL) {
-		errno = job->err;
-		log_warn("%s: %s %s/gone-*", __func__, job->what,
-		    STORE_SPOOL_DIR);
-	}
-	blob_gone.busy = 0;
-	blob_gone_start();
-}
-
-/* The next files waiting, to a thread. */
-static void
-blob_gone_start(void)
-{
-	size_t	 n;
-
-	if (blob_gone.busy || blob_gone_nwait == 0)
-		return;
-	n = blob_gone_nwait < BLOB_GONE_JOB ? blob_gone_nwait : BLOB_GONE_JOB;
-	memcpy(blob_gone.names, blob_gone_wait + blob_gone_nwait - n,
-	    n * sizeof(blob_gone.names[0]));
-	blob_gone.n = n;
-	blob_gone_nwait -= n;
-	blob_gone.busy = 1;
-	blob_gone.job.run = blob_gone_run;
-	blob_gone.job.done = blob_gone_done;
-	store_job_submit(&blob_gone.job);
-}
-
-/*
- * One collected file out of /blobs: renamed into /spool for a thread
- * to unlink, or, should that fail, unlinked here.
- */
-static void
-blob_remove(const char *hash)
-{
-	struct blob_name	*p;
-	char			 path[sizeof(STORE_SPOOL_DIR "/gone-") +
-				    STORE_HASH_HEX];
-	size_t			 n;
-
-	(void)snprintf(path, sizeof(path), "%s/gone-%s", STORE_SPOOL_DIR,
-	    hash);
-	if (blob_gone_nwait == blob_gone_maxwait) {
-		n = blob_gone_maxwait ? blob_gone_maxwait * 2 : 64;
-		if (n <= BLOB_PENDING_MAX && (p = reallocarray(blob_gone_wait,
-		    n, sizeof(*p))) != NULL) {
-			blob_gone_wait = p;
-			blob_gone_maxwait = n;
-		}
-	}
-	if (blob_gone_nwait < blob_gone_maxwait) {
-		if (renameat(blob_dirfd, hash, AT_FDCWD, path) == 0) {
-			strlcpy(blob_gone_wait[blob_gone_nwait++].hash, hash,
-			    sizeof(blob_gone_wait[0].hash));
-			return;
-		}
-		if (errno == ENOENT)
-			return;
-	}
-	if (unlinkat(blob_dirfd, hash, 0) == -1 && errno != ENOENT)
-		log_warn("unlink %s/%s", STORE_BLOB_DIR, hash);
-}
-
 /*
  * Outside any transaction: unlinks the noted files that no row names.
  * Run after every COMMIT or ROLLBACK that may have dropped a blob.
@@ -432,10 +325,12 @@ store_blob_collect(void)
 			/* In use again, or unknown: the sweep decides. */
 			continue;
 		}
-		blob_remove(blob_pending[i].hash);
+		if (unlinkat(blob_dirfd, blob_pending[i].hash, 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("unlink %s/%s", STORE_BLOB_DIR,
+			    blob_pending[i].hash);
 	}
 	blob_npending = kept;
-	blob_gone_start();
 }
 
 /* A read-only descriptor of a blob, or -1 with errno. */
