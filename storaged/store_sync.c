@@ -433,12 +433,7 @@ store_db_rollback_lazy(void)
  * beginning at the first transaction after one that caught up.  Should
  * it grow past STORE_CKPT_FRAMES_MAX all the same (commits landing
  * during every checkpoint), the main thread checkpoints in its commit
- * as SQLite did, whole as no commit can land then; once per
- * STORE_CKPT_FRAMES more, though, not at every commit: a reader that
- * keeps an old snapshot (the indexer's batch, store_fts.c) stops the
- * WAL from starting again however often it is checkpointed, and each
- * of those checkpoints fsyncs the WAL and the database on the event
- * loop for the few pages the last commit added.
+ * as SQLite did, whole as no commit can land then.
  */
 #define STORE_CKPT_FRAMES	1000
 #define STORE_CKPT_FRAMES_MAX	8000
@@ -448,7 +443,6 @@ static pthread_mutex_t	 ckpt_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct store_job	 ckpt_job;
 static int		 ckpt_busy;
 static int		 ckpt_frames;	/* the WAL's at the last one */
-static int		 ckpt_main_frames;	/* at the main thread's */
 
 /* In a thread. */
 static void
@@ -497,15 +491,11 @@ db_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	/* The WAL started again. */
 	if (frames < ckpt_frames)
 		ckpt_frames = 0;
-	if (frames < ckpt_main_frames)
-		ckpt_main_frames = 0;
 	/* SQLITE_BUSY while the thread's runs: the next commit retries. */
-	if (frames >= STORE_CKPT_FRAMES_MAX &&
-	    frames - ckpt_main_frames >= STORE_CKPT_FRAMES) {
-		if (sqlite3_wal_checkpoint_v2(db, "main",
-		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_BUSY)
-			ckpt_main_frames = frames;
-	} else if (!ckpt_busy && frames - ckpt_frames >= STORE_CKPT_FRAMES) {
+	if (frames >= STORE_CKPT_FRAMES_MAX)
+		(void)sqlite3_wal_checkpoint_v2(db, "main",
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	else if (!ckpt_busy && frames - ckpt_frames >= STORE_CKPT_FRAMES) {
 		/* Each flushes the disk: no more often than SQLite's. */
 		ckpt_busy = 1;
 		ckpt_frames = frames;
