@@ -1328,14 +1328,14 @@ imap_sync_end(struct imap_session *s, struct imsg *imsg)
 	struct imap_uidlist	 gone = { NULL, 0, 0 };
 	struct msg_in		 m;
 	uint64_t		 hms;
-	uint32_t		 uidnext, messages, last;
+	uint32_t		 uidnext, last;
 	size_t			 i, before;
 
 	if (s->wait != WAIT_SYNC)
 		fatalx("%s: session %u did not ask", __func__, s->id);
 	msg_read(&m, imsg);
 	if (msg_get_u64(&m, &hms) == -1 || msg_get_u32(&m, &uidnext) == -1 ||
-	    msg_get_u32(&m, &messages) == -1 || msg_end(&m) == -1)
+	    msg_end(&m) == -1)
 		imapd_malformed(imsg);
 	if (s->sync_expunge == 3) {
 		s->wait = WAIT_NONE;

@@ -36,7 +36,7 @@
  * MBOX_SYNC: u64 mailbox, u64 since -> SYNC_FLAGS: u32 uid, u64 modseq,
  *	s flags ... (modseq > since; new messages are among them),
  *	SYNC_VANISHED: u32 n, n x u32 uid ..., SYNC_END: u64 highestmodseq,
- *	u32 uidnext, u32 messages
+ *	u32 uidnext
  * CHANGE (storaged -> imapd, to each other session with the mailbox
  *	selected): u64 mailbox, u64 highestmodseq
  * MSG_FETCH: u64 mailbox, u32 IMAP_FETCH_* bits, u64 changedsince, R ->

@@ -271,6 +271,8 @@ struct deliver_msg {
 	char			 skel[STORE_HASH_HEX + 1];
 	char			*skel_buf;
 	size_t			 skel_len;
+	char			*json;		/* mime_to_json(), or NULL */
+	ptrdiff_t		 json_shift;	/* the shift json was made at */
 };
 
 int	 store_parts_plan(struct deliver_msg *);
@@ -288,6 +290,7 @@ int	 store_message_pieces(int64_t, const char *, int *,
 
 int	 store_msg_load(struct deliver_msg *, const char *, int *, char *,
 	    size_t);
+int	 store_msg_parse(struct deliver_msg *, int *, char *, size_t, int *);
 void	 store_msg_clear(struct deliver_msg *);
 int64_t	 store_message_insert(struct deliver_msg *, const char *, int64_t,
 	    const char *, size_t, int64_t);

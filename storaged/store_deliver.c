@@ -268,16 +268,19 @@ store_msg_clear(struct deliver_msg *dm)
 	free(dm->from_addr);
 	free(dm->parts);
 	free(dm->skel_buf);
+	free(dm->json);
 	memset(dm, 0, sizeof(*dm));
 }
 
 /*
- * Reads and parses the blob and derives what every copy shares.  0,
- * or -1 with the recipients' answer in *result and reason.
+ * Parses dm->raw (dm->len bytes) and derives what every copy shares.
+ * Safe in any thread (no row, no log): 0, or -1 with the recipients'
+ * answer in *result and reason, the parser's error in *mime_err (0 if
+ * the parser did not fail), and dm cleared.
  */
 int
-store_msg_load(struct deliver_msg *dm, const char *hash, int *result,
-    char *reason, size_t reasonlen)
+store_msg_parse(struct deliver_msg *dm, int *result, char *reason,
+    size_t reasonlen, int *mime_err)
 {
 	struct mime_envelope	*env;
 	const struct mime_addr	*a;
@@ -285,23 +288,9 @@ store_msg_load(struct deliver_msg *dm, const char *hash, int *result,
 	size_t			 i;
 	int			 r;
 
-	memset(dm, 0, sizeof(*dm));
-	if (store_blob_read(hash, store_deliver_max(), &dm->raw,
-	    &dm->len) == -1) {
-		if (errno == EFBIG) {
-			*result = DELIVERY_PERMFAIL;
-			strlcpy(reason, "5.3.4 message too big for delivery",
-			    reasonlen);
-		} else {
-			log_warn("blob %s", hash);
-			*result = DELIVERY_TEMPFAIL;
-			strlcpy(reason, "4.3.0 cannot read the message",
-			    reasonlen);
-		}
-		return -1;
-	}
+	*mime_err = 0;
 	if ((r = mime_parse(dm->raw, dm->len, &dm->mime)) != MIME_OK) {
-		log_warnx("blob %s: %s", hash, mime_strerror(r));
+		*mime_err = r;
 		if (r == MIME_ERR_NOMEM) {
 			*result = DELIVERY_TEMPFAIL;
 			strlcpy(reason, "4.3.0 out of memory", reasonlen);
@@ -334,6 +323,39 @@ store_msg_load(struct deliver_msg *dm, const char *hash, int *result,
  fail:
 	store_msg_clear(dm);
 	return -1;
+}
+
+/*
+ * Reads and parses the blob and derives what every copy shares.  0,
+ * or -1 with the recipients' answer in *result and reason.
+ */
+int
+store_msg_load(struct deliver_msg *dm, const char *hash, int *result,
+    char *reason, size_t reasonlen)
+{
+	int	 r;
+
+	memset(dm, 0, sizeof(*dm));
+	if (store_blob_read(hash, store_deliver_max(), &dm->raw,
+	    &dm->len) == -1) {
+		if (errno == EFBIG) {
+			*result = DELIVERY_PERMFAIL;
+			strlcpy(reason, "5.3.4 message too big for delivery",
+			    reasonlen);
+		} else {
+			log_warn("blob %s", hash);
+			*result = DELIVERY_TEMPFAIL;
+			strlcpy(reason, "4.3.0 cannot read the message",
+			    reasonlen);
+		}
+		return -1;
+	}
+	if (store_msg_parse(dm, result, reason, reasonlen, &r) == -1) {
+		if (r != 0)
+			log_warnx("blob %s: %s", hash, mime_strerror(r));
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -382,7 +404,11 @@ store_message_insert(struct deliver_msg *dm, const char *hash,
 		return -1;
 	mime_shift(dm->mime, (ptrdiff_t)prefixlen - dm->shift);
 	dm->shift = prefixlen;
-	if ((json = mime_to_json(dm->mime)) == NULL)
+	/* Made off the event loop (an APPEND's), if for this prefix. */
+	if (dm->json != NULL && dm->json_shift == dm->shift) {
+		json = dm->json;
+		dm->json = NULL;
+	} else if ((json = mime_to_json(dm->mime)) == NULL)
 		return -1;
 
 	if ((st = store_stmt("INSERT INTO messages (account_id, blob, "

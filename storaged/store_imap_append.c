@@ -14,25 +14,41 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sha2.h>
+
 #include "envelope.h"
 #include "log.h"
+#include "mime.h"
 #include "storaged.h"
 
 /*
  * APPEND and MULTIAPPEND (RFC 3502): every message of one command is
  * staged as it comes (MSG_APPEND) and all of them are inserted in one
- * transaction at MSG_APPEND_COMMIT, or none.  Staging one message: a
- * sync thread fdatasyncs and hashes the upload; the main thread names
- * it in /blobs (or drops it, if that blob exists) and pins the name
- * (store_blob_pin()) so that nobody's collection takes it before the
- * commit names it; a thread fsyncs /blobs; the main thread parses it;
- * a thread writes the attachments stored apart.  The commit waits for
- * the staging of every message, inserts them all with one MODSEQ and
- * consecutive UIDs, commits lazily and answers once that is on disk.
- * Parsed messages stay in memory up to APPEND_HOLD_BYTES a command;
- * those past it are parsed again at the commit.
+ * transaction at MSG_APPEND_COMMIT, or none.  Staging one message
+ * costs the event loop two short visits; the work is a sync thread's:
+ * the thread fdatasyncs the upload, reads it, hashes it, parses it,
+ * cuts out the attachments stored apart and makes the row's MIME JSON
+ * (append_sync_run()); the main thread pins the names (store_blob_pin())
+ * so that nobody's collection takes them before the commit names them
+ * (append_synced()); a thread names the upload in /blobs (or drops it,
+ * if that blob exists), writes the attachments stored apart and fsyncs
+ * /blobs (append_place_run()).  The commit waits for the staging of
+ * every message, inserts them all with one MODSEQ and consecutive
+ * UIDs, commits lazily and answers once that is on disk.  Parsed
+ * messages stay in memory up to APPEND_HOLD_BYTES a command; those
+ * past it, and those the threads would load past APPEND_LOAD_BYTES,
+ * are parsed (again) at the commit.
  */
 #define APPEND_HOLD_BYTES	(16 * 1024 * 1024)
+/*
+ * Bytes of uploads the sync threads hold in memory at once: past it
+ * (several large messages staged side by side) a thread hashes the
+ * upload as it reads it, and the commit parses it, as for those past
+ * APPEND_HOLD_BYTES.
+ */
+#define APPEND_LOAD_BYTES	(16 * 1024 * 1024)
+
+static size_t	append_loading;		/* by the sync threads, atomic */
 
 struct append_batch;
 
@@ -49,6 +65,19 @@ struct append_job {
 	int			 loaded;	/* dm holds the upload */
 	char			(*pins)[STORE_HASH_HEX + 1];
 	size_t			 npins;
+	/*
+	 * Between the main thread and the sync threads' runs: the size
+	 * limit (store_deliver_max()); whether the upload cannot be
+	 * stored, then the answer (DELIVERY_*), why, and the parser's
+	 * error (or 0); what failed writing the pieces apart.
+	 */
+	size_t			 max;
+	int			 failed;
+	int			 result;
+	char			 reason[ENVELOPE_REASON_MAX];
+	int			 mime_err;
+	const char		*pieces_what;
+	int			 pieces_err;
 };
 TAILQ_HEAD(append_jobs, append_job);
 
@@ -150,8 +179,8 @@ append_job_free(struct append_job *aj)
 		store_blob_forget(aj->pins[i]);
 	}
 	free(aj->pins);
-	if (aj->loaded)
-		store_msg_clear(&aj->dm);
+	/* Loaded, or what a thread's failed load left. */
+	store_msg_clear(&aj->dm);
 	free(aj->flags);
 	free(aj);
 }
@@ -216,95 +245,161 @@ append_ready(struct append_job *aj)
 	append_job_done(b);
 }
 
-/* In a sync thread: the upload durable, and its SHA-256. */
+/*
+ * In a sync thread: the upload durable, read, hashed and parsed, its
+ * attachments stored apart planned and its MIME JSON made.  Nothing of
+ * the main thread's is touched, nothing logged: append_synced() does.
+ */
 static void
 append_sync_run(struct store_job *job, unsigned char *buf, size_t buflen)
 {
 	struct append_job	*aj = job->arg;
+	struct deliver_msg	*dm = &aj->dm;
+	struct stat		 sb;
+	SHA2_CTX		 ctx;
+	size_t			 off = 0, size, loading;
+	ssize_t			 n;
 	int			 fd;
 
 	if ((fd = store_job_datasync(job, AT_FDCWD, aj->path)) == -1)
 		return;
-	store_job_hash_fd(job, fd, buf, buflen, aj->hash, NULL);
+	if (fstat(fd, &sb) == -1) {
+		job->what = "fstat";
+		job->err = errno;
+		goto done;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		job->what = "fstat";
+		job->err = EINVAL;
+		goto done;
+	}
+	if ((uintmax_t)sb.st_size > aj->max) {
+		aj->failed = 1;
+		aj->result = DELIVERY_PERMFAIL;
+		strlcpy(aj->reason, "5.3.4 message too big for delivery",
+		    sizeof(aj->reason));
+		goto done;
+	}
+	size = sb.st_size;
+	if ((loading = __atomic_add_fetch(&append_loading, size,
+	    __ATOMIC_RELAXED)) > APPEND_LOAD_BYTES && loading > size) {
+		/* Not loaded: the commit reads and parses it. */
+		__atomic_sub_fetch(&append_loading, size, __ATOMIC_RELAXED);
+		store_job_hash_fd(job, fd, buf, buflen, aj->hash, NULL);
+		return;
+	}
+	dm->raw = malloc(size + 1);
+	if (dm->raw == NULL) {
+		aj->failed = 1;
+		aj->result = DELIVERY_TEMPFAIL;
+		strlcpy(aj->reason, "4.3.0 out of memory",
+		    sizeof(aj->reason));
+		goto unload;
+	}
+	while (off < size) {
+		if ((n = read(fd, dm->raw + off, size - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			job->what = "read";
+			job->err = errno;
+			goto unload;
+		}
+		if (n == 0)
+			break;
+		off += n;
+	}
+	dm->raw[off] = '\0';
+	dm->len = off;
+	SHA256Init(&ctx);
+	SHA256Update(&ctx, (const unsigned char *)dm->raw, dm->len);
+	SHA256End(&ctx, aj->hash);
+	if (store_msg_parse(dm, &aj->result, aj->reason, sizeof(aj->reason),
+	    &aj->mime_err) == -1) {
+		aj->failed = 1;
+		goto unload;
+	}
+	/* Should either fail, the commit tries again, in the transaction. */
+	(void)store_parts_plan(dm);
+	if ((dm->json = mime_to_json(dm->mime)) != NULL)
+		dm->json_shift = dm->shift;
+	aj->loaded = 1;
+ unload:
+	/* Held from now on as the main thread's (append_ready()). */
+	__atomic_sub_fetch(&append_loading, size, __ATOMIC_RELAXED);
+ done:
+	close(fd);
 }
 
-/* In a sync thread: the attachments stored apart written. */
+/*
+ * In a sync thread, the names pinned: the upload named in /blobs, or
+ * dropped if the blob exists; the attachments stored apart written;
+ * /blobs fsynced.  Also for a blob found there: its name may be a
+ * rename that no fsync has covered yet.
+ */
 static void
-append_pieces_run(struct store_job *job, unsigned char *buf, size_t buflen)
+append_place_run(struct store_job *job, unsigned char *buf, size_t buflen)
 {
 	struct append_job	*aj = job->arg;
+	struct stat		 sb;
 
 	(void)buf;
 	(void)buflen;
-	if (store_parts_write(&aj->dm, &job->what) == -1)
+	if (fstatat(store_blob_dir(), aj->hash, &sb,
+	    AT_SYMLINK_NOFOLLOW) == 0) {
+		/* Left in /spool, append_job_free() tries again. */
+		if (unlink(aj->path) == 0)
+			aj->path[0] = '\0';
+	} else if (renameat(AT_FDCWD, aj->path, store_blob_dir(),
+	    aj->hash) == -1) {
+		job->what = "rename";
 		job->err = errno;
+		return;
+	} else
+		aj->path[0] = '\0';
+	if (aj->dm.planned && aj->dm.nparts > 0) {
+		/* Its last step is the fsync of /blobs. */
+		if (store_parts_write(&aj->dm, &aj->pieces_what) == 0)
+			return;
+		aj->pieces_err = errno;
+	}
+	store_job_blob_dir_run(job, buf, buflen);
 }
 
+/*
+ * In the main thread: the upload is named in /blobs, durable, and so
+ * are its attachments stored apart, or will be in the transaction.
+ */
 static void
-append_pieces_done(struct store_job *job)
+append_placed(struct store_job *job)
 {
 	struct append_job	*aj = job->arg;
 
 	if (job->what != NULL) {
-		/* Written again inside the transaction, or it fails. */
 		errno = job->err;
-		log_warn("append: attachment blobs: %s", job->what);
-	} else
+		log_warn("append: %s %s", job->what, aj->path);
+		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
+		return;
+	}
+	if (aj->pieces_what != NULL) {
+		/* Written again inside the transaction, or it fails. */
+		errno = aj->pieces_err;
+		log_warn("append: attachment blobs: %s", aj->pieces_what);
+	} else if (aj->dm.nparts > 0)
 		aj->pieces = 1;
 	append_ready(aj);
 }
 
 /*
- * The blob is named and durable: parse; the attachments stored apart
- * are pinned and written by a sync thread.
+ * In the main thread: the upload is durable and parsed.  Its names
+ * are pinned first, so that a file found in /blobs stays; then a
+ * thread puts it there.
  */
-static void
-append_store(struct store_job *job)
-{
-	struct append_job	*aj = job->arg;
-	char			 text[STORE_ERR_MAX];
-	char			 reason[ENVELOPE_REASON_MAX];
-	size_t			 i;
-	int			 result;
-
-	if (job->what != NULL) {
-		errno = job->err;
-		log_warn("%s", job->what);
-		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
-		return;
-	}
-	if (aj->batch->dropped || aj->batch->error != NULL) {
-		/* It will not be stored: spare the work. */
-		append_job_done(aj->batch);
-		return;
-	}
-	if (store_msg_load(&aj->dm, aj->hash, &result, reason,
-	    sizeof(reason)) == -1) {
-		(void)snprintf(text, sizeof(text), "[%s] Message cannot be "
-		    "stored: %s", result == DELIVERY_TEMPFAIL ? "SERVERBUG" :
-		    "CANNOT", reason);
-		append_fail(aj, text);
-		return;
-	}
-	aj->loaded = 1;
-	if (store_parts_plan(&aj->dm) == 0 && aj->dm.nparts > 0) {
-		append_pin(aj, aj->dm.skel);
-		for (i = 0; i < aj->dm.nparts; i++)
-			append_pin(aj, aj->dm.parts[i].hash);
-		job->run = append_pieces_run;
-		job->done = append_pieces_done;
-		store_job_submit_first(job);
-		return;
-	}
-	append_ready(aj);
-}
-
-/* In the main thread: the upload becomes a blob, by name. */
 static void
 append_synced(struct store_job *job)
 {
 	struct append_job	*aj = job->arg;
-	struct stat		 sb;
+	char			 text[STORE_ERR_MAX];
+	size_t			 i;
 
 	if (job->what != NULL) {
 		errno = job->err;
@@ -312,25 +407,31 @@ append_synced(struct store_job *job)
 		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
 		return;
 	}
-	/* Pinned first: an unnamed file found here stays. */
+	if (aj->failed) {
+		if (aj->mime_err != 0)
+			log_warnx("append %s: %s", aj->path,
+			    mime_strerror(aj->mime_err));
+		(void)snprintf(text, sizeof(text), "[%s] Message cannot be "
+		    "stored: %s", aj->result == DELIVERY_TEMPFAIL ?
+		    "SERVERBUG" : "CANNOT", aj->reason);
+		append_fail(aj, text);
+		return;
+	}
+	if (aj->batch->dropped || aj->batch->error != NULL) {
+		/* It will not be stored: spare the work. */
+		append_job_done(aj->batch);
+		return;
+	}
+	if (!aj->loaded)
+		log_debug("append: %s parsed at the commit", aj->hash);
 	append_pin(aj, aj->hash);
-	if (fstatat(store_blob_dir(), aj->hash, &sb,
-	    AT_SYMLINK_NOFOLLOW) == 0) {
-		if (unlink(aj->path) == -1)
-			log_warn("unlink %s", aj->path);
-		aj->path[0] = '\0';
-		job->what = NULL;
-		append_store(job);
-		return;
+	if (aj->dm.planned && aj->dm.nparts > 0) {
+		append_pin(aj, aj->dm.skel);
+		for (i = 0; i < aj->dm.nparts; i++)
+			append_pin(aj, aj->dm.parts[i].hash);
 	}
-	if (renameat(AT_FDCWD, aj->path, store_blob_dir(), aj->hash) == -1) {
-		log_warn("rename %s", aj->path);
-		append_fail(aj, "[SERVERBUG] Cannot write the message to disk");
-		return;
-	}
-	aj->path[0] = '\0';
-	job->run = store_job_blob_dir_run;
-	job->done = append_store;
+	job->run = append_place_run;
+	job->done = append_placed;
 	store_job_submit_first(job);
 }
 
@@ -389,6 +490,7 @@ store_imap_append(struct proc_peer *peer, struct imsg *imsg)
 		fatal("%s", __func__);
 	aj->batch = b;
 	aj->date = date > 0 ? date : time(NULL);
+	aj->max = store_deliver_max();
 	strlcpy(aj->path, path, sizeof(aj->path));
 	TAILQ_INSERT_TAIL(&b->jobs, aj, entry);
 	b->njobs++;

@@ -689,7 +689,8 @@ store_reply_send(void *arg)
  * MSG_STORE: u64 mailbox, u8 op, u64 unchangedsince, s flags, R ->
  * STORE_ITEM ..., STORE_MODIFIED ..., STORE_END.  One transaction, one
  * MODSEQ for all of it, committed lazily: the answer waits for the
- * flush, which the commits of the moment share.
+ * flush, which the commits of the moment share.  None if nothing
+ * changes.
  */
 void
 store_imap_store(struct proc_peer *peer, struct imsg *imsg)
@@ -705,7 +706,7 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 	int64_t			 account;
 	size_t			 i;
 	uint8_t			 op;
-	int			 readonly, seen = 0;
+	int			 readonly, seen = 0, begun = 0;
 
 	account = store_imap_account(peer, imsg);
 	msg_read(&m, imsg);
@@ -733,15 +734,32 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 		store_reply_send(rp);
 		return;
 	}
-	if (store_db_begin_lazy() == -1) {
-		store_keywords_free(&flags);
-		store_rangelist_free(&r);
-		store_reply_send(rp);
-		return;
-	}
-	if ((rp->modseq = store_modseq_next(account)) == -1 ||
-	    rows_load(&rows, mailbox, &r, 0) == -1)
+	/*
+	 * Read first, outside a transaction (only this thread writes):
+	 * a STORE that changes nothing (FETCH's \Seen on a message seen
+	 * already, -FLAGS of a flag not set) takes no write lock and no
+	 * MODSEQ, and its answer needs no flush.
+	 */
+	memset(&rows, 0, sizeof(rows));
+	if (rows_load(&rows, mailbox, &r, 0) == -1)
 		goto done;
+	for (i = 0; i < rows.n && !begun; i++) {
+		if (unchanged > 0 && (uint64_t)rows.r[i].modseq > unchanged)
+			continue;
+		store_keywords_free(&have);
+		if (store_keywords_from_list(rows.r[i].keywords, &have) == -1)
+			goto rows;
+		/* Too many keywords: the loop below says so. */
+		if (store_apply(op, &flags, &have, &want) == -1 ||
+		    !keywords_same(&have, &want)) {
+			if (store_db_begin_lazy() == -1)
+				goto rows;
+			begun = 1;
+		}
+		store_keywords_free(&want);
+	}
+	if (begun && (rp->modseq = store_modseq_next(account)) == -1)
+		goto rows;
 	for (i = 0; i < rows.n; i++) {
 		store_keywords_free(&have);
 		store_keywords_free(&want);
@@ -766,6 +784,7 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 				goto rows;
 			continue;
 		}
+		/* Seen to change above: begun. */
 		if (message_set_keywords(account, rows.r[i].message, &have,
 		    &want, rp->modseq, &rp->mailboxes, &rp->nmailboxes) ==
 		    -1 || item_add(&rp->items, &rp->nitems, rows.r[i].uid,
@@ -798,7 +817,7 @@ store_imap_store(struct proc_peer *peer, struct imsg *imsg)
 			return;
 		}
 		rp->ok = 0;
-	} else
+	} else if (begun)
 		store_db_rollback_lazy();
 	store_reply_send(rp);
 }
@@ -867,7 +886,8 @@ store_mailbox_take_uids(int64_t mailbox, uint32_t n, int64_t modseq,
 	sqlite3_stmt	*st;
 	int64_t		 first = -1;
 
-	if ((st = store_db_stmt("UPDATE mailboxes SET uidnext = uidnext + ?, "
+	/* Kept prepared: an APPEND's, a COPY's, each time. */
+	if ((st = store_stmt("UPDATE mailboxes SET uidnext = uidnext + ?, "
 	    "highestmodseq = ? WHERE id = ? RETURNING uidnext - ?1, "
 	    "uidvalidity")) == NULL)
 		return -1;
@@ -877,8 +897,11 @@ store_mailbox_take_uids(int64_t mailbox, uint32_t n, int64_t modseq,
 	    sqlite3_step(st) == SQLITE_ROW) {
 		first = sqlite3_column_int64(st, 0);
 		*uidvalidity = sqlite3_column_int64(st, 1);
+		/* RETURNING: the UPDATE is done only once stepped to DONE. */
+		if (sqlite3_step(st) != SQLITE_DONE)
+			first = -1;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(st);
 	if (first != -1 && first + n - 1 > UINT32_MAX) {
 		log_warnx("mailbox %lld: out of UIDs", (long long)mailbox);
 		return -1;

@@ -11,12 +11,20 @@
  * store_db_sync() makes every commit made so far durable and then
  * calls back; requests that come while a flush is out share the next
  * one.  With store_db_begin_lazy() and store_db_commit_lazy() a
- * transaction commits without SQLite's own fsync (synchronous =
- * NORMAL: still atomic, durable once the WAL is flushed), so that
- * the flush can be made here, once for many transactions.  Whoever
- * commits lazily must not tell anyone before its store_db_sync()
- * callback, nor unlink what the transaction dropped (collect blobs
- * in the callback).
+ * transaction commits without a flush (still atomic, durable once the
+ * WAL is flushed), so that the flush can be made here, once for many
+ * transactions.  Whoever commits lazily must not tell anyone before
+ * its store_db_sync() callback, nor unlink what the transaction
+ * dropped (collect blobs in the callback).
+ *
+ * The main connection runs at synchronous = NORMAL throughout, and
+ * every other commit is flushed by the WAL hook (db_wal_hook()) before
+ * the statement that commits returns: what FULL does, without setting
+ * the level before and after each lazy transaction (a PRAGMA that
+ * SQLite prepares again at each run, 6% of the main thread under
+ * STORE).  The hook runs when that statement steps to SQLITE_DONE, so
+ * a write outside a transaction with RETURNING must be stepped to its
+ * end (every one here runs inside a transaction).
  *
  * Other sessions do see a lazy commit at once, though, and a crash
  * before its flush takes it back: store_clean.c moves the counters
@@ -317,11 +325,11 @@ store_db_durable(void)
 	return db_lazy_synced == db_lazy_made;
 }
 
-/* A commit with SQLite's own flush took every earlier one with it. */
+/* A commit flushed by db_wal_hook() took every earlier one with it. */
 void
 store_db_synced(void)
 {
-	/* Not a lazy one: synchronous = NORMAL flushes nothing. */
+	/* Not a lazy one: that was not flushed. */
 	if (db_lazy_open)
 		return;
 	db_lazy_synced = db_lazy_made;
@@ -370,43 +378,26 @@ store_db_sync(int dirsync, void (*done)(void *), void *arg)
 		db_sync_start();
 }
 
-static int
-sync_exec(const char *sql)
-{
-	if (store_db_run(sql) == -1) {
-		log_warnx("%s: %s: %s", STORE_DB_PATH, sql,
-		    sqlite3_errmsg(store_db));
-		return -1;
-	}
-	return 0;
-}
-
 /* BEGIN IMMEDIATE for a transaction that store_db_commit_lazy() ends. */
 int
 store_db_begin_lazy(void)
 {
 	/* A crash may lose what is seen from now on. */
 	store_clean_dirty();
-	/* The level cannot change inside a transaction. */
-	if (sync_exec("PRAGMA synchronous = NORMAL") == -1)
+	if (store_db_begin() == -1)
 		return -1;
-	if (store_db_begin() == -1) {
-		if (sync_exec("PRAGMA synchronous = FULL") == -1)
-			fatalx("%s: commits would not be durable",
-			    STORE_DB_PATH);
-		return -1;
-	}
 	db_lazy_open = 1;
 	db_rows_begin = sqlite3_total_changes64(store_db);
 	return 0;
 }
 
-/* COMMIT without a flush; rolled back on failure.  Then FULL again. */
+/* COMMIT without a flush; rolled back on failure. */
 int
 store_db_commit_lazy(void)
 {
 	int	 rc;
 
+	/* db_lazy_open still set: the WAL hook does not flush it. */
 	rc = store_db_commit();
 	db_lazy_open = 0;
 	if (rc == 0) {
@@ -414,8 +405,6 @@ store_db_commit_lazy(void)
 		db_rows_made += sqlite3_total_changes64(store_db) -
 		    db_rows_begin;
 	}
-	if (sync_exec("PRAGMA synchronous = FULL") == -1)
-		fatalx("%s: commits would not be durable", STORE_DB_PATH);
 	if (db_rows_made - db_rows_synced > STORE_LAZY_ROWS_MAX) {
 		if (store_db_flush() == -1)
 			fatalx("%s: a commit may not be on disk",
@@ -432,8 +421,6 @@ store_db_rollback_lazy(void)
 {
 	store_db_rollback();
 	db_lazy_open = 0;
-	if (sync_exec("PRAGMA synchronous = FULL") == -1)
-		fatalx("%s: commits would not be durable", STORE_DB_PATH);
 }
 
 /*
@@ -485,12 +472,21 @@ ckpt_done(struct store_job *job)
 	ckpt_busy = 0;
 }
 
-/* After each commit of the main connection (sqlite3_wal_hook()). */
+/*
+ * After each commit of the main connection (sqlite3_wal_hook()),
+ * before the statement that made it returns: one not lazy is flushed
+ * now, as synchronous = FULL would have; then the checkpoints.
+ */
 static int
-ckpt_hook(void *arg, sqlite3 *db, const char *name, int frames)
+db_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	(void)arg;
-	if (strcmp(name, "main") != 0 || frames < STORE_CKPT_FRAMES)
+	if (strcmp(name, "main") != 0)
+		return SQLITE_OK;
+	/* As in db_sync_done(): on disk or not, nobody can tell. */
+	if (!db_lazy_open && store_db_flush() == -1)
+		fatalx("%s: a commit may not be on disk", STORE_DB_PATH);
+	if (frames < STORE_CKPT_FRAMES)
 		return SQLITE_OK;
 	/* The WAL started again. */
 	if (frames < ckpt_frames)
@@ -529,8 +525,15 @@ ckpt_init(void)
 		    sqlite3_errmsg(ckpt_db));
 	ckpt_job.run = ckpt_run;
 	ckpt_job.done = ckpt_done;
-	/* In place of SQLite's own checkpoints (sqlite3_wal_autocheckpoint). */
-	sqlite3_wal_hook(store_db, ckpt_hook, NULL);
+	/*
+	 * In place of SQLite's own checkpoints (sqlite3_wal_autocheckpoint)
+	 * and of its flush at each commit (synchronous = FULL until now).
+	 */
+	sqlite3_wal_hook(store_db, db_wal_hook, NULL);
+	if (sqlite3_exec(store_db, "PRAGMA main.synchronous = NORMAL", NULL,
+	    NULL, NULL) != SQLITE_OK)
+		fatalx("%s: synchronous: %s", STORE_DB_PATH,
+		    sqlite3_errmsg(store_db));
 }
 
 /* Before store_db is closed: its close then finds it the last. */

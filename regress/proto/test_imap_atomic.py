@@ -359,3 +359,44 @@ def test_multiappend_large_with_attachments(module_factory):
         got = imap_fetch(c, "%d (BODY.PEEK[])" % n)
         assert got[0][1]["BODY[]"] == m
     c.close()
+
+
+def test_append_same_bytes_after_expunge_and_kill(module_factory):
+    """The bytes of an expunged message come back whole when the same
+    message is appended again, once or twice, with or without
+    attachments stored apart (its blobs collected meanwhile, or found
+    there already), and after the daemon is killed and started again;
+    nothing is left in /spool."""
+    p = module_factory(listeners=IMAP_LISTENERS)
+    p.add_account(IMAP_USER, IMAP_PASSWORD)
+    c = imap_client(p)
+    c.ok("CREATE Again")
+    msgs = [attachment_message(5, 64 * 1024), message(5, "again")]
+    tagged, _ = append_raw(c, "Again", [(m, None) for m in msgs])
+    assert len(appenduid(tagged)[1]) == 2, tagged
+    c.ok("SELECT Again")
+    c.ok("STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+    c.ok("EXPUNGE")
+    # Collected: renamed out of /blobs, then unlinked by a thread.
+    blobs = os.path.join(p.statedir, "blobs")
+    spool = os.path.join(p.statedir, "spool")
+    deadline = time.time() + 5 * TIME_SCALE
+    while (os.listdir(blobs) or os.listdir(spool)) and \
+            time.time() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(blobs) == [] and os.listdir(spool) == []
+    for _ in range(2):
+        for m in msgs:
+            tagged, _ = append_raw(c, "Again", [(m, None)])
+            assert len(appenduid(tagged)[1]) == 1, tagged
+    c.ok("NOOP")
+    c.close()
+    p.kill_all()
+    p.restart()
+    c = imap_client(p)
+    c.ok("EXAMINE Again")
+    for n, m in enumerate(msgs * 2, 1):
+        got = imap_fetch(c, "%d (BODY.PEEK[])" % n)
+        assert got[0][1]["BODY[]"] == m, n
+    assert os.listdir(spool) == []
+    c.close()

@@ -314,6 +314,49 @@ def test_unchangedsince_modified(pair):
     assert ms2[1] == ms2[3] > base
 
 
+def test_store_that_changes_nothing(pair):
+    """A STORE that changes no flag (FETCH BODY[]'s \\Seen on a message
+    seen already, -FLAGS of a flag not set, UNCHANGEDSINCE on flags as
+    they are) answers the flags as they are, takes no MODSEQ and tells
+    the other session nothing; one that changes a flag in a set of
+    which the rest changes nothing still does."""
+    a, b, name = pair
+    a.ok("STORE 1:4 +FLAGS.SILENT (\\Seen)")
+    noop_until(b, lambda ln: " FETCH " in ln)
+    ms = modseqs(a)
+    hms = status(a, name)
+    out = a.ok("STORE 1 +FLAGS (\\Seen)")
+    it = imap_fetch_items(out[0])[1]
+    assert [f.lower() for f in it["FLAGS"]] == ["\\seen"], out
+    out = a.ok("STORE 2 -FLAGS ($Never)")
+    assert "\\Seen" in out[0], out
+    a.ok("FETCH 3 BODY[]")
+    tagged, out = a.cmd("STORE 1:4 (UNCHANGEDSINCE %d) +FLAGS (\\Seen)"
+                        % max(ms.values()))
+    assert tagged.split()[1] == "OK" and "MODIFIED" not in tagged, tagged
+    assert modseqs(a) == ms
+    assert status(a, name) == hms
+    # A change event would have come by now.
+    time.sleep(0.2 * TIME_SCALE)
+    _, out = b.cmd("NOOP")
+    assert not any(" FETCH " in ln for ln in out), out
+    # One of the set changes: one MODSEQ for it, the others as they were.
+    out = a.ok("STORE 1:4 +FLAGS ($Once)")
+    ms2 = modseqs(a)
+    assert ms2[1] > max(ms.values()) and len(set(ms2.values())) == 1
+    a.ok("STORE 1:4 -FLAGS ($Once)")
+    a.ok("STORE 2 +FLAGS.SILENT ($Once)")
+    ms3 = modseqs(a)
+    assert ms3[2] > ms3[1] and ms3[1] == ms3[3] == ms3[4]
+    assert status(a, name) == ms3[2]
+    noop_until(b, lambda ln: "$once" in ln.lower())
+
+
+def status(c, name):
+    out = c.ok("STATUS %s (HIGHESTMODSEQ)" % name)
+    return int(re.search(r"HIGHESTMODSEQ (\d+)", out[0]).group(1))
+
+
 def test_unchangedsince_zero(pair):
     """UNCHANGEDSINCE 0 always fails (RFC 7162 3.1.3)."""
     a, _, _ = pair
