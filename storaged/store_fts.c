@@ -594,75 +594,87 @@ fts_column_copy(sqlite3_stmt *st, int col, char **p, size_t *len)
 	return 0;
 }
 
+/* What the store and the index hold of one message. */
+struct fts_look {
+	int64_t	 id;
+	char	 blob[STORE_HASH_HEX + 1];	/* the message's, or "" */
+	char	 have[STORE_HASH_HEX + 1];	/* docs', or "" */
+	char	*prefix, *had;			/* the same of its prefix */
+	size_t	 prefixlen, hadlen;
+	int	 dead;
+};
+
 /*
- * Inside the indexer's transaction: makes the index agree on id.  A
- * row indexed from what the message is no longer stays, dead, unless
- * the id is indexed again now (FTS5 holds one row per rowid).
+ * Outside any transaction: what lk->id is in postern.db and in the
+ * index.  A statement of its own, so that the indexer holds no read
+ * snapshot of postern.db while it indexes: one would keep the WAL
+ * from starting again (a checkpoint cannot pass it) and make it grow
+ * for as long as the indexer is busy.  The indexer alone writes the
+ * index; a message that changes meanwhile has its own job queued.
  */
 static int
-fts_sync_one(int64_t id)
+fts_look(struct fts_look *lk)
 {
 	sqlite3_stmt	*st = fts_stmts[FTS_ST_LOOKUP];
-	char		 blob[STORE_HASH_HEX + 1], have[STORE_HASH_HEX + 1];
-	char		*prefix = NULL, *had = NULL;
 	const char	*s;
-	size_t		 prefixlen = 0, hadlen = 0;
-	int		 rc = -1, dead;
+	int		 rc = -1;
 
-	blob[0] = have[0] = '\0';
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+	if (sqlite3_bind_int64(st, 1, lk->id) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		log_warnx("%s: %s", STORE_FTS_PATH, sqlite3_errmsg(fts_db));
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
-		return -1;
+		goto done;
 	}
 	if ((s = (const char *)sqlite3_column_text(st, 0)) != NULL)
-		strlcpy(blob, s, sizeof(blob));
+		strlcpy(lk->blob, s, sizeof(lk->blob));
 	if ((s = (const char *)sqlite3_column_text(st, 2)) != NULL)
-		strlcpy(have, s, sizeof(have));
-	dead = sqlite3_column_int(st, 4);
-	if (fts_column_copy(st, 1, &prefix, &prefixlen) == -1 ||
-	    fts_column_copy(st, 3, &had, &hadlen) == -1) {
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
-		goto done;
-	}
+		strlcpy(lk->have, s, sizeof(lk->have));
+	lk->dead = sqlite3_column_int(st, 4);
+	if (fts_column_copy(st, 1, &lk->prefix, &lk->prefixlen) == 0 &&
+	    fts_column_copy(st, 3, &lk->had, &lk->hadlen) == 0)
+		rc = 0;
+ done:
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
+	return rc;
+}
 
-	if (blob[0] != '\0' && have[0] != '\0' && strcmp(blob, have) == 0 &&
-	    prefixlen == hadlen && (hadlen == 0 ||
-	    memcmp(prefix, had, hadlen) == 0)) {
-		rc = 0;
-		goto done;
-	}
-	if (have[0] != '\0') {
+/*
+ * Inside the indexer's transaction: makes the index agree on what
+ * fts_look() found.  A row indexed from what the message is no
+ * longer stays, dead, unless the id is indexed again now (FTS5 holds
+ * one row per rowid).
+ */
+static int
+fts_sync_one(const struct fts_look *lk)
+{
+	int64_t	 id = lk->id;
+
+	if (lk->blob[0] != '\0' && lk->have[0] != '\0' &&
+	    strcmp(lk->blob, lk->have) == 0 &&
+	    lk->prefixlen == lk->hadlen && (lk->hadlen == 0 ||
+	    memcmp(lk->prefix, lk->had, lk->hadlen) == 0))
+		return 0;
+	if (lk->have[0] != '\0') {
 		if (fts_stmt_id(FTS_ST_DELETE_DOC, id) == -1)
-			goto done;
+			return -1;
 		fts_ndocs--;
-		if (blob[0] == '\0') {
+		if (lk->blob[0] == '\0') {
 			if (fts_stmt_id(FTS_ST_INSERT_DEAD, id) == -1)
-				goto done;
+				return -1;
 			fts_ndead++;
-			rc = 0;
-			goto done;
+			return 0;
 		}
 		if (fts_stmt_id(FTS_ST_DELETE, id) == -1)
-			goto done;
-	} else if (dead && blob[0] != '\0') {
+			return -1;
+	} else if (lk->dead && lk->blob[0] != '\0') {
 		if (fts_stmt_id(FTS_ST_DELETE, id) == -1 ||
 		    fts_stmt_id(FTS_ST_DELETE_DEAD, id) == -1)
-			goto done;
+			return -1;
 		fts_ndead--;
 	}
-	rc = 0;
-	if (blob[0] != '\0')
-		rc = fts_index(id, blob, prefix, prefixlen);
- done:
-	free(prefix);
-	free(had);
-	return rc;
+	if (lk->blob[0] != '\0')
+		return fts_index(id, lk->blob, lk->prefix, lk->prefixlen);
+	return 0;
 }
 
 static int	 fts_end(int);
@@ -676,6 +688,19 @@ fts_id_cmp(const void *a, const void *b)
 }
 
 /*
+ * A transaction of the indexer's, not IMMEDIATE: that would begin one
+ * on every attached database, a read of postern.db that would keep
+ * its WAL from starting again for as long as the indexer is busy.
+ * The indexer is the index's only writer, so its first write never
+ * waits.
+ */
+static int
+fts_begin(void)
+{
+	return fts_exec("BEGIN");
+}
+
+/*
  * One transaction for a batch, in rowid order and each id once: FTS5
  * flushes what it holds whenever a rowid is not above the last.  On
  * failure the batch's ids wait for the next start.
@@ -683,19 +708,34 @@ fts_id_cmp(const void *a, const void *b)
 static void
 fts_apply(int64_t *ids, size_t n)
 {
-	size_t	 i, j;
+	struct fts_look	*looks;
+	size_t		 i, j;
 
 	qsort(ids, n, sizeof(*ids), fts_id_cmp);
 	for (i = j = 0; i < n; i++)
 		if (j == 0 || ids[i] != ids[j - 1])
 			ids[j++] = ids[i];
 	n = j;
-	if (fts_exec("BEGIN IMMEDIATE") == -1)
+	if ((looks = calloc(n, sizeof(*looks))) == NULL) {
+		log_warn("%s", __func__);
 		return;
-	for (i = 0; i < n; i++)
-		if (fts_sync_one(ids[i]) == -1)
+	}
+	for (i = 0; i < n; i++) {
+		looks[i].id = ids[i];
+		if (fts_look(&looks[i]) == -1)
 			break;
-	fts_end(i == n);
+	}
+	if (i == n && fts_begin() == 0) {
+		for (i = 0; i < n; i++)
+			if (fts_sync_one(&looks[i]) == -1)
+				break;
+		fts_end(i == n);
+	}
+	for (i = 0; i < n; i++) {
+		free(looks[i].prefix);
+		free(looks[i].had);
+	}
+	free(looks);
 }
 
 /* Ends the indexer's transaction: committed if ok, else rolled back. */
@@ -722,7 +762,7 @@ fts_purge(void)
 	size_t		 i, n = 0;
 	int		 rc = SQLITE_DONE;
 
-	if (fts_exec("BEGIN IMMEDIATE") == -1)
+	if (fts_begin() == -1)
 		return -1;
 	if (sqlite3_bind_int(st, 1, STORE_FTS_BATCH) != SQLITE_OK) {
 		sqlite3_clear_bindings(st);
