@@ -80,10 +80,13 @@ send_fds(int sock, const void *data, size_t len, const int *fds, int nfds)
 	struct iovec	 iov;
 	union {
 		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int) * 16)];
+		/* One more than the reader takes, for test_too_many_fds. */
+		char		buf[CMSG_SPACE(sizeof(int) * (IMSG_SEND_FDS + 1))];
 	} cbuf;
 	struct cmsghdr	*cmsg;
 
+	if (nfds < 0 || nfds > IMSG_SEND_FDS + 1)
+		return -1;
 	memset(&msg, 0, sizeof(msg));
 	memset(&cbuf, 0, sizeof(cbuf));
 	iov.iov_base = (void *)data;
