@@ -915,3 +915,20 @@ def imap_fetch(c, what):
     out = c.ok(what if what.upper().startswith("UID ") else "FETCH " + what)
     return [imap_fetch_items(ln) for ln in out
             if re.match(r"\* \d+ FETCH ", ln)]
+
+
+def fts_ids(p, timeout=5.0, count=None):
+    """The message ids in the full-text index file, read as it runs;
+    with count, polled until there are that many (the indexer runs a
+    moment behind)."""
+    deadline = time.time() + timeout * TIME_SCALE
+    while True:
+        conn = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+            p.statedir, "postern-fts.db"), uri=True)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        ids = sorted(r[0] for r in conn.execute(
+            "SELECT rowid FROM messages_fts"))
+        conn.close()
+        if count is None or len(ids) == count or time.time() > deadline:
+            return ids
+        time.sleep(0.05)

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from conftest import IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER, \
-    TIME_SCALE, db_copy, db_files, imap_client, imap_deliver, imap_expand, imap_login, \
-    imap_parse
+    db_copy, db_files, fts_ids, imap_client, imap_deliver, imap_expand, \
+    imap_login, imap_parse
 
 D = "12:00:00 +0000"
 
@@ -506,22 +506,6 @@ def fts_rows(p):
     return ids
 
 
-def fts_rows_soon(p, count, timeout=10.0):
-    """The ids in the index file of the running daemon, polled until
-    there are count of them."""
-    deadline = time.time() + timeout * TIME_SCALE
-    while True:
-        conn = sqlite3.connect("file:%s?mode=ro" % os.path.join(
-            p.statedir, "postern-fts.db"), uri=True)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        ids = sorted(r[0] for r in conn.execute(
-            "SELECT rowid FROM messages_fts"))
-        conn.close()
-        if len(ids) == count or time.time() > deadline:
-            return ids
-        time.sleep(0.1)
-
-
 def test_index_is_rebuilt_and_follows_expunge(postern_factory):
     p = postern_factory(listeners=IMAP_LISTENERS)
     p.add_account(IMAP_USER, IMAP_PASSWORD)
@@ -555,7 +539,7 @@ def test_index_is_rebuilt_and_follows_expunge(postern_factory):
     uids = p.message_uids(IMAP_USER)
     # The expunged message's row leaves the index once the indexer has
     # had nothing to do for a while (it matched nothing meanwhile).
-    assert len(fts_rows_soon(p, 3)) == 3
+    assert len(fts_ids(p, timeout=10.0, count=3)) == 3
     p.stop()
     assert len(fts_rows(p)) == len(uids) == 3
 

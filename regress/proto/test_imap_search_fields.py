@@ -247,16 +247,23 @@ def test_migration_4_from_schema_3(postern_factory):
     conn.close()
 
 
-def test_without_the_stored_fields(postern_factory):
-    """Where message_search has no addresses for a message (its blob was
-    unreadable when it was made) or no row at all, SEARCH reads the
-    message's own row and header: the answers stay the same."""
+def stopped_with_fields(postern_factory):
+    """A daemon whose mailbox Fields holds fill()'s messages, stopped so
+    that its database can be changed."""
     p = postern_factory(listeners=IMAP_LISTENERS)
     p.add_account(IMAP_USER, IMAP_PASSWORD)
     c = imap_client(p)
     fill(c, "Fields")
     c.close()
     p.stop()
+    return p
+
+
+def test_without_the_stored_fields(postern_factory):
+    """Where message_search has no addresses for a message (its blob was
+    unreadable when it was made) or no row at all, SEARCH reads the
+    message's own row and header: the answers stay the same."""
+    p = stopped_with_fields(postern_factory)
     conn = sqlite3.connect(db(p))
     ids = [r[0] for r in conn.execute(
         "SELECT mm.message_id FROM mailbox_messages mm JOIN mailboxes b "
@@ -279,12 +286,7 @@ def test_message_row_updated_in_place(postern_factory):
     does, message_search follows it (here with the addresses left for
     SEARCH to read from the header: the function that makes them is
     storaged's)."""
-    p = postern_factory(listeners=IMAP_LISTENERS)
-    p.add_account(IMAP_USER, IMAP_PASSWORD)
-    c = imap_client(p)
-    fill(c, "Fields")
-    c.close()
-    p.stop()
+    p = stopped_with_fields(postern_factory)
     conn = sqlite3.connect(db(p))
     conn.create_function("imap_address_fields", 2, lambda blob, prefix:
                          None)

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import (POSTERNCTL, START_TIMEOUT, STORAGE_USER, db_copy,
-                      db_to_storage_user)
+                      db_to_storage_user, fts_ids)
 
 SCHEMA_VERSION = 4      # what this posternd knows; bump with a migration
 PASSWORD = "Obsidian-Walrus-9137-nowhere"
@@ -231,23 +231,6 @@ def test_account_delete_takes_its_rows(postern):
                                           % table)}
         assert ids == {bob}, table
     assert conn.execute("SELECT count(*) FROM mailboxes").fetchone()[0] == 6
-
-
-def fts_ids(p, timeout=5.0, count=None):
-    """The message ids in the full-text index file, read as it runs;
-    with count, polled until there are that many (the indexer runs a
-    moment behind)."""
-    deadline = time.time() + timeout
-    while True:
-        conn = sqlite3.connect("file:%s?mode=ro" % os.path.join(
-            p.statedir, "postern-fts.db"), uri=True)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        ids = sorted(r[0] for r in conn.execute(
-            "SELECT rowid FROM messages_fts"))
-        conn.close()
-        if count is None or len(ids) == count or time.time() > deadline:
-            return ids
-        time.sleep(0.05)
 
 
 def test_account_delete_empties_its_index_rows(postern):
