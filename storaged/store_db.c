@@ -20,6 +20,28 @@
 sqlite3	*store_db;
 
 /*
+ * Pieces of migration 3's SQL.  The system keywords, which are flag
+ * bits of a placement rather than counted keywords; and what a
+ * placement's triggers do to its mailbox's counts of the other
+ * keywords of its message: the old mailbox's lose them, the new
+ * one's gain them.
+ */
+#define SQL_SYSTEM_KEYWORDS						\
+	"('$seen', '$answered', '$flagged', '$deleted', '$draft')"
+#define SQL_KEYWORDS_LEAVE						\
+	"  UPDATE mailbox_keywords SET n = n - 1"			\
+	"    WHERE mailbox_id = OLD.mailbox_id AND keyword IN"		\
+	"    (SELECT keyword FROM keywords WHERE message_id = OLD.message_id);" \
+	"  DELETE FROM mailbox_keywords"				\
+	"    WHERE mailbox_id = OLD.mailbox_id AND n <= 0;"
+#define SQL_KEYWORDS_JOIN						\
+	"  INSERT INTO mailbox_keywords (mailbox_id, keyword, n)"	\
+	"    SELECT NEW.mailbox_id, keyword, 1 FROM keywords"		\
+	"    WHERE message_id = NEW.message_id AND lower(keyword) NOT IN"	\
+	"    " SQL_SYSTEM_KEYWORDS						\
+	"    ON CONFLICT (mailbox_id, keyword) DO UPDATE SET n = n + 1;"
+
+/*
  * Migration n takes the schema from version n - 1 to n.  Each runs in
  * one transaction with the update of schema_version, so a failed one
  * leaves the store as it was.  Never edit a released migration: add
@@ -262,11 +284,11 @@ static const char *const store_migrations[] = {
 	"  SELECT mm.mailbox_id, min(k.keyword), count(*)"
 	"  FROM mailbox_messages mm JOIN keywords k"
 	"  ON k.message_id = mm.message_id WHERE lower(k.keyword) NOT IN"
-	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft')"
+	"  " SQL_SYSTEM_KEYWORDS
 	"  GROUP BY mm.mailbox_id, k.keyword;"
 	"CREATE TRIGGER keywords_flag_insert AFTER INSERT ON keywords"
 	"  WHEN lower(NEW.keyword) IN"
-	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft') BEGIN"
+	"  " SQL_SYSTEM_KEYWORDS " BEGIN"
 	"  UPDATE mailbox_messages SET flags = flags |"
 	"    CASE lower(NEW.keyword) WHEN '$seen' THEN 1"
 	"    WHEN '$answered' THEN 2"
@@ -275,7 +297,7 @@ static const char *const store_migrations[] = {
 	"END;"
 	"CREATE TRIGGER keywords_flag_delete AFTER DELETE ON keywords"
 	"  WHEN lower(OLD.keyword) IN"
-	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft') BEGIN"
+	"  " SQL_SYSTEM_KEYWORDS " BEGIN"
 	"  UPDATE mailbox_messages SET flags = flags &"
 	"    ~CASE lower(OLD.keyword) WHEN '$seen' THEN 1"
 	"    WHEN '$answered' THEN 2"
@@ -284,7 +306,7 @@ static const char *const store_migrations[] = {
 	"END;"
 	"CREATE TRIGGER keywords_inuse_insert AFTER INSERT ON keywords"
 	"  WHEN lower(NEW.keyword) NOT IN"
-	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft') BEGIN"
+	"  " SQL_SYSTEM_KEYWORDS " BEGIN"
 	"  INSERT INTO mailbox_keywords (mailbox_id, keyword, n)"
 	"    SELECT mailbox_id, NEW.keyword, 1 FROM mailbox_messages"
 	"    WHERE message_id = NEW.message_id"
@@ -292,7 +314,7 @@ static const char *const store_migrations[] = {
 	"END;"
 	"CREATE TRIGGER keywords_inuse_delete AFTER DELETE ON keywords"
 	"  WHEN lower(OLD.keyword) NOT IN"
-	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft') BEGIN"
+	"  " SQL_SYSTEM_KEYWORDS " BEGIN"
 	"  UPDATE mailbox_keywords SET n = n - 1 WHERE mailbox_id IN"
 	"    (SELECT mailbox_id FROM mailbox_messages"
 	"    WHERE message_id = OLD.message_id) AND keyword = OLD.keyword;"
@@ -317,39 +339,23 @@ static const char *const store_migrations[] = {
 	"    THEN 16 ELSE 0 END), 0) FROM keywords k"
 	"    WHERE k.message_id = NEW.message_id)"
 	"    WHERE mailbox_id = NEW.mailbox_id AND uid = NEW.uid;"
-	"  INSERT INTO mailbox_keywords (mailbox_id, keyword, n)"
-	"    SELECT NEW.mailbox_id, keyword, 1 FROM keywords"
-	"    WHERE message_id = NEW.message_id AND lower(keyword) NOT IN"
-	"    ('$seen', '$answered', '$flagged', '$deleted', '$draft')"
-	"    ON CONFLICT (mailbox_id, keyword) DO UPDATE SET n = n + 1;"
+	SQL_KEYWORDS_JOIN
 	"END;"
 	"CREATE TRIGGER mailbox_messages_delete"
 	"  AFTER DELETE ON mailbox_messages"
 	"  WHEN EXISTS (SELECT 1 FROM keywords"
 	"  WHERE message_id = OLD.message_id AND lower(keyword) NOT IN"
-	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft')) BEGIN"
-	"  UPDATE mailbox_keywords SET n = n - 1"
-	"    WHERE mailbox_id = OLD.mailbox_id AND keyword IN"
-	"    (SELECT keyword FROM keywords WHERE message_id = OLD.message_id);"
-	"  DELETE FROM mailbox_keywords"
-	"    WHERE mailbox_id = OLD.mailbox_id AND n <= 0;"
+	"  " SQL_SYSTEM_KEYWORDS ") BEGIN"
+	SQL_KEYWORDS_LEAVE
 	"END;"
 	"CREATE TRIGGER mailbox_messages_move"
 	"  AFTER UPDATE OF mailbox_id ON mailbox_messages"
 	"  WHEN OLD.mailbox_id != NEW.mailbox_id AND EXISTS (SELECT 1"
 	"  FROM keywords WHERE message_id = NEW.message_id AND"
 	"  lower(keyword) NOT IN"
-	"  ('$seen', '$answered', '$flagged', '$deleted', '$draft')) BEGIN"
-	"  UPDATE mailbox_keywords SET n = n - 1"
-	"    WHERE mailbox_id = OLD.mailbox_id AND keyword IN"
-	"    (SELECT keyword FROM keywords WHERE message_id = OLD.message_id);"
-	"  DELETE FROM mailbox_keywords"
-	"    WHERE mailbox_id = OLD.mailbox_id AND n <= 0;"
-	"  INSERT INTO mailbox_keywords (mailbox_id, keyword, n)"
-	"    SELECT NEW.mailbox_id, keyword, 1 FROM keywords"
-	"    WHERE message_id = NEW.message_id AND lower(keyword) NOT IN"
-	"    ('$seen', '$answered', '$flagged', '$deleted', '$draft')"
-	"    ON CONFLICT (mailbox_id, keyword) DO UPDATE SET n = n + 1;"
+	"  " SQL_SYSTEM_KEYWORDS ") BEGIN"
+	SQL_KEYWORDS_LEAVE
+	SQL_KEYWORDS_JOIN
 	"END;"
 	"CREATE TRIGGER mailbox_messages_message"
 	"  BEFORE UPDATE OF message_id ON mailbox_messages BEGIN"
