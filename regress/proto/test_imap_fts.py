@@ -194,3 +194,34 @@ def test_version_2_index_is_kept(postern_factory):
     assert "schema version 2 brought to 3" in log
     assert "making the index anew" not in log
     assert "messages indexed" not in log
+
+
+SCHED_OTHER, SCHED_IDLE = 0, 5
+
+
+def thread_policies(pid):
+    """The scheduling policy of each of pid's threads (stat field 41)."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out.append(int(fields[38]))
+    return out
+
+
+def test_indexer_runs_under_sched_idle(postern_factory):
+    """On Linux the indexer is storaged's one SCHED_IDLE thread, so a
+    session's thread always comes first; it still indexes while the
+    processors have time to spare."""
+    p = fts_daemon(postern_factory)
+    c = imap_client(p)
+    append_ok(c, "INBOX", note("okapi", "a lone pangolinberry"))
+    c.ok("SELECT INBOX")
+    assert search_soon(c, "TEXT pangolinberry", [1]) == [1]
+    policies = thread_policies(p.role_pids()["storaged"])
+    assert policies.count(SCHED_IDLE) == 1, policies
+    assert policies.count(SCHED_OTHER) == len(policies) - 1, policies
+    for role, pid in p.role_pids().items():
+        if role != "storaged":
+            assert SCHED_IDLE not in thread_policies(pid), role
+    c.close()
