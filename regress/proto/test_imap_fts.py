@@ -2,10 +2,14 @@
 removed message's index row in place, dead, and purges dead rows when
 it has been idle a while; SEARCH TEXT and BODY must never find a
 message by a removed message's text, not even one that got the removed
-message's id (SQLite hands out the highest id again once it is gone)."""
+message's id (SQLite hands out the highest id again once it is gone).
+And the indexer's place below the sessions' threads."""
 import os
 import sqlite3
+import sys
 import time
+
+import pytest
 
 from conftest import IMAP_LISTENERS, IMAP_PASSWORD, IMAP_USER, \
     TIME_SCALE, db_to_storage_user, imap_append, imap_client
@@ -209,6 +213,8 @@ def thread_policies(pid):
     return out
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="SCHED_IDLE and /proc are Linux's")
 def test_indexer_runs_under_sched_idle(postern_factory):
     """On Linux the indexer is storaged's one SCHED_IDLE thread, so a
     session's thread always comes first; it still indexes while the
