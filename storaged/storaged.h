@@ -131,7 +131,6 @@ void	 store_db_sync(int, void (*)(void *), void *);
 int	 store_db_begin_lazy(void);
 int	 store_db_commit_lazy(void);
 int	 store_db_durable(void);
-void	 store_db_synced(void);
 int	 store_db_flush(void);
 void	 store_db_rollback_lazy(void);
 

@@ -654,8 +654,7 @@ store_db_commit(void)
 		store_db_rollback();
 		return -1;
 	}
-	/* A lazy commit counts itself unsynced again right after. */
-	store_db_synced();
+	/* One not lazy that wrote was flushed by db_wal_hook(). */
 	return 0;
 }
 

@@ -325,17 +325,6 @@ store_db_durable(void)
 	return db_lazy_synced == db_lazy_made;
 }
 
-/* A commit flushed by db_wal_hook() took every earlier one with it. */
-void
-store_db_synced(void)
-{
-	/* Not a lazy one: that was not flushed. */
-	if (db_lazy_open)
-		return;
-	db_lazy_synced = db_lazy_made;
-	db_rows_synced = db_rows_made;
-}
-
 /*
  * Flushes the WAL now, on the event loop: every commit made so far is
  * on disk when it returns 0.
